@@ -1,0 +1,14 @@
+"""rdgap.bounds: every statement of THEORY.md as a citable function.
+
+Logarithms are base 2 and rates are bits unless a name says otherwise. Each
+public function registers itself in :data:`CATALOGUE` with its statement,
+hypotheses and sources (``rdgap bounds list``, ``rdgap cite NAME``).
+"""
+
+from .catalogue import CATALOGUE, BoundEntry, lookup  # noqa: F401
+
+# --- T1, T3, T4, T5, T6 -------------------------------------------------------
+
+# --- T7, T8, T9, T10 ----------------------------------------------------------
+
+# --- T2 (coder overhead; lives beside the coder rdgap ships) ------------------

@@ -1,0 +1,121 @@
+"""BibTeX records of the sources that the bounds cite.
+
+Each bound in :mod:`rdgap.bounds` names one or more keys of :data:`REFERENCES`
+in its catalogue entry; ``rdgap cite NAME`` prints those records.
+"""
+
+REFERENCES: dict[str, str] = {
+    "cover2006": """@book{cover2006,
+  author    = {Cover, Thomas M. and Thomas, Joy A.},
+  title     = {Elements of Information Theory},
+  edition   = {2nd},
+  publisher = {Wiley},
+  year      = {2006}
+}""",
+    "xu2020": """@inproceedings{xu2020,
+  author    = {Xu, Yilun and Zhao, Shengjia and Song, Jiaming and Stewart, Russell and Ermon, Stefano},
+  title     = {A Theory of Usable Information under Computational Constraints},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2020}
+}""",
+    "gish1968": """@article{gish1968,
+  author  = {Gish, Herbert and Pierce, John N.},
+  title   = {Asymptotically Efficient Quantizing},
+  journal = {IEEE Transactions on Information Theory},
+  volume  = {14},
+  number  = {5},
+  pages   = {676--683},
+  year    = {1968}
+}""",
+    "maurer2009": """@inproceedings{maurer2009,
+  author    = {Maurer, Andreas and Pontil, Massimiliano},
+  title     = {Empirical {B}ernstein Bounds and Sample Variance Penalization},
+  booktitle = {Conference on Learning Theory (COLT)},
+  year      = {2009}
+}""",
+    "hoeffding1963": """@article{hoeffding1963,
+  author  = {Hoeffding, Wassily},
+  title   = {Probability Inequalities for Sums of Bounded Random Variables},
+  journal = {Journal of the American Statistical Association},
+  volume  = {58},
+  number  = {301},
+  pages   = {13--30},
+  year    = {1963}
+}""",
+    "bartlett2002": """@article{bartlett2002,
+  author  = {Bartlett, Peter L. and Mendelson, Shahar},
+  title   = {Rademacher and {G}aussian Complexities: Risk Bounds and Structural Results},
+  journal = {Journal of Machine Learning Research},
+  volume  = {3},
+  pages   = {463--482},
+  year    = {2002}
+}""",
+    "mohri2018": """@book{mohri2018,
+  author    = {Mohri, Mehryar and Rostamizadeh, Afshin and Talwalkar, Ameet},
+  title     = {Foundations of Machine Learning},
+  edition   = {2nd},
+  publisher = {MIT Press},
+  year      = {2018}
+}""",
+    "ledoux1991": """@book{ledoux1991,
+  author    = {Ledoux, Michel and Talagrand, Michel},
+  title     = {Probability in {B}anach Spaces},
+  publisher = {Springer},
+  year      = {1991}
+}""",
+    "massart2000": """@article{massart2000,
+  author  = {Massart, Pascal},
+  title   = {Some Applications of Concentration Inequalities to Statistics},
+  journal = {Annales de la Facult{\\'e} des Sciences de Toulouse},
+  volume  = {9},
+  number  = {2},
+  pages   = {245--303},
+  year    = {2000}
+}""",
+    "antos2001": """@article{antos2001,
+  author  = {Antos, Andr{\\'a}s and Kontoyiannis, Ioannis},
+  title   = {Convergence Properties of Functional Estimates for Discrete Distributions},
+  journal = {Random Structures \\& Algorithms},
+  volume  = {19},
+  number  = {3--4},
+  pages   = {163--193},
+  year    = {2001}
+}""",
+    "paninski2003": """@article{paninski2003,
+  author  = {Paninski, Liam},
+  title   = {Estimation of Entropy and Mutual Information},
+  journal = {Neural Computation},
+  volume  = {15},
+  number  = {6},
+  pages   = {1191--1253},
+  year    = {2003}
+}""",
+    "duda2013": """@misc{duda2013,
+  author        = {Duda, Jarek},
+  title         = {Asymmetric Numeral Systems: Entropy Coding Combining Speed of {H}uffman Coding with Compression Rate of Arithmetic Coding},
+  eprint        = {1311.2540},
+  archivePrefix = {arXiv},
+  year          = {2013}
+}""",
+    "balle2018": """@inproceedings{balle2018,
+  author    = {Ball{\\'e}, Johannes and Minnen, David and Singh, Saurabh and Hwang, Sung Jin and Johnston, Nick},
+  title     = {Variational Image Compression with a Scale Hyperprior},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2018}
+}""",
+    "deandrade2026": """@misc{deandrade2026,
+  author        = {de Andrade, Anderson and Harell, Alon and Baji{\\'c}, Ivan V.},
+  title         = {Rate-Distortion Optimization for Transformer Inference},
+  eprint        = {2601.22002},
+  archivePrefix = {arXiv},
+  year          = {2026}
+}""",
+    "miller1955": """@incollection{miller1955,
+  author    = {Miller, George A.},
+  title     = {Note on the Bias of Information Estimates},
+  booktitle = {Information Theory in Psychology: Problems and Methods},
+  publisher = {Free Press},
+  pages     = {95--100},
+  year      = {1955}
+}""",
+}

@@ -1,0 +1,1 @@
+"""rdgap.codecs: split harness and codecs with real bitstreams."""

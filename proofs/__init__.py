@@ -1,0 +1,12 @@
+"""rdgap.proofs: sympy derivations of the bounds in :mod:`rdgap.bounds`.
+
+Each module registers builders in :data:`DERIVATIONS`; ``rdgap proofs`` prints
+them step by step and the tests check every numeric bound against its
+lambdified derivation.
+"""
+
+from .derivation import DERIVATIONS, Derivation, derivation  # noqa: F401
+
+# --- T1, T3, T4, T5, T6 -------------------------------------------------------
+
+# --- T7, T8, T9, T10 ----------------------------------------------------------

@@ -1,0 +1,1 @@
+"""rdgap.validation: models, corpus, distortion metrics and the validate job."""
