@@ -10,5 +10,9 @@ from .catalogue import CATALOGUE, BoundEntry, lookup  # noqa: F401
 # --- T1, T3, T4, T5, T6 -------------------------------------------------------
 
 # --- T7, T8, T9, T10 ----------------------------------------------------------
+from .concentration import (  # noqa: F401
+    RateInterval, empirical_bernstein_interval, empirical_bernstein_lower,
+    empirical_bernstein_upper, hoeffding_confidence, hoeffding_radius, rate_interval,
+    sample_size)
 
 # --- T2 (coder overhead; lives beside the coder rdgap ships) ------------------
