@@ -1,0 +1,67 @@
+"""ΔCE, KL and top-1 agreement, checked against independent computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import special, stats
+
+from rdgap.validation.distortion import document_estimate, per_window_metrics
+
+
+def _logits(seed: int, shape=(3, 6, 11)):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * 3
+
+
+def test_identical_outputs_have_no_distortion():
+    logits = _logits(0)
+    ids = torch.randint(0, 11, (3, 6), generator=torch.Generator().manual_seed(1))
+    metrics = per_window_metrics(logits, logits.clone(), ids)
+    assert torch.equal(metrics["delta_ce_nats"], torch.zeros(3, dtype=torch.float64))
+    assert torch.equal(metrics["kl_nats"], torch.zeros(3, dtype=torch.float64))
+    assert torch.equal(metrics["top1_agreement"], torch.ones(3, dtype=torch.float64))
+
+
+def test_metrics_match_scipy():
+    exact, split = _logits(2), _logits(3)
+    ids = torch.randint(0, 11, (3, 6), generator=torch.Generator().manual_seed(4))
+    metrics = per_window_metrics(exact, split, ids)
+    p = special.softmax(exact.double().numpy(), axis=-1)
+    q = special.softmax(split.double().numpy(), axis=-1)
+    kl = special.rel_entr(p, q).sum(-1).mean(1)
+    np.testing.assert_allclose(metrics["kl_nats"].numpy(), kl, rtol=1e-10)
+    n = ids.numpy()[:, 1:]
+    pick = lambda r: np.take_along_axis(r[:, :-1], n[..., None], -1)[..., 0]  # noqa: E731
+    delta = (-np.log(pick(q)) + np.log(pick(p))).mean(1)
+    np.testing.assert_allclose(metrics["delta_ce_nats"].numpy(), delta, rtol=1e-10)
+    agree = (p.argmax(-1) == q.argmax(-1)).mean(1)
+    np.testing.assert_allclose(metrics["top1_agreement"].numpy(), agree)
+    assert (metrics["kl_nats"] > 0).all()
+
+
+def test_shape_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match="split_logits"):
+        per_window_metrics(_logits(0), _logits(0, (3, 5, 11)), torch.zeros(3, 6, dtype=torch.long))
+    with pytest.raises(ValueError, match="input_ids"):
+        per_window_metrics(_logits(0), _logits(1), torch.zeros(3, 5, dtype=torch.long))
+
+
+def test_document_estimate_averages_documents_first():
+    values = np.array([1.0, 3.0, 10.0, 4.0, 6.0])
+    documents = np.array([0, 0, 1, 2, 2])  # document means 2, 10, 5
+    estimate = document_estimate(values, documents, confidence=0.9)
+    means = np.array([2.0, 10.0, 5.0])
+    low, high = stats.t.interval(0.9, df=2, loc=means.mean(), scale=stats.sem(means))
+    assert estimate.mean == pytest.approx(means.mean())
+    assert estimate.low == pytest.approx(low) and estimate.high == pytest.approx(high)
+    assert estimate.documents == 3
+
+
+def test_one_document_has_no_interval():
+    estimate = document_estimate(np.array([1.0, 2.0]), np.array([7, 7]))
+    assert estimate.mean == 1.5 and estimate.low is None and estimate.stderr is None
+    with pytest.raises(ValueError, match="confidence"):
+        document_estimate(np.array([1.0]), np.array([0]), confidence=1.5)
+    with pytest.raises(ValueError, match="values, documents"):
+        document_estimate(np.array([1.0]), np.array([0, 1]))

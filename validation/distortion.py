@@ -1,0 +1,87 @@
+"""Distortion of a transformed hidden state, measured on the model's outputs.
+
+For each window the exact logits (the unsplit model) and the split logits
+(the hidden state at the split replaced by its reconstruction) give, per
+token, in nats:
+
+- ΔCE: next-token cross-entropy with the reconstruction minus without it, on
+  the ``length − 1`` positions that have a next token;
+- KL(full ‖ split) between the two output distributions, on every position;
+- top-1 agreement: whether both put their maximum on the same token.
+
+Documents are the i.i.d. unit: each metric is averaged within a document,
+then the document means give the mean and a Student-t confidence interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import stats
+
+
+def per_window_metrics(exact_logits: torch.Tensor, split_logits: torch.Tensor,
+                       input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean ΔCE, KL and top-1 agreement of each window, shape ``(windows,)`` each."""
+    if exact_logits.shape != split_logits.shape or exact_logits.dim() != 3:
+        raise ValueError(f"split_logits: expected shape {tuple(exact_logits.shape)} "
+                         f"(windows, tokens, vocab), got {tuple(split_logits.shape)}")
+    if input_ids.shape != exact_logits.shape[:2]:
+        raise ValueError(f"input_ids: expected shape {tuple(exact_logits.shape[:2])}, "
+                         f"got {tuple(input_ids.shape)}")
+    log_p = torch.log_softmax(exact_logits.double(), dim=-1)
+    log_q = torch.log_softmax(split_logits.double(), dim=-1)
+    targets = input_ids[:, 1:, None]
+    ce_exact = -log_p[:, :-1].gather(-1, targets).squeeze(-1)
+    ce_split = -log_q[:, :-1].gather(-1, targets).squeeze(-1)
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1).clamp_min(0.0)
+    top1 = (exact_logits.argmax(-1) == split_logits.argmax(-1)).double()
+    return {"delta_ce_nats": (ce_split - ce_exact).mean(1),
+            "ce_exact_nats": ce_exact.mean(1),
+            "kl_nats": kl.mean(1),
+            "top1_agreement": top1.mean(1)}
+
+
+@dataclass
+class Estimate:
+    """A mean over documents with its standard error and confidence interval."""
+
+    mean: float
+    stderr: float | None
+    low: float | None
+    high: float | None
+    documents: int
+
+    def as_dict(self) -> dict:
+        return {"mean": self.mean, "stderr": self.stderr, "ci_low": self.low,
+                "ci_high": self.high, "documents": self.documents}
+
+
+def document_estimate(values: np.ndarray, documents: np.ndarray,
+                      confidence: float = 0.95) -> Estimate:
+    """Mean of per-document means, with a Student-t interval over documents.
+
+    With a single document there is no interval: ``stderr``, ``low`` and
+    ``high`` are None.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence: expected a number in (0, 1), got {confidence}")
+    values = np.asarray(values, dtype=float)
+    documents = np.asarray(documents)
+    if values.shape != documents.shape or values.ndim != 1 or values.size == 0:
+        raise ValueError("values, documents: expected two non-empty 1-D arrays of the same "
+                         f"length, got {values.shape} and {documents.shape}")
+    groups: dict[int, list[float]] = defaultdict(list)
+    for value, doc in zip(values, documents):
+        groups[int(doc)].append(float(value))
+    means = np.array([np.mean(v) for v in groups.values()])
+    mean = float(means.mean())
+    if means.size < 2:
+        return Estimate(mean, None, None, None, int(means.size))
+    stderr = float(means.std(ddof=1) / math.sqrt(means.size))
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=means.size - 1)) * stderr
+    return Estimate(mean, stderr, mean - half, mean + half, int(means.size))
