@@ -1,0 +1,153 @@
+"""The ``rdgap`` command line.
+
+Commands
+--------
+validate      measure every codec at several split points (the main job)
+bounds list   the catalogue of citable bounds
+cite NAME     BibTeX and LaTeX statement of one bound
+proofs [NAME] the symbolic derivations, step by step
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _split_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--splits: expected comma-separated integers such as 5,15,25, got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError("--splits: expected at least one split point")
+    return values
+
+
+def _add_validate(commands) -> None:
+    from rdgap.validation.report import DEFAULT_OUT
+
+    parser = commands.add_parser(
+        "validate", help="measure codecs at several split points of a model",
+        description="Run every codec at several split points of a causal LM on real text "
+                    "and write results.json and report.md.")
+    parser.add_argument("--quick", action="store_true",
+                        help="small run (3 splits, 8 windows of 128 tokens), what CI runs")
+    parser.add_argument("--model", default=None,
+                        help="'smollm2-135m' (embedded default) or a transformers causal-LM "
+                             "folder")
+    parser.add_argument("--splits", type=_split_list, default=None,
+                        help="comma-separated split points (layers in the prefix); "
+                             "default: spread over the depth")
+    parser.add_argument("--corpus", default=None,
+                        help="'lee_background' (default), a text file, or a folder of .txt")
+    parser.add_argument("--windows", type=int, default=None, help="evaluation windows")
+    parser.add_argument("--window-length", type=int, default=None, help="tokens per window")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"output folder (default: ./{DEFAULT_OUT})")
+    parser.add_argument("--cache-dir", default=None,
+                        help="cache folder (default: $RDGAP_CACHE_DIR or ~/.cache/rdgap)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _validate(args) -> int:
+    from rdgap.validation.report import format_table, write_results
+    from rdgap.validation.runner import ValidateConfig, run_validation
+
+    overrides = {name: value for name, value in {
+        "model": args.model, "splits": args.splits, "corpus": args.corpus,
+        "windows": args.windows, "window_length": args.window_length,
+        "cache_dir": args.cache_dir}.items() if value is not None}
+    for name in ("windows", "window_length"):
+        if name in overrides and overrides[name] < (2 if name == "window_length" else 1):
+            raise ValueError(f"--{name.replace('_', '-')}: expected a positive count, "
+                             f"got {overrides[name]}")
+    config = ValidateConfig.quick(**overrides) if args.quick else ValidateConfig(**overrides)
+    results = run_validation(config, progress=not args.no_progress)
+    print(format_table(results["runs"]))
+    json_path, md_path = write_results(results, args.out)
+    print(f"\nwrote {json_path} and {md_path}")
+    return 0
+
+
+def _bounds(args) -> int:
+    import rdgap.bounds  # noqa: F401  (registers the catalogue)
+    from rdgap.bounds.catalogue import CATALOGUE
+
+    if not CATALOGUE:
+        print("no bounds are registered yet")
+        return 0
+    for entry in sorted(CATALOGUE.values(), key=lambda e: (int(e.theory[1:]), e.name)):
+        print(f"{entry.name}  [{entry.theory}]")
+        print(f"    {entry.statement}")
+        for hypothesis in entry.hypotheses:
+            print(f"    assumes: {hypothesis}")
+        print(f"    source: {', '.join(entry.references)}")
+        print()
+    return 0
+
+
+def _cite(args) -> int:
+    import rdgap.bounds  # noqa: F401
+    from rdgap.bounds.catalogue import lookup
+
+    entry = lookup(args.name)
+    print(f"% {entry.name} ({entry.theory}), as implemented in rdgap.bounds")
+    print(f"% Statement: {entry.statement}")
+    print("\\begin{equation}")
+    print(f"  {entry.latex}")
+    print("\\end{equation}")
+    print()
+    print(entry.bibtex())
+    return 0
+
+
+def _proofs(args) -> int:
+    import rdgap.proofs  # noqa: F401
+    from rdgap.proofs.derivation import DERIVATIONS
+
+    names = [args.name] if args.name else sorted(DERIVATIONS)
+    for name in names:
+        if name not in DERIVATIONS:
+            raise KeyError(f"name: no derivation called {name!r}; expected one of "
+                           f"{sorted(DERIVATIONS)}")
+        print(DERIVATIONS[name]().render(latex=args.latex))
+        print()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rdgap import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rdgap", description="Bounds, codecs and validation for compressing transformer "
+                                  "hidden states.")
+    parser.add_argument("--version", action="version", version=f"rdgap {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_validate(commands)
+    bounds = commands.add_parser("bounds", help="the catalogue of bounds")
+    bounds.add_argument("action", choices=["list"])
+    cite = commands.add_parser("cite", help="BibTeX and LaTeX statement of one bound")
+    cite.add_argument("name")
+    proofs = commands.add_parser("proofs", help="symbolic derivations, step by step")
+    proofs.add_argument("name", nargs="?")
+    proofs.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
+    return parser
+
+
+HANDLERS = {"validate": _validate, "bounds": _bounds, "cite": _cite, "proofs": _proofs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return HANDLERS[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, TypeError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"rdgap {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
