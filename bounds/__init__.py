@@ -14,5 +14,9 @@ from .concentration import (  # noqa: F401
     RateInterval, empirical_bernstein_interval, empirical_bernstein_lower,
     empirical_bernstein_upper, hoeffding_confidence, hoeffding_radius, rate_interval,
     sample_size)
+from .rademacher import (RademacherEstimate, contraction,  # noqa: F401
+                         empirical_rademacher_linf, massart_linf_bound,
+                         rademacher_generalization_bound,
+                         rademacher_generalization_bound_expected)
 
 # --- T2 (coder overhead; lives beside the coder rdgap ships) ------------------

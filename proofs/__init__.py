@@ -10,4 +10,4 @@ from .derivation import DERIVATIONS, Derivation, derivation  # noqa: F401
 # --- T1, T3, T4, T5, T6 -------------------------------------------------------
 
 # --- T7, T8, T9, T10 ----------------------------------------------------------
-from . import concentration  # noqa: F401
+from . import concentration, rademacher  # noqa: F401
