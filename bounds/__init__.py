@@ -8,6 +8,19 @@ hypotheses and sources (``rdgap bounds list``, ``rdgap cite NAME``).
 from .catalogue import CATALOGUE, BoundEntry, lookup  # noqa: F401
 
 # --- T1, T3, T4, T5, T6 -------------------------------------------------------
+from .gibbs import (RateGap, TwoPartRate, VEntropy, cross_entropy, entropy,  # noqa: F401
+                    kl_divergence, rate_entropy_gap, two_part_rate, v_entropy)
+from .gaussian import (dependency_headroom, gaussian_jensen_codelength,  # noqa: F401
+                       gaussian_logdet_bound)
+from .marginal import (MarginalEntropyFloor, marginal_entropy_floor,  # noqa: F401
+                       mcdiarmid_deviation, miller_madow_entropy, plugin_entropy,
+                       plugin_entropy_sensitivity, total_correlation_estimate)
+from .quantized import (GISH_PIERCE_GAP_BITS, HighResolution,  # noqa: F401
+                        differential_entropy, high_resolution_entropy,
+                        laplace_quantized_entropy, quantized_entropy, quantized_log_pmf,
+                        quantized_pmf)
+from .rate_distortion import (GaussianRateDistortion, gaussian_rate_distortion,  # noqa: F401
+                              shannon_lower_bound)
 
 # --- T7, T8, T9, T10 ----------------------------------------------------------
 from .concentration import (  # noqa: F401

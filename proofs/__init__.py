@@ -8,6 +8,7 @@ lambdified derivation.
 from .derivation import DERIVATIONS, Derivation, derivation  # noqa: F401
 
 # --- T1, T3, T4, T5, T6 -------------------------------------------------------
+from . import gaussian, gibbs, marginal, quantized, rate_distortion  # noqa: F401,E402
 
 # --- T7, T8, T9, T10 ----------------------------------------------------------
 from . import concentration, rademacher  # noqa: F401
