@@ -27,6 +27,8 @@ from .concentration import (  # noqa: F401
     RateInterval, empirical_bernstein_interval, empirical_bernstein_lower,
     empirical_bernstein_upper, hoeffding_confidence, hoeffding_radius, rate_interval,
     sample_size)
+from .fisher import (fisher_step_allocation, predicted_delta_ce,  # noqa: F401
+                     predicted_rate_curve)
 from .rademacher import (RademacherEstimate, contraction,  # noqa: F401
                          empirical_rademacher_linf, massart_linf_bound,
                          rademacher_generalization_bound,
