@@ -29,6 +29,8 @@ from .concentration import (  # noqa: F401
     sample_size)
 from .fisher import (fisher_step_allocation, predicted_delta_ce,  # noqa: F401
                      predicted_rate_curve)
+from .lipschitz import (entropy_after_map_bound, jacobian_spectral_norm,  # noqa: F401
+                        logdet_entropy_bound)
 from .rademacher import (RademacherEstimate, contraction,  # noqa: F401
                          empirical_rademacher_linf, massart_linf_bound,
                          rademacher_generalization_bound,

@@ -11,4 +11,4 @@ from .derivation import DERIVATIONS, Derivation, derivation  # noqa: F401
 from . import gaussian, gibbs, marginal, quantized, rate_distortion  # noqa: F401,E402
 
 # --- T7, T8, T9, T10 ----------------------------------------------------------
-from . import concentration, fisher, rademacher  # noqa: F401
+from . import concentration, fisher, lipschitz, rademacher  # noqa: F401
