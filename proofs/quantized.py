@@ -30,6 +30,7 @@ def _laplace_closed_form():
 
 
 @derivation("laplace_quantized_entropy")
+@functools.cache                       # a few seconds of sympy: build once
 def laplace_quantized_entropy() -> Derivation:
     """Summing -P log P over the geometric cell probabilities of a quantized Laplace."""
     (b, step), p0, pk, nats, (geometric, weighted) = _laplace_closed_form()
@@ -37,18 +38,21 @@ def laplace_quantized_entropy() -> Derivation:
     steps = [
         ("Central cell: P_0 = 2 int_0^{Delta/2} exp(-y/b)/(2b) dy.", sp.Eq(sp.Symbol("P_0"), p0)),
         ("Cell k >= 1 (and, by symmetry, -k): P_k = (1 - r) r^(k - 1/2) / 2, r = exp(-Delta/b).",
-         require_equal(pk, (1 - sp.exp(-step / b)) * sp.exp(-step / b) ** (k - sp.Rational(1, 2)) / 2,
+         require_equal(pk, (1 - sp.exp(-step / b))
+                       * sp.exp(-step / b) ** (k - sp.Rational(1, 2)) / 2,
                        "geometric cells")),
         ("Geometric series for 0 < r < 1.",
          sp.Tuple(sp.Eq(sp.Sum(r ** k, (k, 1, sp.oo)), geometric),
                   sp.Eq(sp.Sum(k * r ** k, (k, 1, sp.oo)), weighted))),
-        ("H = -P_0 ln P_0 - 2 sum_{k>=1} P_k ln P_k, in bits:", sp.Eq(sp.Symbol("H"), nats / sp.log(2))),
+        ("H = -P_0 ln P_0 - 2 sum_{k>=1} P_k ln P_k, in bits:",
+         sp.Eq(sp.Symbol("H"), nats / sp.log(2))),
     ]
     return Derivation("laplace_quantized_entropy", nats / sp.log(2), (b, step),
                       ["Y ~ Laplace(0, b)", "S = round(Y / Delta)"], steps)
 
 
 @derivation("high_resolution_entropy")
+@functools.cache                       # a few seconds of sympy: build once
 def high_resolution_entropy() -> Derivation:
     """H(round(Y/Delta)) = h(Y) - log2 Delta + o(1); Gaussian gap to R(D) = 1/2 log2(pi e/6)."""
     (b, step), _, _, nats, _ = _laplace_closed_form()

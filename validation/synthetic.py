@@ -61,7 +61,10 @@ def _draw(pmf_cumulative: np.ndarray, rng: np.random.Generator, size) -> np.ndar
 
 
 def quantize(values, step: float) -> np.ndarray:
-    """Mid-tread quantization ``floor(y / step + 1/2)``: cell ``k`` is ``[(k-1/2) step, (k+1/2) step)``."""
+    """Mid-tread quantization ``floor(y / step + 1/2)``.
+
+    Symbol ``k`` is the cell ``[(k-1/2) step, (k+1/2) step)``, as in T5.
+    """
     return np.floor(np.asarray(values) / step + 0.5).astype(np.int64)
 
 
@@ -121,7 +124,7 @@ class _Tabulated:
 
 @dataclass(frozen=True, eq=False)
 class DiscreteSource(_Tabulated):
-    """I.i.d. symbols ``0..K-1`` with a given pmf.
+    """I.i.d. symbols with a given pmf, on ``0..K-1`` or on a given increasing ``support``.
 
     Examples
     --------
@@ -130,11 +133,18 @@ class DiscreteSource(_Tabulated):
     """
 
     pmf: np.ndarray
+    support: np.ndarray | None = None
 
     def __post_init__(self):
         pmf = _inputs.pmf(check.finite_array(self.pmf, "pmf", ndim=1), "pmf")
+        if self.support is None:
+            support = np.arange(pmf.size, dtype=np.int64)
+        else:
+            support = _inputs.integer_array(self.support, "support", ndim=1)
+            if support.size != pmf.size or np.any(np.diff(support) <= 0):
+                raise ValueError(f"support: expected {pmf.size} increasing integers")
         object.__setattr__(self, "pmf", pmf)
-        object.__setattr__(self, "support", np.arange(pmf.size, dtype=np.int64))
+        object.__setattr__(self, "support", support)
         with np.errstate(divide="ignore"):
             object.__setattr__(self, "log_probabilities", np.log(pmf))
 
@@ -350,6 +360,35 @@ class UnimodularVector:
         """``Cov S = A diag(Var X_j) A^T`` (exact)."""
         variances = np.array([s.variance for s in self.sources])
         return (self.matrix * variances) @ self.matrix.T
+
+    def marginal(self, j: int) -> DiscreteSource:
+        """The exact law of ``S_j = sum_i A_ji X_i``: a convolution of scaled component pmfs."""
+        j = check.count(j, "j", minimum=0)
+        if j >= self.matrix.shape[0]:
+            raise ValueError(f"j: expected a channel in 0..{self.matrix.shape[0] - 1}, got {j}")
+        pmf, low = np.ones(1), 0
+        for a, source in zip(self.matrix[j], self.sources):
+            if a == 0:
+                continue
+            support, probs = source.support, source.probabilities
+            if a < 0:
+                support, probs = -support[::-1], probs[::-1]
+            dense = np.zeros(abs(a) * (support[-1] - support[0]) + 1)
+            dense[abs(a) * (support - support[0])] = probs
+            pmf, low = np.convolve(pmf, dense), low + abs(a) * support[0]
+        keep = pmf > 0
+        return DiscreteSource(pmf[keep] / pmf[keep].sum(),
+                              support=np.arange(low, low + pmf.size)[keep])
+
+    @property
+    def marginal_entropy_bits(self) -> float:
+        """``sum_j H(S_j)`` in bits: the floor of factorized codecs (T4)."""
+        return float(sum(self.marginal(j).entropy_bits for j in range(self.matrix.shape[0])))
+
+    @property
+    def total_correlation_bits(self) -> float:
+        """``TC(S) = sum_j H(S_j) - H(S) >= 0``."""
+        return self.marginal_entropy_bits - self.entropy_bits
 
     def sample(self, size, rng) -> np.ndarray:
         """``size`` i.i.d. vectors ``S = A X``, shape ``(size, n)``."""
