@@ -19,8 +19,8 @@ from .catalogue import register
 
 def _pair(p, q, p_name: str = "p", q_name: str = "q") -> tuple[np.ndarray, np.ndarray]:
     """Validated pmfs ``p``, ``q`` of one alphabet with ``q > 0`` on the support of ``p``."""
-    p = _inputs.pmf(p, p_name)
-    q = _inputs.pmf(q, q_name)
+    p = _inputs.pmf(check.finite_array(p, p_name, ndim=1), p_name)
+    q = _inputs.pmf(check.finite_array(q, q_name, ndim=1), q_name)
     if p.shape != q.shape:
         raise ValueError(f"{q_name}: expected the shape of {p_name}, {p.shape}, got {q.shape}")
     bad = np.flatnonzero((p > 0) & (q <= 0))
@@ -56,7 +56,7 @@ def entropy(p) -> float:
     >>> print(round(entropy([0.5, 0.25, 0.25]), 6))
     1.5
     """
-    p = _inputs.pmf(p, "p")
+    p = _inputs.pmf(check.finite_array(p, "p", ndim=1), "p")
     return float(-_plogq(p, p).sum()) + 0.0
 
 
@@ -220,7 +220,7 @@ def v_entropy(p, family) -> VEntropy:
     >>> print(round(result.gap, 6), result.best)
     0.029447 1
     """
-    p = _inputs.pmf(p, "p")
+    p = _inputs.pmf(check.finite_array(p, "p", ndim=1), "p")
     family = _inputs.pmf(check.finite_array(family, "family", ndim=2), "family", axis=1)
     if family.shape[1] != p.size:
         raise ValueError(f"family: expected rows of length {p.size} (the alphabet of p), "
@@ -294,7 +294,7 @@ def two_part_rate(p, phi, q_z, q_s_given_z) -> TwoPartRate:
     >>> print(round(parts.total, 6), round(parts.entropy + parts.gap_z + parts.gap_s_given_z, 6))
     1.860964 1.860964
     """
-    p = _inputs.pmf(p, "p")
+    p = _inputs.pmf(check.finite_array(p, "p", ndim=1), "p")
     phi = _inputs.integer_array(phi, "phi", ndim=1)
     if phi.size != p.size:
         raise ValueError(f"phi: expected one side-information symbol per symbol of p "

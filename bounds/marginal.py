@@ -50,6 +50,15 @@ def _plugin_bits(counts: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.log2(np.squeeze(total, axis)) - terms.sum(axis=axis) / np.squeeze(total, axis)
 
 
+def _column_counts(column: np.ndarray) -> np.ndarray:
+    """Counts of the distinct values of an integer column (bincount when the range is small)."""
+    low, high = int(column.min()), int(column.max())
+    if high - low < 4 * column.size + 1024:
+        counts = np.bincount(column - low)
+        return counts[counts > 0]
+    return np.unique(column, return_counts=True)[1]
+
+
 def plugin_entropy(counts) -> float:
     r"""Plug-in (maximum-likelihood) entropy in bits of a vector of counts.
 
@@ -272,7 +281,7 @@ def marginal_entropy_floor(symbols, delta: float,
                          f"({tokens}), got {m}")
     per_channel, corrected = np.empty(channels), np.empty(channels)
     for j in range(channels):
-        _, counts = np.unique(symbols[:, j], return_counts=True)
+        counts = _column_counts(symbols[:, j])
         per_channel[j] = plugin_entropy(counts)
         corrected[j] = miller_madow_entropy(counts)
     deviation = mcdiarmid_deviation(channels, m, tokens // m, delta)
@@ -304,7 +313,6 @@ def total_correlation_estimate(symbols) -> float:
     1.0
     """
     symbols = _inputs.integer_array(symbols, "symbols", ndim=2)
-    marginals = sum(plugin_entropy(np.unique(column, return_counts=True)[1])
-                    for column in symbols.T)
+    marginals = sum(plugin_entropy(_column_counts(column)) for column in symbols.T)
     joint = plugin_entropy(np.unique(symbols, axis=0, return_counts=True)[1])
     return float(marginals - joint)

@@ -221,7 +221,8 @@ def quantized_entropy(dist: str, scale: float, step: float, loc: float = 0.0) ->
         Scale ``sigma > 0`` (standard deviation for the Gaussian).
     step : float
         Quantization step ``Delta > 0``. Accurate to ~1e-12 relative for
-        ``1e-4 <= step/scale <= 100`` (tested against 40-digit mpmath sums).
+        ``1e-4 <= step/scale <= 100`` (tested against 80-digit mpmath sums and,
+        at ``1e-4``, the second-order expansion of :func:`high_resolution_entropy`).
     loc : float, optional
         Location of ``Y``; ``H`` depends on it only modulo ``step``.
 
@@ -373,7 +374,11 @@ def high_resolution_entropy(dist: str, scale: float, step: float,
     .. math:: H(\mathrm{round}(Y/\Delta)) = h(Y) - \log_2 \Delta + o(1)
               \quad (\Delta \to 0)
 
-    (Cover & Thomas, Thm 8.3.1). For a Gaussian at ``D = step^2/12`` the
+    (Cover & Thomas, Thm 8.3.1). For the three laws here the error is
+    ``-step^2 J / (24 ln 2) + o(step^2)`` bits, with ``J`` the Fisher
+    information for location (``1/sigma^2`` Gaussian, ``1/b^2`` Laplace,
+    ``1/(3 s^2)`` logistic): a smooth density's cell masses exceed
+    ``step * p(center)`` by ``step^3 p''/24``. For a Gaussian at ``D = step^2/12`` the
     approximation exceeds ``R(D) = 1/2 log2(sigma^2/D)`` by exactly
     :data:`GISH_PIERCE_GAP_BITS` ``= 1/2 log2(pi e / 6) ~ 0.2546`` bits.
 

@@ -143,6 +143,7 @@ def test_two_part_rate_on_markov_blocks(close):
     (lambda: gibbs.entropy([0.5, 0.6]), "p: expected a pmf"),
     (lambda: gibbs.entropy([-0.1, 1.1]), "p: expected probabilities >= 0"),
     (lambda: gibbs.entropy([np.nan, 1.0]), "p: expected finite"),
+    (lambda: gibbs.entropy([[0.5, 0.5], [0.5, 0.5]]), "p: expected a 1-dimensional"),
     (lambda: gibbs.kl_divergence([0.5, 0.5], [1.0, 0.0]), "q: expected q > 0 wherever p > 0"),
     (lambda: gibbs.kl_divergence([0.5, 0.5], [1.0]), "q: expected the shape of p"),
     (lambda: gibbs.v_entropy([0.5, 0.5], [[1.0, 0.0]]), "family: expected at least one"),
