@@ -172,6 +172,11 @@ class SplitModel:
     def suffix(self, hidden: torch.Tensor,
                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits from a hidden state at the split, ``(batch, tokens, vocab)``."""
+        return self.suffix_differentiable(hidden, attention_mask)
+
+    def suffix_differentiable(self, hidden: torch.Tensor,
+                              attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`suffix` with autograd on, so gradients reach ``hidden``."""
         if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3:
             raise ValueError("hidden: expected a float tensor (batch, tokens, width), got "
                              f"{tuple(getattr(hidden, 'shape', ()))}")
