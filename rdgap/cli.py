@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return HANDLERS[args.command](args)
+    except BrokenPipeError:  # e.g. `rdgap bounds list | head`
+        sys.stderr.close()
+        return 0
     except (ValueError, FileNotFoundError, FileExistsError, KeyError, TypeError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"rdgap {args.command}: error: {message}", file=sys.stderr)
