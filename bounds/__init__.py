@@ -37,3 +37,5 @@ from .rademacher import (RademacherEstimate, contraction,  # noqa: F401
                          rademacher_generalization_bound_expected)
 
 # --- T2 (coder overhead; lives beside the coder rdgap ships) ------------------
+from .coder import (RansLengthBounds, rans_length_bounds,  # noqa: F401
+                    table_quantization_cost)

@@ -12,3 +12,6 @@ from . import gaussian, gibbs, marginal, quantized, rate_distortion  # noqa: F40
 
 # --- T7, T8, T9, T10 ----------------------------------------------------------
 from . import concentration, fisher, lipschitz, rademacher  # noqa: F401
+
+# --- T2 -----------------------------------------------------------------------
+from . import coder  # noqa: F401,E402
