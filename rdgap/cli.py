@@ -43,6 +43,12 @@ def _add_validate(commands) -> None:
     parser.add_argument("--corpus", default=None,
                         help="'lee_background' (default), a text file, or a folder of .txt")
     parser.add_argument("--windows", type=int, default=None, help="evaluation windows")
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated reference-codec variants to fit (default: all; "
+                             "'none' for baselines only): gaussian-std, gaussian-fisher, "
+                             "laplace-fisher, klt-laplace")
+    parser.add_argument("--levels", default=None,
+                        help="comma-separated ΔCE targets in nats/token (default 0.05,0.01)")
     parser.add_argument("--window-length", type=int, default=None, help="tokens per window")
     parser.add_argument("--out", default=DEFAULT_OUT,
                         help=f"output folder (default: ./{DEFAULT_OUT})")
@@ -63,6 +69,17 @@ def _validate(args) -> int:
         if name in overrides and overrides[name] < (2 if name == "window_length" else 1):
             raise ValueError(f"--{name.replace('_', '-')}: expected a positive count, "
                              f"got {overrides[name]}")
+    if args.variants is not None:
+        names = [v.strip() for v in args.variants.split(",") if v.strip()]
+        overrides["variants"] = () if names == ["none"] else tuple(names)
+    if args.levels is not None:
+        try:
+            overrides["levels"] = tuple(float(v) for v in args.levels.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(f"--levels: expected comma-separated numbers such as 0.05,0.01, "
+                             f"got {args.levels!r}") from None
+        if any(not level > 0 for level in overrides["levels"]):
+            raise ValueError(f"--levels: expected ΔCE targets > 0, got {args.levels!r}")
     config = ValidateConfig.quick(**overrides) if args.quick else ValidateConfig(**overrides)
     results = run_validation(config, progress=not args.no_progress)
     print(format_table(results["runs"]))

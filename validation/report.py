@@ -11,6 +11,8 @@
     runs             one row per (architecture, split, codec, level):
         architecture, model_type, task, split, codec, level, width, tokens,
         windows, documents,
+        level                      null for fixed codecs; "dce<=T" for a reference-codec
+                                   variant calibrated to ΔCE ≤ T on the fit windows
         bits_per_token_actual      8 × stream bytes / tokens (headers included)
         bits_per_token_estimated   likelihood estimate Σ −log2 q / tokens, or null
         saving_vs_fp16_percent     vs 16 × width bits per token
@@ -18,6 +20,8 @@
         delta_ce_nats (+ _stderr, _ci), kl_nats (+ _ci),
         top1_agreement (+ _ci)     means over documents, 95 % Student-t CI
         max_abs_error, encode_s, decode_s
+        fit_delta_ce_nats          ΔCE on the fit windows at the chosen steps (or null)
+        predicted_delta_ce_nats    THEORY.md T7's prediction at those steps (or null)
 
 Files are written atomically. An existing ``results.json`` in the output
 folder is replaced only when rdgap wrote it (its ``generator`` is ``"rdgap"``);
@@ -58,12 +62,12 @@ def _ci(mean, ci) -> str:
     return f"{mean:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"
 
 
-TABLE_COLUMNS = ("split", "codec", "bits/token", "est. bits/token", "saving vs fp16",
+TABLE_COLUMNS = ("split", "codec", "level", "bits/token", "est. bits/token", "saving vs fp16",
                  "ΔCE nats (95% CI)", "KL nats", "top-1 agree")
 
 
 def table_rows(runs: list[dict]) -> list[list[str]]:
-    return [[str(r["split"]), r["codec"], f"{r['bits_per_token_actual']:.1f}",
+    return [[str(r["split"]), r["codec"], r["level"] or "—", f"{r['bits_per_token_actual']:.1f}",
              _fmt(r["bits_per_token_estimated"], 6), f"{r['saving_vs_fp16_percent']:.1f}%",
              _ci(r["delta_ce_nats"], r["delta_ce_nats_ci"]), f"{r['kl_nats']:.2e}",
              f"{r['top1_agreement']:.4f}"] for r in runs]

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from rdgap.codecs.baselines import baseline_codecs
 from rdgap.codecs.base import HiddenStateCodec
 from rdgap.codecs.capture import logits_and_hidden
+from rdgap.codecs.fit import VARIANTS, FitContext, fit_codec
 from rdgap.codecs.split import SplitModel, decoder_layers
 
 from .corpus import DEFAULT_CORPUS, load_documents, split_documents, token_windows
@@ -46,6 +47,13 @@ class ValidateConfig:
         Windows per forward pass.
     seed : int
         Seed of the fit / evaluation document split.
+    variants : tuple of str
+        Reference-codec variants (:data:`rdgap.codecs.fit.VARIANTS`) fitted at each split.
+    levels : tuple of float
+        ΔCE targets (nats/token) each variant is calibrated to on the fit windows.
+    fit_windows : int
+        Windows from fit documents: the first half fits statistics and the
+        Fisher matrix, the second half calibrates the steps to each level.
     """
 
     model: str = DEFAULT_MODEL
@@ -57,11 +65,16 @@ class ValidateConfig:
     batch_size: int = 4
     seed: int = 0
     cache_dir: str | None = None
+    variants: tuple[str, ...] = VARIANTS
+    levels: tuple[float, ...] = (0.05, 0.01)
+    fit_windows: int = 32
 
     @classmethod
     def quick(cls, **overrides) -> "ValidateConfig":
-        """The small run CI uses: 3 splits, 8 windows of 128 tokens."""
-        settings = {"split_count": 3, "window_length": 128, "windows": 8}
+        """The small run CI uses: 3 splits, 8 windows of 128 tokens, the Fisher-allocated
+        factorized codec at one level (the KLT needs more fit data than a quick run has)."""
+        settings = {"split_count": 3, "window_length": 128, "windows": 8,
+                    "variants": ("gaussian-fisher",), "levels": (0.05,), "fit_windows": 8}
         settings.update(overrides)
         return cls(**settings)
 
@@ -103,6 +116,19 @@ class RunRow:
     max_abs_error: float
     encode_s: float
     decode_s: float
+    fit_delta_ce_nats: float | None = None
+    predicted_delta_ce_nats: float | None = None
+
+
+@dataclass
+class _Job:
+    """One codec at one split, with what its fitting found."""
+
+    codec: HiddenStateCodec
+    name: str
+    level: str | None = None
+    fit_delta_ce: float | None = None
+    predicted_delta_ce: float | None = None
 
 
 @dataclass
@@ -137,6 +163,36 @@ def _code_windows(codec: HiddenStateCodec, hidden: torch.Tensor,
     return out
 
 
+def _fit_jobs(config: ValidateConfig, model, splits, documents, fit_indices, tokenizer,
+              progress: bool) -> dict[int, list[_Job]]:
+    """Fit and calibrate every variant at every split on the fit windows."""
+    jobs: dict[int, list[_Job]] = {k: [] for k in splits}
+    if not config.variants or not config.levels:
+        return jobs
+    fit_windows = token_windows(documents, fit_indices, tokenizer, config.window_length,
+                                max_windows=config.fit_windows)
+    hidden = {k: [] for k in splits}
+    for start in range(0, len(fit_windows), config.batch_size):
+        _, states = logits_and_hidden(model, fit_windows.input_ids[start:start + config.batch_size],
+                                      None, splits)
+        for k in splits:
+            hidden[k].append(states[k])
+    bar = tqdm(total=len(splits) * len(config.variants) * len(config.levels),
+               disable=not progress, desc="fit codecs", unit="codec")
+    for k in splits:
+        context = FitContext.build(SplitModel(model, k), fit_windows.input_ids,
+                                   torch.cat(hidden[k]))
+        for variant in config.variants:
+            for level in config.levels:
+                bar.set_postfix_str(f"split {k} {variant} ΔCE≤{level}")
+                fitted = fit_codec(variant, context, level)
+                jobs[k].append(_Job(fitted.codec, variant, f"dce<={level:g}",
+                                    fitted.calibration.delta_ce, fitted.predicted_delta_ce))
+                bar.update()
+    bar.close()
+    return jobs
+
+
 def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None = None,
                    progress: bool = True) -> dict:
     """Run the job and return the ``results.json`` document (see :mod:`.report`)."""
@@ -145,6 +201,9 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
     started = time.perf_counter()
     stages: dict[str, float] = {}
     codecs = codecs if codecs is not None else baseline_codecs()
+    for name in config.variants:
+        if name not in VARIANTS:
+            raise ValueError(f"variants: expected names from {VARIANTS}, got {name!r}")
     loaded = load_model(config.model, cache_dir=config.cache_dir)
     model, tokenizer = loaded.model, loaded.tokenizer
     num_layers = len(decoder_layers(model))
@@ -155,15 +214,21 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
 
     mark = time.perf_counter()
     documents = load_documents(config.corpus)
-    _, evaluation = split_documents(len(documents), seed=config.seed)
+    fit_indices, evaluation = split_documents(len(documents), seed=config.seed)
     windows = token_windows(documents, evaluation, tokenizer, config.window_length,
                             max_windows=config.windows)
     stages["tokenize"] = time.perf_counter() - mark
 
-    accumulators = {(k, c.codec_id): _Accumulator() for k in splits for c in codecs}
+    mark = time.perf_counter()
+    jobs = _fit_jobs(config, model, splits, documents, fit_indices, tokenizer, progress)
+    for k in splits:
+        jobs[k] = [_Job(codec, codec.codec_id) for codec in codecs] + jobs[k]
+    stages["fit codecs"] = time.perf_counter() - mark
+
+    accumulators = {(k, i): _Accumulator() for k in splits for i in range(len(jobs[k]))}
     batches = range(0, len(windows), config.batch_size)
     mark = time.perf_counter()
-    bar = tqdm(total=len(batches) * len(splits) * len(codecs), disable=not progress,
+    bar = tqdm(total=len(batches) * sum(len(j) for j in jobs.values()), disable=not progress,
                desc="validate", unit="job")
     for start in batches:
         ids = windows.input_ids[start:start + config.batch_size]
@@ -171,10 +236,10 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
         exact, hidden = logits_and_hidden(model, ids, None, splits)
         for k in splits:
             split_model = SplitModel(model, k)
-            for codec in codecs:
-                bar.set_postfix_str(f"split {k} {codec.codec_id}")
-                acc = accumulators[(k, codec.codec_id)]
-                recon = _code_windows(codec, hidden[k], acc)
+            for index, job in enumerate(jobs[k]):
+                bar.set_postfix_str(f"split {k} {job.name} {job.level or ''}")
+                acc = accumulators[(k, index)]
+                recon = _code_windows(job.codec, hidden[k], acc)
                 metrics = per_window_metrics(exact, split_model.suffix(recon), ids)
                 for name, values in metrics.items():
                     acc.metrics.setdefault(name, []).extend(values.tolist())
@@ -185,9 +250,9 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
     stages["code and evaluate"] = time.perf_counter() - mark
 
     width = int(model.config.hidden_size)
-    rows = [asdict(_row(loaded.name, str(model.config.model_type), k, c, width,
-                        accumulators[(k, c.codec_id)]))
-            for k in splits for c in codecs]
+    rows = [asdict(_row(loaded.name, str(model.config.model_type), k, job, width,
+                        accumulators[(k, i)]))
+            for k in splits for i, job in enumerate(jobs[k])]
     stages["total"] = time.perf_counter() - started
     return {
         "schema_version": SCHEMA_VERSION,
@@ -205,7 +270,7 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
     }
 
 
-def _row(name: str, model_type: str, split: int, codec: HiddenStateCodec, width: int,
+def _row(name: str, model_type: str, split: int, job: _Job, width: int,
          acc: _Accumulator) -> RunRow:
     from rdgap.codecs.container import header_size
 
@@ -216,17 +281,18 @@ def _row(name: str, model_type: str, split: int, codec: HiddenStateCodec, width:
     ci = lambda e: [e.low, e.high]  # noqa: E731
     return RunRow(
         architecture=name, model_type=model_type, task="next-token prediction",
-        split=split, codec=codec.codec_id, level=None, width=width,
+        split=split, codec=job.name, level=job.level, width=width,
         tokens=acc.tokens, windows=windows, documents=est["kl_nats"].documents,
         bits_per_token_actual=actual,
         bits_per_token_estimated=None if acc.estimated_bits is None
         else acc.estimated_bits / acc.tokens,
         saving_vs_fp16_percent=100.0 * (1.0 - actual / (16.0 * width)),
-        container_bits_per_token=8.0 * header_size(codec.codec_id, 2) * windows / acc.tokens,
+        container_bits_per_token=8.0 * header_size(job.codec.codec_id, 2) * windows / acc.tokens,
         delta_ce_nats=est["delta_ce_nats"].mean,
         delta_ce_nats_stderr=est["delta_ce_nats"].stderr,
         delta_ce_nats_ci=ci(est["delta_ce_nats"]),
         kl_nats=est["kl_nats"].mean, kl_nats_ci=ci(est["kl_nats"]),
         top1_agreement=est["top1_agreement"].mean,
         top1_agreement_ci=ci(est["top1_agreement"]),
-        max_abs_error=acc.max_abs_error, encode_s=acc.encode_s, decode_s=acc.decode_s)
+        max_abs_error=acc.max_abs_error, encode_s=acc.encode_s, decode_s=acc.decode_s,
+        fit_delta_ce_nats=job.fit_delta_ce, predicted_delta_ce_nats=job.predicted_delta_ce)

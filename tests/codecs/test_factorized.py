@@ -65,14 +65,15 @@ def test_round_trip_edge_shapes_and_escapes(tokens, seed, variant, outlier):
 @given(tokens=st.integers(1, 80), seed=st.integers(0, 1000), variant=st.sampled_from(VARIANTS),
        scale=st.sampled_from([0.05, 0.3, 1.0, 4.0]))
 def test_t2_bytes_against_the_likelihood_estimate(tokens, seed, variant, scale):
-    """THEORY.md T2 for the shipped ANS coder: the payload length lies within the
-    per-stream constants of the estimate Σ −log2 q (codecs/ans.py derives them)."""
+    """THEORY.md T2 for the shipped ANS coder, in the working form codecs/ans.py states:
+    payload ≤ 1.005·Σ −log2 q + 64 bits (the proven flush constant is 56 bits, plus
+    the table quantization cost). constriction has no lower constant (its stack
+    starts empty), so the lower side is the Kraft check of the known-entropy test."""
     codec = make_codec(*variant, scale=scale)
     x = lm_like(1, tokens, 24, seed)[0]
     payload_bits = 8 * (len(codec.encode(x)) - header_size(codec.codec_id, 2))
     estimate = codec.estimate_bits(x)
     assert payload_bits <= (1 + ans.RELATIVE_OVERHEAD) * estimate + ans.STREAM_OVERHEAD_BITS
-    assert payload_bits >= estimate - ans.STREAM_OVERHEAD_BITS
 
 
 def test_rate_on_a_source_with_known_entropy():

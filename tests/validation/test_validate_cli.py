@@ -41,7 +41,7 @@ def test_validate_on_a_local_folder(tiny_model_folder, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["validate", "--model", str(tiny_model_folder), "--splits", "1,3",
                  "--windows", "4", "--window-length", "32", "--out", str(out),
-                 "--no-progress"])
+                 "--no-progress", "--variants", "none"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "bits/token" in printed and "int4-absmax" in printed
@@ -51,7 +51,7 @@ def test_validate_on_a_local_folder(tiny_model_folder, tmp_path, capsys):
     # A re-run replaces rdgap's own files...
     assert main(["validate", "--model", str(tiny_model_folder), "--splits", "2",
                  "--windows", "2", "--window-length", "32", "--out", str(out),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--variants", "none"]) == 0
     assert json.loads((out / "results.json").read_text())["config"]["splits"] == [2]
 
 
@@ -61,7 +61,7 @@ def test_validate_never_overwrites_a_users_file(tiny_model_folder, tmp_path, cap
     (out / "results.json").write_text('{"my": "data"}')
     code = main(["validate", "--model", str(tiny_model_folder), "--splits", "1",
                  "--windows", "1", "--window-length", "16", "--out", str(out),
-                 "--no-progress"])
+                 "--no-progress", "--variants", "none"])
     assert code == 2
     assert "not written by rdgap" in capsys.readouterr().err
     assert (out / "results.json").read_text() == '{"my": "data"}'
@@ -72,10 +72,13 @@ def test_validate_never_overwrites_a_users_file(tiny_model_folder, tmp_path, cap
     (["--splits", "4"], "split: expected 0 < split < 4"),
     (["--corpus", "/nonexistent/corpus.txt"], "corpus"),
     (["--windows", "0"], "--windows"),
+    (["--levels", "0.05,x"], "--levels"),
+    (["--levels", "-1"], "--levels"),
+    (["--variants", "magic"], "variants: expected names"),
 ])
 def test_validate_errors_are_clear(tiny_model_folder, tmp_path, capsys, argv, message):
     code = main(["validate", "--model", str(tiny_model_folder), "--out",
-                 str(tmp_path / "o"), "--no-progress"] + argv)
+                 str(tmp_path / "o"), "--no-progress", "--variants", "none"] + argv)
     assert code == 2
     assert message in capsys.readouterr().err
 
@@ -90,8 +93,28 @@ def test_empty_corpus_file(tiny_model_folder, tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     assert main(["validate", "--model", str(tiny_model_folder), "--corpus", str(empty),
-                 "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+                 "--out", str(tmp_path / "o"), "--no-progress", "--variants", "none"]) == 2
     assert "holds no text" in capsys.readouterr().err
+
+
+def test_fitted_variants_are_calibrated_and_coded(tiny_model_folder, tmp_path):
+    """Reference-codec variants are fitted on fit documents, calibrated to the level, and
+    their rows carry the real rate next to the likelihood estimate within T2's working
+    form (1 % here, plus the 64-bit per-stream constant amortised over a 64-token window)."""
+    out = tmp_path / "fitted"
+    assert main(["validate", "--model", str(tiny_model_folder), "--splits", "2",
+                 "--windows", "3", "--window-length", "64", "--out", str(out),
+                 "--no-progress", "--variants", "gaussian-fisher,klt-laplace",
+                 "--levels", "0.2"]) == 0
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    fitted = [r for r in runs if r["level"] == "dce<=0.2"]
+    assert {r["codec"] for r in fitted} == {"gaussian-fisher", "klt-laplace"}
+    for row in fitted:
+        assert row["bits_per_token_estimated"] is not None
+        payload = row["bits_per_token_actual"] - row["container_bits_per_token"]
+        assert payload <= 1.01 * row["bits_per_token_estimated"] + 64 / 64
+        assert row["predicted_delta_ce_nats"] > 0 and row["fit_delta_ce_nats"] is not None
+        assert row["saving_vs_fp16_percent"] > 50
 
 
 def test_spread_splits():
@@ -107,9 +130,12 @@ def test_validate_quick_on_the_embedded_default(tmp_path, capsys, smollm2):
     printed = capsys.readouterr().out
     assert "saving vs fp16" in printed
     results = _check_results(out / "results.json", [8, 15, 22],
-                             ["fp16", "bf16", "int8-absmax", "int4-absmax", "zstd-fp16"])
+                             ["fp16", "bf16", "int8-absmax", "int4-absmax", "zstd-fp16",
+                              "gaussian-fisher"])
     assert results["corpus"]["windows"] == 8
     for row in results["runs"]:
         assert row["width"] == 576 and row["tokens"] == 8 * 128
         if row["codec"] == "int8-absmax":
             assert row["saving_vs_fp16_percent"] > 49
+        if row["codec"] == "gaussian-fisher":  # the reference codec beats every baseline
+            assert row["saving_vs_fp16_percent"] > 80 and row["level"] == "dce<=0.05"

@@ -1,0 +1,117 @@
+"""Fit reference codecs on fit windows and set their steps for a target ΔCE.
+
+A *variant* names an entropy-model family and a step rule:
+
+``gaussian-std``
+    steps ``c·σ_j`` per channel, discretised Gaussian (the anchor of BD-rates);
+``gaussian-fisher`` / ``laplace-fisher``
+    THEORY.md T7's allocation ``Δ_j ∝ 1/√F_jj`` from the Fisher diagonal;
+``klt-laplace``
+    the Fisher-whitened KLT of :mod:`rdgap.codecs.transform` with one step for
+    every component, discretised Laplace per component.
+
+Every variant codes position 0 with its own statistics and steps
+``Δ0_j ∝ 1/√F0_j`` (``c·σ0_j`` for ``gaussian-std``). The common scale of the
+steps is then chosen by :func:`rdgap.codecs.calibrate.calibrate_scale` so that
+ΔCE on the fit windows meets the target, starting from T7's prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .calibrate import Calibration, DistortionProbe, calibrate_scale
+from .factorized import ChannelStatistics, FactorizedCodec
+from .fisher import FisherDiagonal, fisher_diagonal
+from .split import SplitModel
+from .transform import fisher_klt
+
+VARIANTS = ("gaussian-std", "gaussian-fisher", "laplace-fisher", "klt-laplace")
+KLT_RIDGE = 1e-4
+
+
+@dataclass
+class FitContext:
+    """What every variant at one split is fitted from: hidden states, Fisher, probe."""
+
+    split: SplitModel
+    hidden: torch.Tensor
+    fisher: FisherDiagonal
+    probe: DistortionProbe
+
+    @classmethod
+    def build(cls, split: SplitModel, input_ids: torch.Tensor, hidden: torch.Tensor,
+              fisher_samples: int = 1) -> "FitContext":
+        """Statistics and Fisher from the first half of the fit windows; the ΔCE probe
+        that calibrates the steps from the second half, so that the calibration is not
+        flattered by a transform fitted to the very gradients it is measured on."""
+        if hidden.shape[0] < 2:
+            raise ValueError(f"hidden: expected ≥ 2 fit windows (half fit, half calibrate), "
+                             f"got {hidden.shape[0]}")
+        half = hidden.shape[0] // 2
+        fisher = fisher_diagonal(split, hidden[:half], samples=fisher_samples, full=True)
+        probe = DistortionProbe(split, input_ids[half:], hidden[half:])
+        return cls(split, hidden[:half], fisher, probe)
+
+
+@dataclass
+class FittedCodec:
+    variant: str
+    codec: FactorizedCodec
+    calibration: Calibration
+    predicted_delta_ce: float
+
+
+def _base_steps(variant: str, context: FitContext):
+    """Statistics, per-channel base steps (rest, first), and optional transform."""
+    family = "gaussian" if variant.startswith("gaussian") else "laplace"
+    fisher = context.fisher
+    if variant == "klt-laplace":
+        rest = context.hidden[:, 1:].reshape(-1, context.hidden.shape[-1]).double().numpy()
+        if rest.shape[0] < 4 * rest.shape[1]:
+            raise ValueError(f"variant: klt-laplace estimates a {rest.shape[1]}×{rest.shape[1]} "
+                             f"Fisher matrix and needs ≥ {4 * rest.shape[1]} fit tokens in the "
+                             f"first half of the fit windows, got {rest.shape[0]}; use more or "
+                             f"longer fit windows")
+        klt = fisher_klt(np.cov(rest, rowvar=False), fisher.matrix, ridge=KLT_RIDGE)
+        stats = ChannelStatistics.fit(context.hidden, family, analysis=klt.analysis)
+        channels = rest.shape[1]
+        return stats, np.ones(channels), 1 / np.sqrt(fisher.first), klt, family
+    stats = ChannelStatistics.fit(context.hidden, family)
+    if variant == "gaussian-std":
+        return stats, stats.scale, stats.first_scale, None, family
+    return stats, 1 / np.sqrt(fisher.rest), 1 / np.sqrt(fisher.first), None, family
+
+
+def _predicted(variant: str, fisher: FisherDiagonal, step, first_step) -> float:
+    if variant == "klt-laplace":  # isotropic distortion in the whitened domain (F_Z = I)
+        rest = float(np.sum(step ** 2) / 24.0) * (fisher.tokens - 1) / fisher.tokens
+        return rest + float(np.sum(fisher.first * first_step ** 2) / 24.0) / fisher.tokens
+    return fisher.predicted_delta_ce(step, first_step)
+
+
+def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
+              evaluations: int = 6) -> FittedCodec:
+    """The cheapest codec of ``variant`` whose ΔCE on the fit windows meets the target."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+    stats, base, first_base, klt, family = _base_steps(variant, context)
+    analysis = synthesis = None
+    if klt is not None:
+        analysis, synthesis = klt.analysis, klt.synthesis
+
+    def make(alpha: float) -> FactorizedCodec:
+        return FactorizedCodec(stats, alpha * base, alpha * first_base, family,
+                               label=f"{variant} scale={alpha:.6g}",
+                               analysis=analysis, synthesis=synthesis)
+
+    unit = _predicted(variant, context.fisher, base, first_base)
+    initial = float(np.sqrt(target_delta_ce / unit))  # T7: ΔCE ∝ α²
+    calibration = calibrate_scale(lambda a: context.probe.delta_ce(make(a).reconstruct),
+                                  target_delta_ce, initial, evaluations=evaluations,
+                                  ratio=1.08)
+    codec = make(calibration.scale)
+    return FittedCodec(variant, codec, calibration, unit * calibration.scale ** 2)
