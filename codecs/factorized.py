@@ -6,6 +6,10 @@ Entropy model
     channel ``j`` is a discretised Gaussian or Laplace density with scale
     ``σ_j / Δ_j`` (THEORY.md T3 names this family ``V_G`` when Gaussian), coded
     with :mod:`rdgap.codecs.ans`.
+Transform (optional)
+    positions ≥ 1 may first go through a linear analysis transform ``A``
+    (the Fisher-whitened KLT of :mod:`rdgap.codecs.transform`): symbols are
+    ``round(A (Y − μ) / Δ)`` per component, reconstruction ``μ + A⁻¹ Δ S``.
 First position
     The first token of every stream is modelled on its own (its own ``μ``,
     ``σ`` and ``Δ``): causal LMs put a "massive activation" on position 0

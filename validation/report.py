@@ -22,6 +22,9 @@
         max_abs_error, encode_s, decode_s
         fit_delta_ce_nats          ΔCE on the fit windows at the chosen steps (or null)
         predicted_delta_ce_nats    THEORY.md T7's prediction at those steps (or null)
+        t2_violations              streams whose payload broke T2's working form
+                                   (bytes ≤ 1.005 × estimate + 64 bits); null without
+                                   a likelihood model
 
 Files are written atomically. An existing ``results.json`` in the output
 folder is replaced only when rdgap wrote it (its ``generator`` is ``"rdgap"``);

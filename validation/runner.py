@@ -18,7 +18,9 @@ from tqdm.auto import tqdm
 
 from rdgap.codecs.baselines import baseline_codecs
 from rdgap.codecs.base import HiddenStateCodec
+from rdgap.codecs import ans
 from rdgap.codecs.capture import logits_and_hidden
+from rdgap.codecs.container import header_size
 from rdgap.codecs.fit import VARIANTS, FitContext, fit_codec
 from rdgap.codecs.split import SplitModel, decoder_layers
 
@@ -65,8 +67,8 @@ class ValidateConfig:
     batch_size: int = 4
     seed: int = 0
     cache_dir: str | None = None
-    variants: tuple[str, ...] = VARIANTS
-    levels: tuple[float, ...] = (0.05, 0.01)
+    variants: tuple[str, ...] = ("gaussian-std", "gaussian-fisher", "klt-laplace")
+    levels: tuple[float, ...] = (0.05,)
     fit_windows: int = 32
 
     @classmethod
@@ -118,6 +120,7 @@ class RunRow:
     decode_s: float
     fit_delta_ce_nats: float | None = None
     predicted_delta_ce_nats: float | None = None
+    t2_violations: int | None = None
 
 
 @dataclass
@@ -139,6 +142,7 @@ class _Accumulator:
     encode_s: float = 0.0
     decode_s: float = 0.0
     max_abs_error: float = 0.0
+    t2_violations: int = 0
     metrics: dict[str, list[float]] = field(default_factory=dict)
     documents: list[int] = field(default_factory=list)
 
@@ -159,6 +163,10 @@ def _code_windows(codec: HiddenStateCodec, hidden: torch.Tensor,
         estimate = codec.estimate_bits(hidden[w])
         acc.estimated_bits = None if estimate is None or acc.estimated_bits is None \
             else acc.estimated_bits + estimate
+        if estimate is not None:  # T2's working form, checked on every stream
+            payload = 8 * (len(data) - header_size(codec.codec_id, 2))
+            acc.t2_violations += payload > (1 + ans.RELATIVE_OVERHEAD) * estimate \
+                + ans.STREAM_OVERHEAD_BITS
     acc.max_abs_error = max(acc.max_abs_error, float((out - hidden).abs().max()))
     return out
 
@@ -272,8 +280,6 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
 
 def _row(name: str, model_type: str, split: int, job: _Job, width: int,
          acc: _Accumulator) -> RunRow:
-    from rdgap.codecs.container import header_size
-
     docs = np.array(acc.documents)
     est = {m: document_estimate(np.array(v), docs) for m, v in acc.metrics.items()}
     actual = 8.0 * acc.bytes / acc.tokens
@@ -295,4 +301,5 @@ def _row(name: str, model_type: str, split: int, job: _Job, width: int,
         top1_agreement=est["top1_agreement"].mean,
         top1_agreement_ci=ci(est["top1_agreement"]),
         max_abs_error=acc.max_abs_error, encode_s=acc.encode_s, decode_s=acc.decode_s,
-        fit_delta_ce_nats=job.fit_delta_ce, predicted_delta_ce_nats=job.predicted_delta_ce)
+        fit_delta_ce_nats=job.fit_delta_ce, predicted_delta_ce_nats=job.predicted_delta_ce,
+        t2_violations=None if acc.estimated_bits is None else acc.t2_violations)

@@ -110,7 +110,7 @@ def test_fitted_variants_are_calibrated_and_coded(tiny_model_folder, tmp_path):
     fitted = [r for r in runs if r["level"] == "dce<=0.2"]
     assert {r["codec"] for r in fitted} == {"gaussian-fisher", "klt-laplace"}
     for row in fitted:
-        assert row["bits_per_token_estimated"] is not None
+        assert row["bits_per_token_estimated"] is not None and row["t2_violations"] == 0
         payload = row["bits_per_token_actual"] - row["container_bits_per_token"]
         assert payload <= 1.01 * row["bits_per_token_estimated"] + 64 / 64
         assert row["predicted_delta_ce_nats"] > 0 and row["fit_delta_ce_nats"] is not None
