@@ -8,7 +8,8 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ["rdgap", "rdgap.bounds", "rdgap.codecs", "rdgap.proofs", "rdgap.validation"]
+PACKAGES = ["rdgap", "rdgap.bounds", "rdgap.codecs", "rdgap.proofs", "rdgap.validation",
+            "rdgap.testing"]
 
 
 def _modules() -> list[str]:
