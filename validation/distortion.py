@@ -24,16 +24,26 @@ import torch
 from scipy import stats
 
 
+def exact_log_probs(exact_logits: torch.Tensor) -> torch.Tensor:
+    """Float64 log-softmax of the unsplit model's logits, to share across many codecs."""
+    return torch.log_softmax(exact_logits.double(), dim=-1)
+
+
 def per_window_metrics(exact_logits: torch.Tensor, split_logits: torch.Tensor,
-                       input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Mean ΔCE, KL and top-1 agreement of each window, shape ``(windows,)`` each."""
+                       input_ids: torch.Tensor,
+                       log_p: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Mean ΔCE, KL and top-1 agreement of each window, shape ``(windows,)`` each.
+
+    ``log_p`` may pass :func:`exact_log_probs` of ``exact_logits`` computed once.
+    """
     if exact_logits.shape != split_logits.shape or exact_logits.dim() != 3:
         raise ValueError(f"split_logits: expected shape {tuple(exact_logits.shape)} "
                          f"(windows, tokens, vocab), got {tuple(split_logits.shape)}")
     if input_ids.shape != exact_logits.shape[:2]:
         raise ValueError(f"input_ids: expected shape {tuple(exact_logits.shape[:2])}, "
                          f"got {tuple(input_ids.shape)}")
-    log_p = torch.log_softmax(exact_logits.double(), dim=-1)
+    if log_p is None:
+        log_p = exact_log_probs(exact_logits)
     log_q = torch.log_softmax(split_logits.double(), dim=-1)
     targets = input_ids[:, 1:, None]
     ce_exact = -log_p[:, :-1].gather(-1, targets).squeeze(-1)

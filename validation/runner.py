@@ -25,7 +25,7 @@ from rdgap.codecs.fit import VARIANTS, FitContext, fit_codec
 from rdgap.codecs.split import SplitModel, decoder_layers
 
 from .corpus import DEFAULT_CORPUS, load_documents, split_documents, token_windows
-from .distortion import document_estimate, per_window_metrics
+from .distortion import document_estimate, exact_log_probs, per_window_metrics
 from .models import DEFAULT_MODEL, load_model
 
 
@@ -242,18 +242,19 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
         ids = windows.input_ids[start:start + config.batch_size]
         docs = windows.document[start:start + config.batch_size].tolist()
         exact, hidden = logits_and_hidden(model, ids, None, splits)
+        log_p = exact_log_probs(exact)
         for k in splits:
             split_model = SplitModel(model, k)
             for index, job in enumerate(jobs[k]):
                 bar.set_postfix_str(f"split {k} {job.name} {job.level or ''}")
                 acc = accumulators[(k, index)]
                 recon = _code_windows(job.codec, hidden[k], acc)
-                metrics = per_window_metrics(exact, split_model.suffix(recon), ids)
+                metrics = per_window_metrics(exact, split_model.suffix(recon), ids, log_p)
                 for name, values in metrics.items():
                     acc.metrics.setdefault(name, []).extend(values.tolist())
                 acc.documents.extend(docs)
                 bar.update()
-        del exact, hidden
+        del exact, hidden, log_p
     bar.close()
     stages["code and evaluate"] = time.perf_counter() - mark
 
