@@ -123,7 +123,8 @@ def _number(codec, name: str, default: float, allow_inf: bool = False) -> float:
     except (TypeError, ValueError):
         raise ValueError(f"codec.{name}: expected a number, got {value!r}") from None
     if math.isnan(value) or value < 0 or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"codec.{name}: expected a {'non-negative number or inf' if allow_inf else 'finite non-negative number'}, got {value!r}")
+        what = "non-negative number or inf" if allow_inf else "finite non-negative number"
+        raise ValueError(f"codec.{name}: expected a {what}, got {value!r}")
     return value
 
 
@@ -137,7 +138,8 @@ def declarations(codec) -> Declarations:
     ValueError
         If a declaration has the wrong type (the message names it).
     """
-    missing = [m for m in ("encode", "decode", "estimate_bits") if not callable(getattr(codec, m, None))]
+    missing = [m for m in ("encode", "decode", "estimate_bits")
+               if not callable(getattr(codec, m, None))]
     if missing:
         raise TypeError(f"codec: expected an object with encode, decode and estimate_bits "
                         f"(the rdgap.testing.Codec protocol); {type(codec).__name__} lacks "
