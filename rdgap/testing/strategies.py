@@ -86,10 +86,8 @@ def shapes(channels: int | None = None, max_tokens: int = 64, max_channels: int 
     return st.tuples(token_st, channel_st)
 
 
-@st.composite
-def hidden_states(draw, channels: int | None = None, max_tokens: int = 64,
-                  max_channels: int = 32, long_tokens: int = 512,
-                  max_abs: float = DEFAULT_MAX_ABS):
+def hidden_states(channels: int | None = None, max_tokens: int = 64, max_channels: int = 32,
+                  long_tokens: int = 512, max_abs: float = DEFAULT_MAX_ABS):
     """Hidden-state-like float32 tensors ``(tokens, channels)``.
 
     Each channel has a log-uniform typical scale; values are Student-t with a
@@ -108,12 +106,22 @@ def hidden_states(draw, channels: int | None = None, max_tokens: int = 64,
     Returns
     -------
     hypothesis strategy of torch.Tensor
+
+    Raises
+    ------
+    ValueError
+        For a bad argument (checked when the strategy is built).
     """
+    if not isinstance(max_abs, (int, float)) or not np.isfinite(max_abs) or max_abs <= 0:
+        raise ValueError(f"max_abs: expected a finite positive magnitude, got {max_abs!r}")
+    return _hidden_states(shapes(channels, max_tokens, max_channels, long_tokens), max_abs)
+
+
+@st.composite
+def _hidden_states(draw, shape_strategy, max_abs):
     import torch
 
-    if not np.isfinite(max_abs) or max_abs <= 0:
-        raise ValueError(f"max_abs: expected a finite positive magnitude, got {max_abs!r}")
-    tokens, width = draw(shapes(channels, max_tokens, max_channels, long_tokens))
+    tokens, width = draw(shape_strategy)
     seed = draw(st.integers(0, 2 ** 32 - 1))
     dof = draw(st.sampled_from([2.5, 4.0, 30.0]))
     outliers = draw(st.integers(0, min(3, width)))
@@ -138,18 +146,27 @@ def symbol_ranges(low: int = -(2 ** 15), high: int = 2 ** 15) -> st.SearchStrate
         lambda pair: (min(pair), max(pair)))
 
 
-@st.composite
-def symbol_tensors(draw, symbol_range: tuple[int, int] = (-128, 127),
-                   channels: int | None = None, max_tokens: int = 64,
-                   max_channels: int = 32, long_tokens: int = 512):
+def symbol_tensors(symbol_range: tuple[int, int] = (-128, 127), channels: int | None = None,
+                   max_tokens: int = 64, max_channels: int = 32, long_tokens: int = 512):
     """Integer symbol matrices ``(tokens, channels)`` (int64) inside ``symbol_range``.
 
     Symbols are either spread uniformly over the range, concentrated near
     zero (or the middle of the range) like quantized hidden states, or pinned
     to the range's ends (the edge case).
+
+    Raises
+    ------
+    ValueError
+        For a bad argument (checked when the strategy is built).
     """
-    lo, hi = _symbol_range(symbol_range)
-    tokens, width = draw(shapes(channels, max_tokens, max_channels, long_tokens))
+    return _symbol_tensors(_symbol_range(symbol_range),
+                           shapes(channels, max_tokens, max_channels, long_tokens))
+
+
+@st.composite
+def _symbol_tensors(draw, symbol_range, shape_strategy):
+    lo, hi = symbol_range
+    tokens, width = draw(shape_strategy)
     seed = draw(st.integers(0, 2 ** 32 - 1))
     kind = draw(st.sampled_from(["peaked", "uniform", "ends"]))
     rng = np.random.default_rng(seed)
