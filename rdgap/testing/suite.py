@@ -578,8 +578,13 @@ class _Context:
         for _ in range(n):
             symbols = source.sample(rng)
             x = source.encodable(symbols)
-            data = codec.encode(x)
-            decoded = codec.decode(data)
+            try:
+                data = bytes(codec.encode(x))
+                decoded = codec.decode(data)
+            except Exception as error:  # noqa: BLE001 - reported with the property's name
+                raise PropertyViolation(prop, f"coding a stream of the known-entropy source "
+                                              f"{source.name} raised {type(error).__name__}: "
+                                              f"{error}\n  input: {_describe(x)}") from None
             if not _same(decoded, x):
                 raise PropertyViolation(prop, f"the known-entropy source {source.name} is not "
                                               f"carried exactly: decode(encode(x)) != x, so "

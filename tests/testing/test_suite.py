@@ -212,3 +212,15 @@ def test_the_plugin_is_registered_and_gives_the_fixture(codec_properties):
     report = codec_properties(raw_float32_codec(lossless=True), properties=["round-trip"],
                               max_examples=3)
     assert report.checked == ["round-trip"]
+
+
+def test_custom_inputs_replace_the_default_strategy():
+    from hypothesis import strategies as st
+    poison = torch.full((2, 3), 7.0)
+    codec = raw_float32_codec(lossless=True)
+    inner = codec._decode
+    codec._decode = lambda data: inner(data) * 0 if len(data) == 12 + 4 * 6 else inner(data)
+    assert check_codec(codec, properties=["round-trip"], max_examples=5,
+                       inputs=st.just(torch.ones(1, 4))).checked == ["round-trip"]
+    with pytest.raises(PropertyViolation, match=r"shape \(2, 3\)"):
+        check_codec(codec, properties=["round-trip"], max_examples=5, inputs=st.just(poison))
