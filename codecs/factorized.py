@@ -173,7 +173,10 @@ class FactorizedCodec(HiddenStateCodec):
     # -- quantization ----------------------------------------------------------
     def quantize(self, hidden: torch.Tensor) -> np.ndarray:
         """Integer symbols ``(tokens, channels)`` of a window (int64)."""
-        x = check_hidden(hidden).double().numpy()
+        return self._quantize(check_hidden(hidden))
+
+    def _quantize(self, hidden: torch.Tensor) -> np.ndarray:
+        x = hidden.numpy().astype(np.float64)
         self._check_width(x.shape[1])
         centred = np.empty_like(x)
         centred[0] = (x[0] - self.stats.first_mean) / self.first_step
@@ -217,8 +220,8 @@ class FactorizedCodec(HiddenStateCodec):
             tables += self._tables
         return columns, tables
 
-    def _encode_payload(self, hidden):
-        return ans.encode(*self._columns(self.quantize(hidden)))
+    def _encode_payload(self, hidden):  # ``hidden`` was checked by encode()
+        return ans.encode(*self._columns(self._quantize(hidden)))
 
     def _decode_payload(self, stream: Stream):
         tokens, channels = stream.shape
