@@ -23,6 +23,7 @@ from rdgap.codecs.capture import logits_and_hidden
 from rdgap.codecs.container import header_size
 from rdgap.codecs.fit import VARIANTS, FitContext, fit_codec
 from rdgap.codecs.split import SplitModel, decoder_layers
+from rdgap.codecs.symbol_zstd import ZstdSymbols
 
 from .corpus import DEFAULT_CORPUS, load_documents, split_documents, token_windows
 from .distortion import document_estimate, exact_log_probs, per_window_metrics
@@ -56,6 +57,9 @@ class ValidateConfig:
     fit_windows : int
         Windows from fit documents: the first half fits statistics and the
         Fisher matrix, the second half calibrates the steps to each level.
+    zstd_symbols_of : str or None
+        A fitted variant whose integer symbols are also coded with zstd (the
+        generic-compressor baseline at exactly that variant's distortion).
     """
 
     model: str = DEFAULT_MODEL
@@ -70,6 +74,7 @@ class ValidateConfig:
     variants: tuple[str, ...] = ("gaussian-std", "gaussian-fisher", "klt-laplace")
     levels: tuple[float, ...] = (0.05,)
     fit_windows: int = 32
+    zstd_symbols_of: str | None = "gaussian-fisher"
 
     @classmethod
     def quick(cls, **overrides) -> "ValidateConfig":
@@ -196,6 +201,10 @@ def _fit_jobs(config: ValidateConfig, model, splits, documents, fit_indices, tok
                 fitted = fit_codec(variant, context, level)
                 jobs[k].append(_Job(fitted.codec, variant, f"dce<={level:g}",
                                     fitted.calibration.delta_ce, fitted.predicted_delta_ce))
+                if variant == config.zstd_symbols_of:
+                    jobs[k].append(_Job(ZstdSymbols(fitted.codec), f"zstd-symbols[{variant}]",
+                                        f"dce<={level:g}", fitted.calibration.delta_ce,
+                                        fitted.predicted_delta_ce))
                 bar.update()
     bar.close()
     return jobs
