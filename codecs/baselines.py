@@ -149,16 +149,24 @@ class ZstdFloat16(HiddenStateCodec):
         return zstandard.ZstdCompressor(level=self.level).compress(_fp16_bytes(hidden))
 
     def _decode_payload(self, stream: Stream):
-        expected = 2 * stream.shape[0] * stream.shape[1]
-        try:
-            raw = zstandard.ZstdDecompressor().decompress(stream.payload,
-                                                          max_output_size=expected)
-        except zstandard.ZstdError as error:
-            raise BitstreamError(f"data: zstd payload is corrupted ({error})") from None
-        if len(raw) != expected:
-            raise BitstreamError(f"data: zstd payload holds {len(raw)} bytes, shape "
-                                 f"{stream.shape} needs {expected}")
-        return _from_fp16_bytes(raw, stream.shape)
+        return _from_fp16_bytes(zstd_payload(stream, 2), stream.shape)
+
+
+def zstd_payload(stream: Stream, bytes_per_element: int) -> bytes:
+    """Decompress a zstd payload that must hold exactly one element per shape entry.
+
+    Decompression is capped at that size, so a corrupted stream can never make
+    it allocate more; any mismatch raises BitstreamError.
+    """
+    expected = bytes_per_element * stream.shape[0] * stream.shape[1]
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(stream.payload, max_output_size=expected)
+    except zstandard.ZstdError as error:
+        raise BitstreamError(f"data: zstd payload is corrupted ({error})") from None
+    if len(raw) != expected:
+        raise BitstreamError(f"data: zstd payload holds {len(raw)} bytes, shape "
+                             f"{stream.shape} needs {expected}")
+    return raw
 
 
 def baseline_codecs() -> list[HiddenStateCodec]:

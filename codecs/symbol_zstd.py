@@ -13,6 +13,7 @@ import numpy as np
 import zstandard
 
 from .base import HiddenStateCodec
+from .baselines import zstd_payload
 from .container import BitstreamError, Stream
 from .factorized import FactorizedCodec
 
@@ -70,14 +71,6 @@ class ZstdSymbols(HiddenStateCodec):
         if channels != self.quantizer.channels:
             raise BitstreamError(f"data: stream has {channels} channels, the quantizer "
                                  f"{self.quantizer.channels}")
-        expected = 4 * tokens * channels
-        try:
-            raw = zstandard.ZstdDecompressor().decompress(stream.payload,
-                                                          max_output_size=expected)
-        except zstandard.ZstdError as error:
-            raise BitstreamError(f"data: zstd payload is corrupted ({error})") from None
-        if len(raw) != expected:
-            raise BitstreamError(f"data: zstd payload holds {len(raw)} bytes, shape "
-                                 f"{stream.shape} needs {expected}")
+        raw = zstd_payload(stream, 4)
         symbols = np.frombuffer(raw, dtype="<i4").reshape(tokens, channels).astype(np.int64)
         return self.quantizer.dequantize(symbols)
