@@ -114,6 +114,8 @@ class HiddenStateAdapter:
         from rdgap.codecs.baselines import AbsmaxInteger, BFloat16Cast, Float16Cast, ZstdFloat16
         from rdgap.codecs.container import BitstreamError, header_size
         from rdgap.codecs.factorized import FactorizedCodec
+        from rdgap.codecs.symbol_zstd import ZstdSymbols
+        from rdgap.codecs.torch_factorized import TorchFactorizedCodec
 
         if not isinstance(codec, HiddenStateCodec):
             raise ValueError(f"codec: expected an rdgap HiddenStateCodec, got "
@@ -140,6 +142,20 @@ class HiddenStateAdapter:
             if codec.family == "gaussian" and codec.analysis is None:
                 self.family = "gaussian"
             self.entropy_source = lambda: _factorized_source(codec)
+        elif isinstance(codec, TorchFactorizedCodec):
+            # rans_length_bounds(start="lower"): 64 flush bits per lane, and the lanes
+            # start at 2^31 so the stream is never shorter than the information; plus
+            # the 32-bit escape count and the 2^-20 table quantization.
+            self.reconstruct = codec.reconstruct
+            self.channels = codec.model.channels
+            self.relative_overhead = ans.RELATIVE_OVERHEAD
+            self.stream_overhead_bits = 64.0 * codec.lanes + 32.0
+            self.lower_overhead_bits = 64.0
+            self.entropy_source = lambda: _factorized_source(codec.model)
+        elif isinstance(codec, ZstdSymbols):
+            self.reconstruct = codec.reconstruct
+            self.channels = codec.quantizer.channels
+            self.entropy_source = lambda: _factorized_source(codec.quantizer)
         elif callable(getattr(codec, "reconstruct", None)):
             self.reconstruct = codec.reconstruct
 

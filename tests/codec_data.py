@@ -1,0 +1,56 @@
+"""Synthetic, LM-like hidden states and fitted reference codecs shared by codec tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
+from rdgap.codecs.transform import fisher_klt
+
+
+def lm_like(windows: int, tokens: int, channels: int, seed: int = 0) -> torch.Tensor:
+    """Heavy-tailed states with per-channel spreads over ~80× and a massive first token."""
+    # The law (which channel has which spread) is fixed; ``seed`` only draws samples.
+    spread = np.exp(np.linspace(0, 4.4, channels))[np.random.default_rng(0).permutation(channels)]
+    rng = np.random.default_rng(seed)  # seeded here: no dependence on other tests
+    x = rng.standard_t(4.0, (windows, tokens, channels)) * spread
+    x[:, 0, 0] = 2.5e4 + rng.standard_normal(windows)
+    return torch.from_numpy(x).float()
+
+
+def make_codec(family="gaussian", transform=False, scale=0.5, seed=0, channels=24):
+    fit = lm_like(8, 64, channels, seed)
+    analysis = synthesis = None
+    if transform:
+        rest = fit[:, 1:].reshape(-1, channels).double().numpy()
+        fisher = np.diag(np.linspace(0.5, 2.0, channels))
+        t = fisher_klt(np.cov(rest.T), fisher)
+        analysis, synthesis = t.analysis, t.synthesis
+    stats = ChannelStatistics.fit(fit, family, analysis=analysis)
+    step = scale * (np.ones(channels) * np.median(stats.scale) if transform else stats.scale)
+    return FactorizedCodec(stats, step, scale * stats.first_scale, family,
+                           analysis=analysis, synthesis=synthesis)
+
+
+VARIANTS = [("gaussian", False), ("laplace", False), ("gaussian", True), ("laplace", True)]
+
+
+def assert_damage_is_detected(codec, data: bytes, cut_every: int = 3, flips: int = 60,
+                              seed: int = 1) -> None:
+    """Every truncation (every ``cut_every`` bytes) and ``flips`` random single-bit flips of
+    ``data`` make ``codec.decode`` raise BitstreamError (the container's CRC32 catches
+    every single-bit error)."""
+    import pytest
+
+    from rdgap.codecs.container import BitstreamError
+
+    for cut in range(0, len(data), cut_every):
+        with pytest.raises(BitstreamError):
+            codec.decode(data[:cut])
+    rng = np.random.default_rng(seed)
+    for position in rng.integers(0, len(data), flips):
+        broken = bytearray(data)
+        broken[position] ^= 1 << int(rng.integers(0, 8))
+        with pytest.raises(BitstreamError):
+            codec.decode(bytes(broken))
