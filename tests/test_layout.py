@@ -35,3 +35,17 @@ def test_version_and_cli_entry_point():
     out = subprocess.run([sys.executable, "-m", "rdgap", "--version"], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == f"rdgap {rdgap.__version__}"
+
+
+def test_public_namespace_resolves_every_export():
+    import rdgap.codecs.split
+
+    for name in rdgap.__all__:
+        assert getattr(rdgap, name) is not None
+    assert rdgap.SplitModel is rdgap.codecs.split.SplitModel
+    try:
+        rdgap.no_such_thing
+    except AttributeError as error:
+        assert "no_such_thing" in str(error)
+    else:
+        raise AssertionError("an unknown attribute must raise AttributeError")
