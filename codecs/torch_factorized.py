@@ -130,7 +130,7 @@ class TorchFactorizedCodec(HiddenStateCodec):
 
     def estimate_bits(self, hidden) -> float:
         """The model's ``Σ −log2 q`` (escape payloads at 33 bits, as coded here: 40)."""
-        symbols = self.model._quantize(hidden)
+        symbols = self.model.quantize(hidden)  # validates ``hidden`` (encode() did so too)
         tokens, channels = symbols.shape
         widths = np.where(np.arange(tokens)[:, None] == 0, self.widths[None, :channels],
                           self.widths[None, channels:])

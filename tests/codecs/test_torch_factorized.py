@@ -56,4 +56,6 @@ def test_integer_tables_are_exact_and_shared():
     assert torch.equal(codec.freq, again.freq) and codec.digest == again.digest
     with pytest.raises(ValueError, match="model"):
         TorchFactorizedCodec(object())
+    with pytest.raises(ValueError, match="hidden: contains NaN"):
+        codec.estimate_bits(torch.full((3, 24), float("nan")))
     assert rans_torch.DEFAULT_LANES == codec.lanes
