@@ -1,0 +1,183 @@
+"""PNG plots of a ``results.json`` document (matplotlib, Agg backend).
+
+:func:`write_plots` writes, into ``out_dir``:
+
+``rd_<architecture>.png``
+    Rate–distortion: bits per token against ΔCE (nats per token), one panel
+    per split, one series per codec (levels joined), with THEORY.md T7's
+    predicted curve (``statistics["t7_curve"]``, an approximation) where a
+    row has one; a second row of panels shows rate against MSE per token
+    with the T6 Gaussian rate–distortion reference (``t6_curve``) where
+    available.
+``statistics_<architecture>.png``
+    Each bound statistic against the rate, one panel each, with the
+    least-squares line and Pearson's r.
+``actual_vs_estimated.png``
+    Actual against estimated bits per token for every row with a likelihood
+    model, with ``y = x`` and T2's working limit ``y = 1.005 x + (64 + header)/m``
+    at the median window length and header.
+
+Rows without the needed figures are left out of a panel; a figure with no
+data at all is not written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rdgap.codecs import ans  # noqa: E402
+
+from .claims import STATISTICS, runs_by_architecture  # noqa: E402
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "model"
+
+
+def _save(figure, path: Path, written: list[str]) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    written.append(str(path))
+
+
+def _series(rows: list[dict], x_of) -> dict[str, list[tuple[float, float]]]:
+    series: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        x, y = x_of(row), row.get("bits_per_token_actual")
+        if x is not None and y is not None and x > 0 and y > 0:
+            series.setdefault(str(row.get("codec")), []).append((float(x), float(y)))
+    return series
+
+
+def _reference(rows: list[dict], key: str, x_key: str):
+    for row in rows:
+        curve = (row.get("statistics") or {}).get(key)
+        if curve and curve.get(x_key) and curve.get("rate"):
+            yield str(row.get("codec")), curve[x_key], curve["rate"]
+
+
+def _panel(axis, rows, x_of, curve_key, x_key, label, curve_label) -> bool:
+    series = _series(rows, x_of)
+    for codec, points in sorted(series.items()):
+        points.sort()
+        axis.plot(*zip(*points), marker="o", label=codec)
+    for codec, xs, rates in _reference(rows, curve_key, x_key):
+        axis.plot(xs, rates, linestyle="--", linewidth=0.8, label=f"{curve_label} ({codec})")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel(label)
+    axis.set_ylabel("bits per token")
+    return bool(series)
+
+
+def _rate_distortion(architecture: str, rows: list[dict], out_dir: Path,
+                     written: list[str]) -> None:
+    splits = sorted({row.get("split") for row in rows}, key=lambda s: (s is None, s))
+    figure, axes = plt.subplots(2, len(splits), figsize=(4.2 * len(splits), 7.5),
+                                squeeze=False)
+    drawn = False
+    for column, split in enumerate(splits):
+        chosen = [row for row in rows if row.get("split") == split]
+        drawn |= _panel(axes[0, column], chosen, lambda r: r.get("delta_ce_nats"), "t7_curve",
+                        "delta_ce", "ΔCE (nats per token)", "T7 prediction")
+        _panel(axes[1, column], chosen, lambda r: (r.get("statistics") or {}).get("mse"),
+               "t6_curve", "mse", "MSE per token", "T6 Gaussian R(D)")
+        axes[0, column].set_title(f"{architecture}, split {split}")
+        for axis in axes[:, column]:
+            if axis.get_legend_handles_labels()[0]:
+                axis.legend(fontsize=6)
+    if drawn:
+        _save(figure, out_dir / f"rd_{_slug(architecture)}.png", written)
+    else:
+        plt.close(figure)
+
+
+def _statistics(architecture: str, rows: list[dict], out_dir: Path,
+                written: list[str]) -> None:
+    panels = []
+    for name in STATISTICS:
+        pairs = [((row.get("statistics") or {}).get(name), row.get("bits_per_token_actual"))
+                 for row in rows]
+        pairs = [(float(x), float(y)) for x, y in pairs if x is not None and y is not None]
+        if len(pairs) >= 2:
+            panels.append((name, np.array(pairs)))
+    if not panels:
+        return
+    columns = min(3, len(panels))
+    lines = -(-len(panels) // columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3.6 * lines),
+                                squeeze=False)
+    for axis in axes.flat[len(panels):]:
+        axis.set_visible(False)
+    for axis, (name, pairs) in zip(axes.flat, panels):
+        x, y = pairs.T
+        axis.scatter(x, y, s=14)
+        title = name
+        if np.ptp(x) > 0 and np.ptp(y) > 0:
+            slope, intercept = np.polyfit(x, y, 1)
+            grid = np.linspace(x.min(), x.max(), 50)
+            axis.plot(grid, slope * grid + intercept, color="C1")
+            title += f"  r = {np.corrcoef(x, y)[0, 1]:.2f} (n = {x.size})"
+        axis.set_title(title, fontsize=8)
+        axis.set_xlabel(name, fontsize=8)
+        axis.set_ylabel("bits per token (actual)", fontsize=8)
+    figure.suptitle(architecture)
+    _save(figure, out_dir / f"statistics_{_slug(architecture)}.png", written)
+
+
+def _actual_vs_estimated(results: dict, out_dir: Path, written: list[str]) -> None:
+    rows = [row for row in results["runs"] if row.get("bits_per_token_estimated") is not None]
+    if not rows:
+        return
+    estimated = np.array([row["bits_per_token_estimated"] for row in rows], float)
+    actual = np.array([row["bits_per_token_actual"] for row in rows], float)
+    tokens = np.median([row["tokens"] / max(row.get("windows") or 1, 1) for row in rows])
+    header = float(np.median([row.get("container_bits_per_token") or 0.0 for row in rows]))
+    figure, axis = plt.subplots(figsize=(5.5, 5))
+    for architecture in sorted({str(row.get("architecture")) for row in rows}):
+        mask = np.array([str(row.get("architecture")) == architecture for row in rows])
+        axis.scatter(estimated[mask], actual[mask], s=16, label=architecture)
+    grid = np.linspace(0.0, max(estimated.max(), actual.max()) * 1.05, 50)
+    axis.plot(grid, grid, color="k", linewidth=0.8, label="actual = estimated")
+    axis.plot(grid, (1 + ans.RELATIVE_OVERHEAD) * grid + ans.STREAM_OVERHEAD_BITS / tokens
+              + header, color="C3", linestyle="--", linewidth=0.8,
+              label=f"T2 limit (m = {tokens:.0f} tokens per stream)")
+    axis.set_xlabel("estimated bits per token (Σ −log2 q)")
+    axis.set_ylabel("actual bits per token (stream bytes)")
+    axis.legend(fontsize=7)
+    _save(figure, out_dir / "actual_vs_estimated.png", written)
+
+
+def write_plots(results: dict, out_dir) -> list[str]:
+    """Write every plot of the module docstring into ``out_dir``.
+
+    Parameters
+    ----------
+    results : dict
+        The ``results.json`` document (``runs`` rows, with ``statistics``
+        where computed).
+    out_dir : str or Path
+        Folder to write into (created if missing).
+
+    Returns
+    -------
+    list of str
+        Paths of the PNG files written.
+    """
+    groups = runs_by_architecture(results)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    for architecture, rows in groups.items():
+        _rate_distortion(architecture, rows, out_dir, written)
+        _statistics(architecture, rows, out_dir, written)
+    _actual_vs_estimated(results, out_dir, written)
+    return written

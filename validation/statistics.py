@@ -1,0 +1,531 @@
+r"""Bound statistics of one codec at one split: what THEORY.md predicts, per token.
+
+:func:`codec_statistics` turns the hidden states a codec was fitted and
+evaluated on, and the bits it wrote, into a JSON-ready dict of figures in
+**bits per token** (``None`` where a figure does not apply to the codec);
+:func:`split_statistics` adds the codec-independent figures of a split. The
+validate job stores both in ``row["statistics"]``; :mod:`.claims` checks them.
+
+The domain a codec codes
+    A codec has *symbols* when it (or its ``.model`` / ``.quantizer``, looked up
+    in that order) has ``quantize(hidden) -> int symbols``, ``dequantize`` and
+    per-channel ``step`` and ``first_step`` (:class:`~rdgap.codecs.factorized.
+    FactorizedCodec`, its torch rANS twin, the zstd-of-symbols baseline). All
+    symbol statistics are computed in the domain the symbols live in:
+    ``Yhat = step * S`` (after the codec's transform, if it has one), so T3 is
+    evaluated "at the codec's steps in the domain it codes". fp16, bf16,
+    absmax integers and zstd of fp16 have no per-channel steps: their symbol
+    statistics are ``None``.
+Positions
+    Position 0 of every window is quantized with its own steps (the codecs'
+    first-token model). Every per-token figure is
+    ``(F_0 + (m - 1) F_rest) / m`` for windows of ``m`` tokens. Position 0 has
+    one sample per window, fewer than the width, so no full covariance can be
+    estimated there: it contributes its *diagonal* T3 bound to both the full
+    and the diagonal figure.
+Factorized or joint
+    ``entropy_model`` is ``"factorized"`` when the codec says so through an
+    attribute ``entropy_model = "factorized"`` or is a FactorizedCodec /
+    TorchFactorizedCodec; ``"joint"`` for any other codec with symbols
+    (a generic compressor of symbols may exploit dependencies); ``None``
+    without symbols. The floor of T4 binds factorized codecs only.
+T8 (``rate_interval``)
+    The i.i.d. unit is the document: bits and tokens of all eval windows of a
+    document are summed into one bits-per-token value, and
+    :func:`rdgap.bounds.rate_interval` (empirical Bernstein, ``delta = 1 -
+    confidence``) gives the interval. Its range ``B`` (``rate_interval_bound``,
+    bits per token) is the worst case of the stream format: for table codecs
+    ``(header + 32 + 64 (1 + lanes) + 1.005 Σ_symbols (max table cost + 40)) / m``
+    (every symbol at its most expensive table entry or escape, T2's working
+    form, the escape count and lane flushes), for fixed-size formats their
+    exact size, for zstd the library's compress bound. With few documents and
+    wide models the interval is wide; ``rate_interval_informative`` says
+    whether its width is below the rate.
+T4
+    :func:`rdgap.bounds.marginal_entropy_floor` on the eval symbols, documents
+    as sequences (windows of one document are kept together only when every
+    document has the same number; otherwise the first window of each).
+    ``t4_marginal_floor`` is the Miller–Madow sum (point estimate) and
+    ``t4_marginal_floor_lower`` the proven McDiarmid lower bound at ``delta``.
+T9 (the generalisation of the fitted entropy model)
+    Construction, stated here because the bound is only as good as its class.
+    In the symbol domain a factorized discretised Gaussian (or Laplace) model
+    centred on the channel means has the per-token Jensen code length
+    ``Σ_j [c_j + w_j φ(S_j)]`` with ``φ(s) = s² + 1/12`` (Gaussian) or
+    ``φ(s) = |s|`` (Laplace), ``w_j = 1 / (2 v_j ln 2)`` for variance ``v_j``
+    in steps² (``1 / (b_j ln 2)`` for Laplace scale ``b_j``). Per document the
+    features are ``x_ij = mean_t φ(S_tj)`` (positions >= 1), and the class is
+    ``G = {x -> w·x : ||w||_1 <= W}`` with ``W`` the fitted codec's
+    ``||w||_1``. ``t9_rademacher_mc`` / ``t9_rademacher_massart`` are
+    ``R̂_N(G)`` from :func:`rdgap.bounds.empirical_rademacher_linf` (its
+    ``.upper``) and :func:`rdgap.bounds.massart_linf_bound` on the fit
+    documents; the constants ``c_j`` add ``Σ_j |c_j| E|σ̄| <= Σ_j |c_j| /
+    sqrt(N)``. ``t9_generalization_bound`` is
+    :func:`rdgap.bounds.rademacher_generalization_bound` from the fit rate
+    (the codec's likelihood estimate on the fit windows, bits per token),
+    with the smaller of the two complexities, range ``B`` as for T8, at
+    ``delta``. Caveats, said plainly: ``W`` is read off the fitted codec
+    (not union-bounded over a grid), the steps are held fixed, and the code
+    length is the Jensen form of the model, not its table. With a handful of
+    fit documents the bound is vacuous; it is reported anyway.
+T7
+    Differential entropies ``h(Y_j)`` of the fit states (positions >= 1) by
+    :func:`scipy.stats.differential_entropy` (Vasicek spacings), the Fisher
+    diagonal of the fit; ``t7_predicted_rate`` is
+    :func:`rdgap.bounds.predicted_rate_curve` at the ΔCE that T7 predicts
+    for the codec's steps (plus position 0's high-resolution rate ``Σ_j
+    max(0, h(Y_0j) - log2 Δ0_j)`` / m), and ``t7_error`` = measured -
+    predicted. Only for codecs without a transform (the Fisher diagonal is
+    that of ``Y``). ``t7_curve`` samples the prediction at 12 ΔCE values for
+    plots. Both are APPROXIMATIONS, never bounds.
+T6
+    ``t6_curve``: the Gaussian rate–distortion function
+    (:func:`rdgap.bounds.gaussian_rate_distortion`) of the eval states'
+    covariance (positions >= 1) against total MSE per token, and ``mse`` the
+    codec's measured MSE per token, for the reference plot.
+T10 (``t10_entropy_model_lipschitz``)
+    ``None`` for fixed tables. A learned entropy model exposes
+    ``entropy_network`` (a differentiable torch callable that predicts the
+    scales) and optionally ``entropy_network_inputs(hidden) -> tensor`` (what
+    it is applied to; the window's hidden states otherwise); the figure is
+    :func:`rdgap.bounds.jacobian_spectral_norm` at a few eval windows — a
+    LOWER bound on its Lipschitz constant.
+
+T3 bias
+    The log-det of a sample covariance of ``N`` rows in ``n`` dimensions is
+    biased low (about ``n² / (4 N ln 2)`` bits for Gaussian rows), which would
+    show as spurious dependency headroom. The same rows with each channel
+    permuted independently have no dependence and the same marginals; their
+    headroom (``t3_dependency_headroom_null``) estimates that bias, and
+    ``t3_dependency_headroom = max(0, raw - null)``, ``t3_logdet_full =
+    t3_logdet_diag - t3_dependency_headroom`` (``t3_logdet_full_raw`` keeps
+    the uncorrected value).
+
+Cost: the symbol statistics use at most ``max_tokens`` tokens (default
+65,536) of positions >= 1, and the covariance at most ``max_cov_tokens``
+(default 16,384); when they subsample, ``subsampled`` says so. On a
+SmolLM2-sized state (32 × 256 × 576) a factorized codec takes about 1 s.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy import stats as scipy_stats
+
+from rdgap.bounds import (dependency_headroom, empirical_rademacher_linf, gaussian_logdet_bound,
+                          gaussian_rate_distortion, jacobian_spectral_norm,
+                          marginal_entropy_floor, massart_linf_bound, predicted_rate_curve,
+                          rademacher_generalization_bound, rate_interval)
+from rdgap.codecs import ans
+from rdgap.codecs.container import header_size
+
+LN2 = math.log(2.0)
+#: Worst cost of one escaped value in any shipped table codec (torch rANS: 5 bytes).
+ESCAPE_WORST_BITS = 40.0
+#: Bits per element of fixed-size formats and of the raw input of zstd formats.
+_FIXED_BITS = {"fp16": 16, "bf16": 16, "int8-absmax": 8, "int4-absmax": 4}
+_ZSTD_RAW_BITS = {"zstd-fp16": 16, "zstd-symbols": 32}
+RADEMACHER_DRAWS = 500
+T7_CURVE_POINTS = 12
+MAX_TOKENS = 65_536
+MAX_COV_TOKENS = 16_384
+
+
+# ----------------------------------------------------------------- the codec's parts
+def quantizer_of(codec):
+    """The object that maps hidden states to symbols for ``codec``, or None.
+
+    Looks at ``codec``, ``codec.model`` and ``codec.quantizer``, in that order,
+    for ``quantize``, ``dequantize``, ``step`` and ``first_step``.
+    """
+    for candidate in (codec, getattr(codec, "model", None), getattr(codec, "quantizer", None)):
+        if candidate is not None and all(hasattr(candidate, name) for name in
+                                         ("quantize", "dequantize", "step", "first_step")):
+            return candidate
+    return None
+
+
+def entropy_model_kind(codec, quantizer) -> str | None:
+    """``"factorized"``, ``"joint"`` or None (see the module docstring)."""
+    declared = getattr(codec, "entropy_model", None)
+    if declared in ("factorized", "joint"):
+        return declared
+    if quantizer is None:
+        return None
+    from rdgap.codecs.factorized import FactorizedCodec
+
+    if isinstance(quantizer, FactorizedCodec) and (
+            codec is quantizer or getattr(codec, "model", None) is quantizer):
+        return "factorized"
+    return "joint"
+
+
+def _tables(quantizer):
+    first, rest = getattr(quantizer, "_first_tables", None), getattr(quantizer, "_tables", None)
+    return (first, rest) if first is not None and rest is not None else (None, None)
+
+
+def stream_bound_bits(codec, quantizer, tokens: int, channels: int) -> float | None:
+    """Worst-case bits per token of one stream of ``tokens`` tokens (``B`` of T8/T9)."""
+    header = 8.0 * header_size(codec.codec_id, 2)
+    elements = tokens * channels
+    if codec.codec_id in _FIXED_BITS:
+        payload = _FIXED_BITS[codec.codec_id] * elements + (32 * tokens if "absmax" in
+                                                            codec.codec_id else 0)
+        payload += 4 * tokens if codec.codec_id == "int4-absmax" else 0  # odd-width padding
+    elif codec.codec_id in _ZSTD_RAW_BITS:
+        raw = _ZSTD_RAW_BITS[codec.codec_id] * elements / 8
+        payload = 8 * (raw + raw / 256 + max(0.0, (131072 - raw) / 2048) + 64)
+    else:
+        first, rest = _tables(quantizer) if quantizer is not None else (None, None)
+        if first is None:
+            return None
+
+        def worst(tables):
+            return sum(max(float(t.neg_log2[:-1].max()),
+                           float(t.neg_log2[-1]) + ESCAPE_WORST_BITS) + 1.0 for t in tables)
+
+        lanes = int(getattr(codec, "lanes", 1))
+        payload = (32 + 64 * (1 + lanes) + (1 + ans.RELATIVE_OVERHEAD)
+                   * (worst(first) + (tokens - 1) * worst(rest)))
+    return (header + payload) / tokens
+
+
+# ----------------------------------------------------------------- helpers
+def _per_document(values: np.ndarray, tokens: int, documents: np.ndarray) -> np.ndarray:
+    """Bits per token of each document from per-window bits (windows of ``tokens``)."""
+    _, inverse = np.unique(documents, return_inverse=True)
+    return np.bincount(inverse, weights=values) / (np.bincount(inverse) * tokens)
+
+
+def _document_blocks(symbols: np.ndarray, documents: np.ndarray) -> tuple[np.ndarray, int]:
+    """Windows grouped so that each document is one block of equal length."""
+    ids, counts = np.unique(documents, return_counts=True)
+    if np.all(counts == counts[0]):
+        order = np.argsort(documents, kind="stable")
+        return symbols[order], int(counts[0])
+    first = np.array([int(np.flatnonzero(documents == i)[0]) for i in ids])
+    return symbols[first], 1
+
+
+def _array(values, name: str, length: int) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if array.size != length:
+        raise ValueError(f"{name}: expected one value per eval window ({length}), got "
+                         f"{array.size}")
+    if not np.all(np.isfinite(array)) or np.any(array < 0):
+        raise ValueError(f"{name}: expected finite values >= 0 (bits per window)")
+    return array
+
+
+def _hidden(value, name: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or value.dim() != 3 or value.shape[1] < 2 \
+            or value.shape[0] < 2:
+        raise ValueError(f"{name}: expected hidden states (windows >= 2, positions >= 2, "
+                         f"width), got {tuple(getattr(value, 'shape', ()))}")
+    return value.detach().to("cpu", torch.float32)
+
+
+def _symbols(quantizer, hidden: torch.Tensor) -> np.ndarray:
+    return np.stack([quantizer.quantize(window) for window in hidden])
+
+
+def _per_token(first: float, rest: float, tokens: int) -> float:
+    return (first + (tokens - 1) * rest) / tokens
+
+
+def _subsample(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    if rows.shape[0] <= limit:
+        return rows
+    return rows[np.sort(rng.choice(rows.shape[0], limit, replace=False))]
+
+
+# ----------------------------------------------------------------- T3, T4, T6
+def _t3(symbols: np.ndarray, step: np.ndarray, first_step: np.ndarray,
+        rng: np.random.Generator, max_cov_tokens: int) -> dict:
+    tokens = symbols.shape[1]
+    rest = _subsample(symbols[:, 1:].reshape(-1, symbols.shape[2]), max_cov_tokens, rng) * step
+    cov = np.cov(rest, rowvar=False)
+    # The same rows with every channel permuted on its own: no dependence, same marginals,
+    # so its Hadamard headroom is the estimation bias of the sample covariance's log-det.
+    null = dependency_headroom(np.cov(rng.permuted(rest, axis=0), rowvar=False), step)
+    first = gaussian_logdet_bound(np.diag(np.var(symbols[:, 0] * first_step, axis=0, ddof=1)),
+                                  first_step, diagonal=True)
+    diag_rest = gaussian_logdet_bound(cov, step, diagonal=True)
+    raw = diag_rest - gaussian_logdet_bound(cov, step)
+    headroom = max(raw - null, 0.0)
+    return {"t3_logdet_full": _per_token(first, diag_rest - headroom, tokens),
+            "t3_logdet_full_raw": _per_token(first, diag_rest - raw, tokens),
+            "t3_logdet_diag": _per_token(first, diag_rest, tokens),
+            "t3_dependency_headroom": headroom * (tokens - 1) / tokens,
+            "t3_dependency_headroom_null": null * (tokens - 1) / tokens,
+            "_cov_rows": rest.shape[0]}
+
+
+def _t4(symbols: np.ndarray, documents: np.ndarray, delta: float) -> dict:
+    blocks, per_document = _document_blocks(symbols, documents)
+    tokens, channels = symbols.shape[1], symbols.shape[2]
+    rest = marginal_entropy_floor(blocks[:, 1:].reshape(-1, channels), delta,
+                                  tokens_per_sequence=per_document * (tokens - 1))
+    first = marginal_entropy_floor(blocks[:, 0], delta, tokens_per_sequence=per_document)
+    return {"t4_marginal_floor": _per_token(first.miller_madow_sum, rest.miller_madow_sum,
+                                            tokens),
+            "t4_marginal_floor_plugin": _per_token(first.plugin_sum, rest.plugin_sum, tokens),
+            "t4_marginal_floor_lower": max(0.0, _per_token(first.lower_bound, rest.lower_bound,
+                                                           tokens))}
+
+
+def _t6(eval_hidden: torch.Tensor, quantizer, symbols: np.ndarray,
+        rng: np.random.Generator, max_cov_tokens: int) -> dict:
+    states = eval_hidden.double().numpy()
+    recon = np.stack([quantizer.dequantize(s).double().numpy() for s in symbols])
+    mse = float(((recon - states) ** 2).sum(-1).mean())
+    rest = _subsample(states[:, 1:].reshape(-1, states.shape[2]), max_cov_tokens, rng)
+    eigenvalues = np.clip(np.linalg.eigvalsh(np.cov(rest, rowvar=False)), 0.0, None)
+    grid = mse * np.logspace(-1, 1, T7_CURVE_POINTS)
+    rates = [gaussian_rate_distortion(eigenvalues, float(d)).rate for d in grid]
+    return {"mse": mse, "t6_rate_at_mse": gaussian_rate_distortion(eigenvalues, mse).rate,
+            "t6_curve": {"mse": grid.tolist(), "rate": [float(r) for r in rates]}}
+
+
+# ----------------------------------------------------------------- T9
+def _jensen_weights(quantizer) -> tuple[np.ndarray, np.ndarray, str]:
+    """Per-channel ``w_j``, ``c_j`` of the Jensen code length in steps (rest positions)."""
+    scale = np.asarray(quantizer.stats.scale, float) / np.asarray(quantizer.step, float)
+    if getattr(quantizer, "family", "gaussian") == "laplace":
+        return 1.0 / (scale * LN2), np.log2(2.0 * scale), "laplace"
+    variance = scale ** 2 + 1.0 / 12.0
+    return 1.0 / (2.0 * variance * LN2), 0.5 * np.log2(2.0 * math.pi * variance), "gaussian"
+
+
+def _features(symbols: np.ndarray, family: str, documents: np.ndarray) -> np.ndarray:
+    rest = symbols[:, 1:].astype(np.float64)
+    phi = np.abs(rest) if family == "laplace" else rest ** 2 + 1.0 / 12.0
+    per_window = phi.mean(axis=1)
+    _, inverse = np.unique(documents, return_inverse=True)
+    sums = np.zeros((inverse.max() + 1, per_window.shape[1]))
+    np.add.at(sums, inverse, per_window)
+    return sums / np.bincount(inverse)[:, None]
+
+
+def _t9(codec, quantizer, fit_symbols: np.ndarray, fit_hidden: torch.Tensor,
+        bound: float | None, delta: float, seed: int) -> dict:
+    out = dict.fromkeys(("t9_fit_rate", "t9_rademacher_mc", "t9_rademacher_mc_upper",
+                         "t9_rademacher_massart", "t9_complexity", "t9_generalization_bound",
+                         "t9_weight_l1"))
+    if not hasattr(getattr(quantizer, "stats", None), "scale"):
+        return out
+    fit_docs = np.arange(fit_symbols.shape[0])  # one fit window per fit document
+    if codec.estimate_bits(fit_hidden[0]) is not None:
+        tokens = fit_hidden.shape[1]
+        out["t9_fit_rate"] = float(np.mean([codec.estimate_bits(w) for w in fit_hidden])) / tokens
+    weights, constants, family = _jensen_weights(quantizer)
+    features = _features(fit_symbols, family, fit_docs)
+    monte_carlo = empirical_rademacher_linf(features, n_draws=RADEMACHER_DRAWS, seed=seed,
+                                            delta=delta)
+    massart = massart_linf_bound(features)
+    weight = float(weights.sum())
+    constant = float(np.abs(constants).sum()) / math.sqrt(features.shape[0])
+    complexity = weight * min(monte_carlo.upper, massart) + constant
+    out.update(t9_rademacher_mc=monte_carlo.estimate, t9_rademacher_mc_upper=monte_carlo.upper,
+               t9_rademacher_massart=massart, t9_weight_l1=weight, t9_complexity=complexity)
+    if out["t9_fit_rate"] is not None and bound is not None:
+        fit_rate = min(out["t9_fit_rate"], bound)
+        out["t9_generalization_bound"] = float(rademacher_generalization_bound(
+            fit_rate, complexity, features.shape[0], delta, bound))
+    return out
+
+
+# ----------------------------------------------------------------- T7
+def _t7(quantizer, fisher, fit_hidden: torch.Tensor, measured: float | None) -> dict:
+    out = dict.fromkeys(("t7_predicted_rate", "t7_error", "t7_relative_error",
+                         "t7_predicted_delta_ce", "t7_curve"))
+    if fisher is None or getattr(quantizer, "analysis", None) is not None:
+        return out
+    states = fit_hidden.double().numpy()
+    tokens = states.shape[1]
+    h_rest = scipy_stats.differential_entropy(states[:, 1:].reshape(-1, states.shape[2]),
+                                              axis=0, base=2)
+    h_first = scipy_stats.differential_entropy(states[:, 0], axis=0, base=2)
+    fisher_rest = np.maximum(np.asarray(fisher.rest, float), 1e-30)
+    step = np.asarray(quantizer.step, float)
+    distortion = float(np.sum(fisher_rest * step ** 2) / 24.0)
+    first = float(np.maximum(h_first - np.log2(np.asarray(quantizer.first_step, float)),
+                             0.0).sum())
+    grid = distortion * np.logspace(-1, 1, T7_CURVE_POINTS)
+    curve = predicted_rate_curve(h_rest, fisher_rest, np.append(grid, distortion))
+    predicted = _per_token(first, float(curve[-1]), tokens)
+    out.update(t7_predicted_rate=predicted, t7_predicted_delta_ce=distortion,
+               t7_curve={"delta_ce": grid.tolist(),
+                         "rate": [_per_token(first, float(r), tokens) for r in curve[:-1]]})
+    if measured is not None:
+        out["t7_error"] = measured - predicted
+        out["t7_relative_error"] = (measured - predicted) / predicted if predicted > 0 else None
+    return out
+
+
+# ----------------------------------------------------------------- T10
+def _lipschitz(codec, eval_hidden: torch.Tensor, seed: int, windows: int = 2) -> float | None:
+    network = getattr(codec, "entropy_network", None)
+    if network is None or not callable(network):
+        return None
+    prepare = getattr(codec, "entropy_network_inputs", None)
+    values = []
+    for window in eval_hidden[:windows]:
+        point = prepare(window) if callable(prepare) else window
+        values.append(jacobian_spectral_norm(network, point, iters=20, seed=seed))
+    return float(max(values))
+
+
+# ----------------------------------------------------------------- the entry points
+def codec_statistics(codec, fit_hidden: torch.Tensor, eval_hidden: torch.Tensor,
+                     eval_bits: np.ndarray, eval_documents: np.ndarray, *,
+                     estimated_bits: np.ndarray | None = None, confidence: float = 0.95,
+                     fisher=None, seed: int = 0, max_tokens: int = MAX_TOKENS,
+                     max_cov_tokens: int = MAX_COV_TOKENS) -> dict:
+    """The bound statistics of one codec at one split, in bits per token.
+
+    Parameters
+    ----------
+    codec : HiddenStateCodec
+        The codec, as fitted.
+    fit_hidden, eval_hidden : torch.Tensor, shape (windows, positions, width)
+        Hidden states it was fitted on (one window per fit document) and
+        evaluated on; at least 2 windows of at least 2 positions each.
+    eval_bits : array_like, shape (eval windows,)
+        Actual bits of each eval window's stream, headers included.
+    eval_documents : array_like, shape (eval windows,)
+        Document id of each eval window (the i.i.d. unit).
+    estimated_bits : array_like, shape (eval windows,), optional
+        The codec's likelihood estimate per window, or None.
+    confidence : float
+        ``1 - delta`` of every interval and bound (T4, T8, T9).
+    fisher : rdgap.codecs.fisher.FisherDiagonal, optional
+        The Fisher diagonal used to fit, for T7.
+    seed : int
+        Seed of every random draw (subsampling, Rademacher signs, power iteration).
+    max_tokens, max_cov_tokens : int
+        Caps on the tokens used by the symbol statistics and the covariances.
+
+    Returns
+    -------
+    dict
+        JSON-ready; see the module docstring for every key.
+
+    Raises
+    ------
+    ValueError
+        On shapes or values that are not as described, naming the argument.
+    """
+    fit_hidden, eval_hidden = _hidden(fit_hidden, "fit_hidden"), _hidden(eval_hidden,
+                                                                          "eval_hidden")
+    if not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"confidence: expected a value in (0, 1), got {confidence!r}")
+    delta = 1.0 - float(confidence)
+    windows, tokens, width = eval_hidden.shape
+    bits = _array(eval_bits, "eval_bits", windows)
+    documents = np.asarray(eval_documents).reshape(-1)
+    if documents.size != windows:
+        raise ValueError(f"eval_documents: expected one id per eval window ({windows}), got "
+                         f"{documents.size}")
+    estimated = None if estimated_bits is None else _array(estimated_bits, "estimated_bits",
+                                                           windows)
+    rng = np.random.default_rng(seed)
+    quantizer = quantizer_of(codec)
+    kind = entropy_model_kind(codec, quantizer)
+    bound = stream_bound_bits(codec, quantizer, tokens, width)
+    per_document = _per_document(bits, tokens, documents)
+    out: dict = {
+        "entropy_model": kind, "confidence": float(confidence), "documents": int(
+            per_document.size), "windows": int(windows), "tokens_per_window": int(tokens),
+        "rate_actual": float(bits.sum() / (windows * tokens)),
+        "rate_estimated": None if estimated is None else float(estimated.sum() / (windows
+                                                                                  * tokens)),
+        "rate_interval": None, "rate_interval_bound": bound, "rate_interval_method": None,
+        "rate_interval_informative": None, "subsampled": False,
+    }
+    if bound is not None and per_document.size >= 2:
+        interval = rate_interval(per_document, delta, bound, method="bernstein")
+        out.update(rate_interval=[interval.lower, interval.upper],
+                   rate_interval_method=f"empirical Bernstein (T8) over {interval.n} documents, "
+                                        f"per-document bits/token in [0, {bound:.6g}]",
+                   rate_interval_informative=bool(interval.width < out["rate_actual"]))
+    keys = ("t3_logdet_full", "t3_logdet_full_raw", "t3_logdet_diag", "t3_dependency_headroom",
+            "t3_dependency_headroom_null", "t4_marginal_floor",
+            "t4_marginal_floor_plugin", "t4_marginal_floor_lower", "mse", "t6_rate_at_mse",
+            "t6_curve", "t9_eval_rate")
+    out.update(dict.fromkeys(keys))
+    out["t10_entropy_model_lipschitz"] = _lipschitz(codec, eval_hidden, seed)
+    if quantizer is None:
+        out.update(_t9(codec, None, None, fit_hidden, bound, delta, seed))
+        out.update(_t7(None, None, fit_hidden, None))
+        return out
+    notes = []
+    keep = max(2, min(windows, max_tokens // tokens))
+    if keep < windows:
+        notes.append(f"symbol statistics on {keep} of {windows} eval windows")
+        chosen = np.sort(rng.choice(windows, keep, replace=False))
+        eval_hidden, documents_kept = eval_hidden[chosen], documents[chosen]
+    else:
+        documents_kept = documents
+    symbols = _symbols(quantizer, eval_hidden)
+    step = np.asarray(quantizer.step, float)
+    first_step = np.asarray(quantizer.first_step, float)
+    t3 = _t3(symbols, step, first_step, rng, max_cov_tokens)
+    if t3.pop("_cov_rows") < symbols.shape[0] * (tokens - 1):
+        notes.append(f"covariances on {max_cov_tokens} tokens")
+    out["subsampled"] = "; ".join(notes) or False
+    out.update(t3)
+    out.update(_t4(symbols, documents_kept, delta))
+    out.update(_t6(eval_hidden, quantizer, symbols, rng, max_cov_tokens))
+    fit_symbols = _symbols(quantizer, fit_hidden)
+    out.update(_t9(codec, quantizer, fit_symbols, fit_hidden, bound, delta, seed))
+    if estimated is not None:
+        out["t9_eval_rate"] = out["rate_estimated"]
+    measured = out["rate_estimated"] if estimated is not None else out["rate_actual"]
+    out.update(_t7(quantizer, fisher, fit_hidden, measured))
+    return out
+
+
+def split_statistics(prefix_fn, inputs_embeds_or_inputs, *, seed: int = 0,
+                     iters: int = 10) -> dict:
+    """Codec-independent figures of one split: the prefix map's Jacobian spectral norm.
+
+    Parameters
+    ----------
+    prefix_fn : callable
+        A differentiable torch function from the prefix's input (e.g. input
+        embeddings ``(windows, positions, width)``) to the hidden state at the
+        split, acting on each window independently.
+    inputs_embeds_or_inputs : torch.Tensor
+        A few windows of that input (floating point); keep it small on CPU.
+    seed : int
+        Seed of the power iteration's random start.
+    iters : int
+        Power-iteration steps (each one JVP and one VJP through the prefix).
+
+    Returns
+    -------
+    dict
+        ``t10_prefix_jacobian`` (the largest per-window estimate),
+        ``t10_prefix_jacobian_mean`` and ``t10_prefix_jacobian_windows``.
+        Each estimate is a LOWER bound on the local spectral norm and on the
+        Lipschitz constant of the prefix (T10, :func:`rdgap.bounds.jacobian_spectral_norm`).
+    """
+    if not callable(prefix_fn):
+        raise ValueError(f"prefix_fn: expected a callable torch function, got "
+                         f"{type(prefix_fn).__name__}")
+    x = inputs_embeds_or_inputs
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+        raise ValueError("inputs_embeds_or_inputs: expected a floating-point tensor "
+                         "(windows, ...) with a leading window axis, got "
+                         f"{type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
+    values = np.atleast_1d(jacobian_spectral_norm(prefix_fn, x.detach(), iters=iters,
+                                                  seed=seed, batched=True))
+    return {"t10_prefix_jacobian": float(values.max()),
+            "t10_prefix_jacobian_mean": float(values.mean()),
+            "t10_prefix_jacobian_windows": int(values.size),
+            "t10_prefix_jacobian_note": "power-iteration estimate: a LOWER bound (T10)"}
