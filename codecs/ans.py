@@ -106,30 +106,61 @@ def encode(columns: list[np.ndarray], tables: list[ChannelTable]) -> bytes:
     return coder.get_compressed().astype("<u4").tobytes()
 
 
+class Decoder:
+    """Decode a stream written by :func:`encode` in stages.
+
+    A joint entropy model decodes its side information first and only then
+    knows which table (and how many symbols) each later column has: call
+    :meth:`columns` once per stage, in the order the columns were encoded,
+    then :meth:`finish`, which reads the escaped values (pushed first, so
+    decoded last) and checks that the stream ends exactly.
+    """
+
+    def __init__(self, data: bytes):
+        if len(data) % 4:
+            raise BitstreamError(f"data: ANS payload of {len(data)} bytes is not whole "
+                                 f"32-bit words")
+        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        self._pending: list[tuple[np.ndarray, ChannelTable]] = []
+        try:
+            self._coder = constriction.stream.stack.AnsCoder(words)
+        except (ValueError, RuntimeError, OverflowError) as error:
+            raise BitstreamError(f"data: the ANS payload cannot be decoded ({error})") from None
+
+    def columns(self, lengths: list[int], tables: list[ChannelTable]) -> list[np.ndarray]:
+        """The next columns' symbols; escaped values read ``width + 1`` until
+        :meth:`finish` replaces them (in place) with their coded values."""
+        out = []
+        try:
+            for length, table in zip(lengths, tables):
+                index = self._coder.decode(table.model, length).astype(np.int64)
+                values = index - table.width
+                self._pending.append((values, table))
+                out.append(values)
+        except (ValueError, RuntimeError, OverflowError) as error:
+            raise BitstreamError(f"data: the ANS payload cannot be decoded ({error})") from None
+        return out
+
+    def finish(self) -> None:
+        """Resolve escaped values in place and check that nothing is left."""
+        try:
+            for values, table in self._pending:
+                for position in np.flatnonzero(values == table.width + 1):
+                    sign = int(self._coder.decode(ESCAPE_SIGN, 1)[0])
+                    high = int(self._coder.decode(ESCAPE_HALF, 1)[0])
+                    low = int(self._coder.decode(ESCAPE_HALF, 1)[0])
+                    magnitude = table.width + 1 + ((high << 16) | low)
+                    values[position] = -magnitude if sign else magnitude
+        except (ValueError, RuntimeError, OverflowError) as error:
+            raise BitstreamError(f"data: the ANS payload cannot be decoded ({error})") from None
+        if not self._coder.is_empty():
+            raise BitstreamError("data: the ANS payload holds more data than the header "
+                                 "declares; the stream is corrupted")
+
+
 def decode(data: bytes, lengths: list[int], tables: list[ChannelTable]) -> list[np.ndarray]:
     """Inverse of :func:`encode`; raises BitstreamError if the stream does not end exactly."""
-    if len(data) % 4:
-        raise BitstreamError(f"data: ANS payload of {len(data)} bytes is not whole 32-bit words")
-    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-        columns = []
-        for length, table in zip(lengths, tables):
-            index = coder.decode(table.model, length).astype(np.int64)
-            columns.append(index)
-        out = []
-        for index, table in zip(columns, tables):
-            values = index - table.width
-            for position in np.flatnonzero(index == table.escape):
-                sign = int(coder.decode(ESCAPE_SIGN, 1)[0])
-                high = int(coder.decode(ESCAPE_HALF, 1)[0])
-                low = int(coder.decode(ESCAPE_HALF, 1)[0])
-                magnitude = table.width + 1 + ((high << 16) | low)
-                values[position] = -magnitude if sign else magnitude
-            out.append(values)
-    except (ValueError, RuntimeError, OverflowError) as error:
-        raise BitstreamError(f"data: the ANS payload cannot be decoded ({error})") from None
-    if not coder.is_empty():
-        raise BitstreamError("data: the ANS payload holds more data than the header declares; "
-                             "the stream is corrupted")
+    decoder = Decoder(data)
+    out = decoder.columns(lengths, tables)
+    decoder.finish()
     return out

@@ -31,9 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
-
-from . import ans
+from . import ans, persist
 from .base import HiddenStateCodec, check_hidden
 from .container import BitstreamError, Stream
 from .tables import FAMILIES, discretised_table, half_width
@@ -140,9 +138,7 @@ class FactorizedCodec(HiddenStateCodec):
 
     # -- tables and identity -------------------------------------------------
     def _build(self, scales: np.ndarray) -> list[ans.ChannelTable]:
-        widths = half_width(scales)
-        return [ans.ChannelTable(discretised_table(self.family, 0.0, float(s), int(w)), int(w))
-                for s, w in zip(scales, widths)]
+        return build_tables(self.family, scales)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         s = self.stats
@@ -243,42 +239,29 @@ class FactorizedCodec(HiddenStateCodec):
     # -- persistence -----------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
         """Write ``config.json`` and ``tensors.safetensors`` into ``folder``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        config = {"rdgap_codec": "factorized", "format_version": FORMAT_VERSION,
-                  "family": self.family, "label": self.label, "channels": self.channels,
-                  "transform": self.analysis is not None, "hash": self._digest.hex()}
-        save_file({k: np.ascontiguousarray(v, dtype=np.float64)
-                   for k, v in self._arrays().items()}, str(folder / "tensors.safetensors"))
-        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        return folder
+        return persist.write(folder, self._arrays(), {
+            "rdgap_codec": "factorized", "format_version": FORMAT_VERSION,
+            "family": self.family, "label": self.label, "channels": self.channels,
+            "transform": self.analysis is not None, "hash": self._digest.hex()})
 
     @classmethod
     def load(cls, folder: str | Path) -> "FactorizedCodec":
         """Load a codec written by :meth:`save`; checks its version and hash."""
-        folder = Path(folder)
-        config_path, tensor_path = folder / "config.json", folder / "tensors.safetensors"
-        if not config_path.is_file() or not tensor_path.is_file():
-            raise FileNotFoundError(f"folder: expected config.json and tensors.safetensors in "
-                                    f"{folder} (written by FactorizedCodec.save)")
-        config = json.loads(config_path.read_text())
-        if config.get("rdgap_codec") != "factorized" or \
-                config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"folder: {folder} holds codec {config.get('rdgap_codec')!r} format "
-                             f"{config.get('format_version')!r}; expected 'factorized' format "
-                             f"{FORMAT_VERSION}")
-        arrays = load_file(str(tensor_path))
-        missing = [name for name in _ARRAYS if name not in arrays]
-        if missing:
-            raise ValueError(f"folder: tensors.safetensors lacks {missing}")
+        config, arrays = persist.read(folder, "factorized", FORMAT_VERSION, _ARRAYS,
+                                      "FactorizedCodec")
         stats = ChannelStatistics(arrays["mean"], arrays["scale"], arrays["first_mean"],
                                   arrays["first_scale"])
         codec = cls(stats, arrays["step"], arrays["first_step"], config["family"],
                     config.get("label", ""), arrays.get("analysis"), arrays.get("synthesis"))
-        if codec.digest.hex() != config.get("hash"):
-            raise ValueError(f"folder: the tensors of {folder} do not match the hash in its "
-                             f"config.json; the files are corrupted or from different codecs")
+        persist.check_hash(codec, config, folder)
         return codec
+
+
+def build_tables(family: str, scales: np.ndarray) -> list[ans.ChannelTable]:
+    """One zero-mean discretised table per channel, ``scales`` in quantization steps."""
+    widths = half_width(scales)
+    return [ans.ChannelTable(discretised_table(family, 0.0, float(s), int(w)), int(w))
+            for s, w in zip(scales, widths)]
 
 
 def _positive(values, channels: int, name: str) -> np.ndarray:

@@ -42,8 +42,14 @@ def _sf(family: str, x: np.ndarray) -> np.ndarray:
     return _cdf(family, -x)
 
 
-def discretised_table(family: str, mean: float, scale: float, width: int) -> np.ndarray:
+def discretised_table(family: str, mean: float, scale: float, width: int,
+                      rounding: float = 0.5) -> np.ndarray:
     """Table of ``2·width + 2`` probabilities: symbols ``-width..width`` then escape.
+
+    With ``rounding`` ``ρ < ½`` the quantizer has a dead zone,
+    ``S = sign(x)·⌊|x| + ρ⌋``: symbol ``k ≥ 1`` covers ``[k − ρ, k + 1 − ρ)``,
+    ``0`` covers ``(ρ − 1, 1 − ρ)``, negative symbols mirror the positive ones
+    (``ρ = ½`` is plain rounding and the cells ``[k − ½, k + ½)``).
 
     Parameters
     ----------
@@ -53,6 +59,8 @@ def discretised_table(family: str, mean: float, scale: float, width: int) -> np.
         Location and scale, in quantization steps (``scale > 0``).
     width : int
         Half-width ``K`` of the alphabet.
+    rounding : float
+        The quantizer's rounding offset ``ρ`` in ``(0, ½]``.
 
     Examples
     --------
@@ -64,7 +72,10 @@ def discretised_table(family: str, mean: float, scale: float, width: int) -> np.
         raise ValueError(f"family: expected one of {FAMILIES}, got {family!r}")
     if not scale > 0:
         raise ValueError(f"scale: expected > 0, got {scale}")
-    edges = (np.arange(-width, width + 2) - 0.5 - mean) / scale
+    if not 0 < rounding <= 0.5:
+        raise ValueError(f"rounding: expected an offset in (0, 0.5], got {rounding}")
+    k = np.arange(-width, width + 2)  # edge k lies between symbols k − 1 and k
+    edges = (np.where(k >= 1, k - rounding, k - 1 + rounding) - mean) / scale
     # Upper half by survival differences, lower half by CDF differences: no cancellation.
     lower = np.diff(_cdf(family, edges))
     upper = -np.diff(_sf(family, edges))

@@ -113,6 +113,7 @@ class HiddenStateAdapter:
         from rdgap.codecs.base import HiddenStateCodec
         from rdgap.codecs.baselines import AbsmaxInteger, BFloat16Cast, Float16Cast, ZstdFloat16
         from rdgap.codecs.container import BitstreamError, header_size
+        from rdgap.codecs.context import ContextCodec
         from rdgap.codecs.factorized import FactorizedCodec
         from rdgap.codecs.symbol_zstd import ZstdSymbols
         from rdgap.codecs.torch_factorized import TorchFactorizedCodec
@@ -156,6 +157,12 @@ class HiddenStateAdapter:
             self.reconstruct = codec.reconstruct
             self.channels = codec.quantizer.channels
             self.entropy_source = lambda: _factorized_source(codec.quantizer)
+        elif isinstance(codec, ContextCodec):  # one constriction stack per window, as above
+            self.reconstruct = codec.reconstruct
+            self.channels = codec.channels
+            self.relative_overhead = ans.RELATIVE_OVERHEAD
+            self.stream_overhead_bits = float(ans.STREAM_OVERHEAD_BITS)
+            self.lower_overhead_bits = math.inf
         elif callable(getattr(codec, "reconstruct", None)):
             self.reconstruct = codec.reconstruct
 

@@ -1,0 +1,154 @@
+"""Fit the context / hyperprior codec of :mod:`rdgap.codecs.context` on cached hidden states.
+
+Training is closed-form and takes seconds on a CPU: the predictor is a ridge
+regression of each token's KLT components on the previous token's quantized
+components (ridge chosen on held-out fit windows by the Laplace code length),
+the per-component scales and the side-latent densities are maximum-likelihood
+estimates from the encoder's own causal loop run on the fit windows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .context import (GAIN_LIMIT, GAIN_STEP, SCALE_RESOLUTION, ContextCodec, centroid_offset,
+                      scale_index, table_scale)
+
+#: Ridge strengths tried, relative to the mean diagonal of ``XᵀX``; ``inf`` means no predictor.
+RIDGES = (1e-3, 1e-2, 1e-1, 1.0, np.inf)
+#: Alternations of side latents and per-component scales.
+SCALE_ITERATIONS = 2
+
+
+def laplace_bits(symbols: np.ndarray, scale: np.ndarray, rounding: float) -> float:
+    """``Σ −log2 q(S)`` under dead-zone discretised Laplace laws of ``scale`` steps
+    (the tables of :func:`rdgap.codecs.tables.discretised_table` without floor or escape)."""
+    a = np.abs(symbols)
+    zero = -np.expm1(-(1.0 - rounding) / scale)
+    other = 0.5 * np.exp(-(a - rounding) / scale) * -np.expm1(-1.0 / scale)
+    p = np.where(a == 0, zero, other)
+    return float(-np.log2(np.maximum(p, 2.0 ** -40)).sum())
+
+
+def _dead_zone(x: np.ndarray, rounding: float) -> np.ndarray:
+    return np.sign(x) * np.floor(np.abs(x) + rounding)
+
+
+def _open_loop_context(z: np.ndarray, step: np.ndarray, rounding: float) -> np.ndarray:
+    """Previous tokens' components as a decoder would see them without prediction
+    (dead-zone quantized, centroid reconstruction): the regressors of the predictor."""
+    x = z / step
+    index = scale_index(np.abs(x).reshape(-1, x.shape[-1]).mean(0))
+    symbols = _dead_zone(x, rounding)
+    offset = centroid_offset(table_scale(index), rounding)
+    decoded = step * np.where(symbols == 0, 0.0, np.sign(symbols) * (np.abs(symbols) - offset))
+    return np.concatenate([np.zeros_like(decoded[:, :1]), decoded[:, :-1]], axis=1)
+
+
+def _ridge_solutions(x: np.ndarray, y: np.ndarray, ridges):
+    """``(W, b)`` of ridge regressions ``y ≈ b + W x`` for each relative strength."""
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    xc, yc = x - x_mean, y - y_mean
+    gram = xc.T @ xc
+    values, vectors = np.linalg.eigh(gram)
+    cross = vectors.T @ (xc.T @ yc)
+    level = max(float(np.trace(gram)) / gram.shape[0], 1e-300)
+    for ridge in ridges:
+        if not np.isfinite(ridge):
+            yield ridge, np.zeros((y.shape[1], x.shape[1])), y_mean
+            continue
+        coefficients = vectors @ (cross / (values + ridge * level)[:, None])  # (C_in, C_out)
+        yield ridge, coefficients.T, y_mean - coefficients.T @ x_mean
+
+
+def fit_predictor(z: np.ndarray, step: np.ndarray, rounding: float,
+                  ridges=RIDGES) -> tuple[np.ndarray, np.ndarray, float]:
+    """Predictor ``(W, b)`` of ``Z_t`` from the quantized ``Z_{t−1}``, and its ridge.
+
+    The ridge is the one whose held-out windows (the last quarter) cost the
+    fewest Laplace bits; the returned predictor is refitted on every window.
+    """
+    if z.ndim != 3 or z.shape[0] < 2:
+        raise ValueError(f"z: expected KLT components of ≥ 2 windows (windows, tokens, "
+                         f"channels), got shape {z.shape}")
+    context = _open_loop_context(z, step, rounding)
+    channels = z.shape[-1]
+    held = max(1, z.shape[0] // 4)
+    train_x = context[:-held].reshape(-1, channels)
+    train_y = z[:-held].reshape(-1, channels)
+    test_x = context[-held:].reshape(-1, channels)
+    test_y = z[-held:].reshape(-1, channels)
+    best = (np.inf, RIDGES[-1])
+    for ridge, weights, bias in _ridge_solutions(train_x, train_y, ridges):
+        scale = np.abs(train_y - bias - train_x @ weights.T).mean(0) / step
+        residual = (test_y - bias - test_x @ weights.T) / step
+        bits = laplace_bits(_dead_zone(residual, rounding), table_scale(scale_index(scale)),
+                            rounding)
+        best = min(best, (bits, ridge))
+    ridge = best[1]
+    _, weights, bias = next(_ridge_solutions(context.reshape(-1, channels),
+                                             z.reshape(-1, channels), [ridge]))
+    return weights, bias, ridge
+
+
+def side_probabilities(side: np.ndarray, groups: int) -> np.ndarray:
+    """Each group's categorical density of side latents (counts + ½, escape at 2^-20)."""
+    rows = []
+    for g in range(groups):
+        counts = np.bincount(side[..., g].ravel() + GAIN_LIMIT, minlength=2 * GAIN_LIMIT + 1)
+        p = np.append(counts + 0.5, 0.0)
+        p = p / p.sum() * (1 - 2.0 ** -20)
+        p[-1] = 1.0 - p[:-1].sum()
+        rows.append(p)
+    return np.array(rows)
+
+
+def fit_context_codec(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarray,
+                      synthesis: np.ndarray, step: np.ndarray, first_mean: np.ndarray,
+                      first_scale: np.ndarray, first_step: np.ndarray, groups: int = 1,
+                      rounding: float = 0.4, label: str = "") -> ContextCodec:
+    """Fit predictor, per-component scales and side-latent densities on fit windows.
+
+    Parameters
+    ----------
+    hidden : torch.Tensor
+        ``(windows, tokens ≥ 2, channels)`` hidden states of fit windows.
+    mean, analysis, synthesis : arrays
+        Mean of positions ≥ 1 and the KLT (``A``, ``A^{-1}``).
+    step : (C,) array
+        Step of each KLT component.
+    first_mean, first_scale, first_step : (C,) arrays
+        Position 0's statistics and steps.
+    groups : int
+        Side latents per token (contiguous groups of components, KLT order).
+    rounding : float
+        Dead-zone offset ``ρ``.
+    """
+    if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3 or hidden.shape[1] < 2:
+        raise ValueError("hidden: expected fit windows (windows, tokens ≥ 2, channels), got "
+                         f"{tuple(getattr(hidden, 'shape', ()))}")
+    channels = hidden.shape[2]
+    if not 1 <= groups <= channels:
+        raise ValueError(f"groups: expected 1..{channels} side latents per token, got {groups}")
+    step = np.asarray(step, dtype=np.float64)
+    data = hidden.detach().double().numpy()
+    z = (data[:, 1:] - mean) @ np.asarray(analysis).T
+    weights, bias, ridge = fit_predictor(z, step, rounding)
+    starts = np.array([c[0] for c in np.array_split(np.arange(channels), groups)])
+    base = scale_index(np.abs(z - bias).reshape(-1, channels).mean(0) / step)
+    uniform = np.full((groups, 2 * GAIN_LIMIT + 2), 1.0 / (2 * GAIN_LIMIT + 2))
+
+    def build(base_index, probabilities):
+        return ContextCodec(mean, analysis, synthesis, step, base_index, weights, bias, starts,
+                            probabilities, first_mean, first_scale, first_step,
+                            rounding=rounding, label=f"{label} ridge={ridge:g}".strip())
+
+    codec = build(base, uniform)
+    for _ in range(SCALE_ITERATIONS):
+        result = codec.analyse(z)
+        gain = np.exp2(result.side[..., codec.group_of] * GAIN_STEP / SCALE_RESOLUTION)
+        base = scale_index((np.abs(result.residual) / step / gain).reshape(-1, channels).mean(0))
+        codec = build(base, uniform)
+    result = codec.analyse(z)
+    return build(base, side_probabilities(result.side, groups))
