@@ -3,6 +3,7 @@
 Commands
 --------
 validate      measure every codec at several split points (the main job)
+merge         merge the partial results of validate --shard into one report
 bounds list   the catalogue of citable bounds
 cite NAME     BibTeX and LaTeX statement of one bound
 proofs [NAME] the symbolic derivations, step by step
@@ -29,14 +30,18 @@ def _add_validate(commands) -> None:
     from rdgap.validation.report import DEFAULT_OUT
 
     parser = commands.add_parser(
-        "validate", help="measure codecs at several split points of a model",
-        description="Run every codec at several split points of a causal LM on real text "
-                    "and write results.json and report.md.")
+        "validate", help="measure codecs at several split points of each architecture",
+        description="Run every codec at several split points of each architecture on real "
+                    "data, check the claims of the bounds, and write results.json, report.md "
+                    "and PNG plots. Exit status 1 when a gating claim fails.")
     parser.add_argument("--quick", action="store_true",
                         help="small run (3 splits, 8 windows of 128 tokens), what CI runs")
+    parser.add_argument("--architectures", default=None,
+                        help="comma-separated: smollm2-135m, all-minilm-l6-v2, digits-vit or "
+                             "causal-LM folders (default: the three shipped ones)")
     parser.add_argument("--model", default=None,
-                        help="'smollm2-135m' (embedded default) or a transformers causal-LM "
-                             "folder")
+                        help="one architecture only: 'smollm2-135m' or a transformers causal-LM "
+                             "folder (same as --architectures with one name)")
     parser.add_argument("--splits", type=_split_list, default=None,
                         help="comma-separated split points (layers in the prefix); "
                              "default: spread over the depth")
@@ -44,27 +49,51 @@ def _add_validate(commands) -> None:
                         help="'lee_background' (default), a text file, or a folder of .txt")
     parser.add_argument("--windows", type=int, default=None, help="evaluation windows")
     parser.add_argument("--variants", default=None,
-                        help="comma-separated reference-codec variants to fit (default: all; "
-                             "'none' for baselines only): gaussian-std, gaussian-fisher, "
-                             "laplace-fisher, klt-laplace")
+                        help="comma-separated reference-codec variants to fit (default: "
+                             "gaussian-std,gaussian-fisher,klt-laplace; 'none' for baselines "
+                             "only): gaussian-std, gaussian-fisher, laplace-fisher, klt-laplace")
     parser.add_argument("--levels", default=None,
-                        help="comma-separated ΔCE targets in nats/token (default 0.05,0.01)")
+                        help="comma-separated distortion targets (ΔCE nats/token for LMs; "
+                             "default 0.05)")
     parser.add_argument("--window-length", type=int, default=None, help="tokens per window")
     parser.add_argument("--out", default=DEFAULT_OUT,
                         help=f"output folder (default: ./{DEFAULT_OUT})")
     parser.add_argument("--cache-dir", default=None,
                         help="cache folder (default: $RDGAP_CACHE_DIR or ~/.cache/rdgap)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="run only shard I of N (0 ≤ I < N) of the job list and write "
+                             "partial-I-of-N.json into --out; combine with `rdgap merge`")
+    parser.add_argument("--distributed", action="store_true",
+                        help="under torchrun: each rank runs its share, rank 0 gathers (gloo) "
+                             "and writes the report")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    merge = commands.add_parser(
+        "merge", help="merge partial results of validate --shard into one report",
+        description="Merge the partial-I-of-N.json files of `rdgap validate --shard` runs "
+                    "into results.json, report.md and plots, and check the claims. Exit "
+                    "status 1 when a gating claim fails.")
+    merge.add_argument("sources", nargs="+", help="folders (or files) of partial results")
+    merge.add_argument("--out", default=DEFAULT_OUT,
+                       help=f"output folder (default: ./{DEFAULT_OUT})")
 
 
-def _validate(args) -> int:
-    from rdgap.validation.report import format_table, write_results
-    from rdgap.validation.runner import ValidateConfig, run_validation
+def _validate_config(args):
+    from rdgap.validation.runner import ValidateConfig
 
     overrides = {name: value for name, value in {
-        "model": args.model, "splits": args.splits, "corpus": args.corpus,
-        "windows": args.windows, "window_length": args.window_length,
-        "cache_dir": args.cache_dir}.items() if value is not None}
+        "splits": args.splits, "corpus": args.corpus, "windows": args.windows,
+        "window_length": args.window_length, "cache_dir": args.cache_dir}.items()
+        if value is not None}
+    if args.model is not None and args.architectures is not None:
+        raise ValueError("--model: expected either --model or --architectures, not both")
+    if args.model is not None:
+        overrides["architectures"] = (args.model,)
+    elif args.architectures is not None:
+        names = tuple(a.strip() for a in args.architectures.split(",") if a.strip())
+        if not names:
+            raise ValueError(f"--architectures: expected comma-separated names, got "
+                             f"{args.architectures!r}")
+        overrides["architectures"] = names
     for name in ("windows", "window_length"):
         if name in overrides and overrides[name] < (2 if name == "window_length" else 1):
             raise ValueError(f"--{name.replace('_', '-')}: expected a positive count, "
@@ -79,13 +108,51 @@ def _validate(args) -> int:
             raise ValueError(f"--levels: expected comma-separated numbers such as 0.05,0.01, "
                              f"got {args.levels!r}") from None
         if any(not level > 0 for level in overrides["levels"]):
-            raise ValueError(f"--levels: expected ΔCE targets > 0, got {args.levels!r}")
-    config = ValidateConfig.quick(**overrides) if args.quick else ValidateConfig(**overrides)
-    results = run_validation(config, progress=not args.no_progress)
+            raise ValueError(f"--levels: expected targets > 0, got {args.levels!r}")
+    return ValidateConfig.quick(**overrides) if args.quick else ValidateConfig(**overrides)
+
+
+def _report(results: dict, out: str) -> int:
+    """Print the table, write the outputs, say which gating claims failed; exit status."""
+    from rdgap.validation.report import failed_gates, format_table, write_results
+
     print(format_table(results["runs"]))
-    json_path, md_path = write_results(results, args.out)
-    print(f"\nwrote {json_path} and {md_path}")
-    return 0
+    json_path, md_path = write_results(results, out)
+    print(f"\nwrote {json_path}, {md_path} and {len(results.get('plots') or [])} plots")
+    failed = failed_gates(results)
+    for claim in failed:
+        print(f"FAIL {claim['name']}: {claim['reason']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _validate(args) -> int:
+    from rdgap.validation.jobs import parse_shard
+    from rdgap.validation.report import write_partial
+    from rdgap.validation.runner import finalize, run_validation
+
+    config = _validate_config(args)
+    progress = not args.no_progress
+    if args.shard is not None and args.distributed:
+        raise ValueError("--shard: expected either --shard or --distributed, not both")
+    if args.distributed:
+        from rdgap.validation.distributed import run_distributed
+
+        rank, results = run_distributed(config, progress=progress)
+        return 0 if rank != 0 else _report(results, args.out)
+    if args.shard is not None:
+        results = run_validation(config, progress=progress, shard=parse_shard(args.shard))
+        path = write_partial(results, args.out)
+        print(f"wrote {path} ({len(results['jobs_done'])} of {len(results['jobs'])} jobs)")
+        return 0
+    return _report(finalize(run_validation(config, progress=progress), progress=progress),
+                   args.out)
+
+
+def _merge(args) -> int:
+    from rdgap.validation.report import read_partials
+    from rdgap.validation.runner import finalize, merge_results
+
+    return _report(finalize(merge_results(read_partials(args.sources))), args.out)
 
 
 def _bounds(args) -> int:
@@ -153,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-HANDLERS = {"validate": _validate, "bounds": _bounds, "cite": _cite, "proofs": _proofs}
+HANDLERS = {"validate": _validate, "merge": _merge, "bounds": _bounds, "cite": _cite,
+            "proofs": _proofs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,30 +1,68 @@
 """results.json and report.md: the machine-readable and the readable result.
 
-``results.json`` schema (``schema_version`` 1)::
+``results.json`` schema (``schema_version`` 2)::
 
-    schema_version   int     bumped on any incompatible change
+    schema_version   int     bumped on any incompatible change (2: several
+                             architectures, jobs, statistics, claims)
     generator        "rdgap"
-    config           the ValidateConfig that ran, with the resolved splits
-    model, corpus    what was measured
+    partial          true for one shard's share (file partial-I-of-N.json), false
+                     for a complete run or a merge
+    shard            {"index", "count"} of a partial result, else null
+    shards           (merged results only) how many partial results were merged
+    config           the ValidateConfig that ran (architectures, splits or null,
+                     split_count, corpus, window_length, windows, batch_size,
+                     seed, cache_dir, variants, levels, fit_windows,
+                     zstd_symbols_of, jacobian_windows, jacobian_positions, quick_run)
+    jobs             every job id of the run, in order
+                     ("ARCH/split=K/CODEC[/level=T]", see validation/jobs.py)
+    jobs_done        the job ids this file holds rows of
+    architectures    one entry per architecture: name, model_type, task,
+                     num_layers, width, splits (resolved), metrics (names; the
+                     first is the primary distortion), windows, window_length,
+                     documents (distinct i.i.d. groups among the eval windows)
+    cache            hidden_hits, hidden_misses, hidden_rejected: hidden-state
+                     cache entries reused, computed, and found corrupt (recomputed)
     environment      versions of rdgap, torch, transformers, python
-    stages_s         wall time of each stage, seconds
+    stages_s         wall time of each stage, seconds ("load models", "hidden
+                     states", "fit codecs", "code and evaluate", "statistics",
+                     "coverage claims", "claims", "total"); summed over shards
+                     when merged
     runs             one row per (architecture, split, codec, level):
-        architecture, model_type, task, split, codec, level, width, tokens,
-        windows, documents,
-        level                      null for fixed codecs; "dce<=T" for a reference-codec
-                                   variant calibrated to ΔCE ≤ T on the fit windows
+        job_id                     the job that produced the row
+        architecture, model_type, task, split, codec, width, tokens, windows, documents
+        level                      null for fixed codecs; "dce<=T" (or "METRIC<=T") for a
+                                   reference-codec variant calibrated to that target on
+                                   the fit windows
         bits_per_token_actual      8 × stream bytes / tokens (headers included)
         bits_per_token_estimated   likelihood estimate Σ −log2 q / tokens, or null
         saving_vs_fp16_percent     vs 16 × width bits per token
         container_bits_per_token   the part of the actual rate that is header
+        distortion_name            the task's primary distortion (e.g. delta_ce_nats)
+        distortion, distortion_ci  its mean over documents and 95 % Student-t CI
+        metrics                    every task metric: {name: {mean, stderr, ci_low,
+                                   ci_high, documents}}
         delta_ce_nats (+ _stderr, _ci), kl_nats (+ _ci),
-        top1_agreement (+ _ci)     means over documents, 95 % Student-t CI
+        top1_agreement (+ _ci)     causal-LM metrics (null for other tasks)
         max_abs_error, encode_s, decode_s
-        fit_delta_ce_nats          ΔCE on the fit windows at the chosen steps (or null)
+        fit_delta_ce_nats          primary distortion on the fit windows at the chosen
+                                   steps (or null)
         predicted_delta_ce_nats    THEORY.md T7's prediction at those steps (or null)
         t2_violations              streams whose payload broke T2's working form
                                    (bytes ≤ 1.005 × estimate + 64 bits); null without
                                    a likelihood model
+        statistics                 validation.statistics.codec_statistics of the row's
+                                   codec merged with split_statistics of its split
+                                   (T3, T4, T6–T10 and T8's rate interval; every key is
+                                   documented in validation/statistics.py)
+    correlations     (complete results) validation.claims.correlations: per
+                     architecture and statistic, Pearson and Spearman of the rate
+                     against it with bootstrap CIs
+    coverage         (complete results) validation.claims.coverage_claims: the
+                     synthetic coverage claims of the bounds, re-run
+    claims           (complete results) every named claim {name, status: "PASS" |
+                     "FAIL", numbers, reason, gates}; a FAIL of a claim with
+                     gates = true makes ``rdgap validate`` / ``rdgap merge`` exit 1
+    plots            file names of the PNG plots written next to results.json
 
 Files are written atomically. An existing ``results.json`` in the output
 folder is replaced only when rdgap wrote it (its ``generator`` is ``"rdgap"``);
@@ -39,7 +77,7 @@ import platform
 import tempfile
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_OUT = "rdgap-results"
 
 
@@ -60,20 +98,25 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def _ci(mean, ci) -> str:
-    if ci[0] is None:
+    if mean is None:
+        return "—"
+    if not ci or ci[0] is None:
         return f"{mean:.4f}"
     return f"{mean:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"
 
 
-TABLE_COLUMNS = ("split", "codec", "level", "bits/token", "est. bits/token", "saving vs fp16",
-                 "ΔCE nats (95% CI)", "KL nats", "top-1 agree")
+TABLE_COLUMNS = ("architecture", "split", "codec", "level", "bits/token", "est. bits/token",
+                 "saving vs fp16", "distortion (95% CI)", "KL nats", "top-1 agree")
 
 
 def table_rows(runs: list[dict]) -> list[list[str]]:
-    return [[str(r["split"]), r["codec"], r["level"] or "—", f"{r['bits_per_token_actual']:.1f}",
-             _fmt(r["bits_per_token_estimated"], 6), f"{r['saving_vs_fp16_percent']:.1f}%",
-             _ci(r["delta_ce_nats"], r["delta_ce_nats_ci"]), f"{r['kl_nats']:.2e}",
-             f"{r['top1_agreement']:.4f}"] for r in runs]
+    return [[r["architecture"], str(r["split"]), r["codec"], r["level"] or "—",
+             f"{r['bits_per_token_actual']:.1f}", _fmt(r["bits_per_token_estimated"], 6),
+             f"{r['saving_vs_fp16_percent']:.1f}%",
+             f"{r['distortion_name']} {_ci(r['distortion'], r['distortion_ci'])}",
+             "—" if r["kl_nats"] is None else f"{r['kl_nats']:.2e}",
+             "—" if r["top1_agreement"] is None else f"{r['top1_agreement']:.4f}"]
+            for r in runs]
 
 
 def format_table(runs: list[dict]) -> str:
@@ -85,29 +128,93 @@ def format_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _markdown_table(columns, rows) -> list[str]:
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + \
+        ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |"
+         for row in rows]
+
+
+def _numbers(numbers: dict, limit: int = 6) -> str:
+    """A short ``key=value`` rendering of a claim's scalar numbers."""
+    parts = []
+    for key, value in numbers.items():
+        if isinstance(value, bool) or value is None or isinstance(value, (int, float, str)):
+            parts.append(f"{key}={_fmt(value)}")
+        elif isinstance(value, (list, tuple)) and len(value) == 2 \
+                and all(isinstance(v, (int, float)) or v is None for v in value):
+            parts.append(f"{key}=[{_fmt(value[0])}, {_fmt(value[1])}]")
+        if len(parts) == limit:
+            break
+    return ", ".join(parts)
+
+
+def failed_gates(results: dict) -> list[dict]:
+    """The gating claims that failed (their failure makes the command exit 1)."""
+    return [c for c in results.get("claims") or [] if c.get("gates") and c["status"] != "PASS"]
+
+
+def _claims_section(results: dict) -> list[str]:
+    claims = results.get("claims")
+    if claims is None:
+        return []
+    failed = failed_gates(results)
+    verdict = (f"**{len(failed)} gating claim(s) FAILED** — the run exits with status 1: "
+               + "; ".join(f"`{c['name']}`: {c['reason']}" for c in failed)) if failed else \
+        "Every gating claim passed."
+    passed = sum(c["status"] == "PASS" for c in claims)
+    lines = ["", "## Claims", "", f"{passed} of {len(claims)} claims PASS. {verdict}", ""]
+    lines += _markdown_table(("claim", "status", "gates", "why", "numbers"), [
+        [f"`{c['name']}`", c["status"], "yes" if c.get("gates") else "no", c.get("reason", ""),
+         _numbers(c.get("numbers") or {})] for c in claims])
+    correlations = results.get("correlations") or []
+    if correlations:
+        lines += ["", "## Rate against each statistic", "",
+                  "Across the rows of each architecture (every split, codec and level "
+                  "with the statistic); 95 % percentile bootstrap intervals.", ""]
+        lines += _markdown_table(
+            ("architecture", "statistic", "n", "Pearson r [CI]", "Spearman ρ [CI]"),
+            [[r["architecture"], r["statistic"], r["n"],
+              f"{_fmt(r['pearson'], 3)} [{_fmt(r['pearson_ci'][0], 3)}, "
+              f"{_fmt(r['pearson_ci'][1], 3)}]",
+              f"{_fmt(r['spearman'], 3)} [{_fmt(r['spearman_ci'][0], 3)}, "
+              f"{_fmt(r['spearman_ci'][1], 3)}]"] for r in correlations])
+    return lines
+
+
 def report_markdown(results: dict) -> str:
-    """report.md: what ran, the table, and the stage times."""
-    model, corpus = results["model"], results["corpus"]
-    lines = [
-        "# rdgap validate",
-        "",
-        f"Model **{model['name']}** ({model['model_type']}, {model['num_layers']} layers, "
-        f"width {model['width']}); corpus `{corpus['source']}`: {corpus['windows']} "
-        f"evaluation windows of {corpus['window_length']} tokens, one per document, from "
-        f"documents never used for fitting. Bits per token count every byte of each "
-        f"stream (header and checksum included); fp16 = {16 * model['width']} bits/token. "
-        f"Distortions are means over documents with 95 % Student-t intervals.",
-        "",
-        "| " + " | ".join(TABLE_COLUMNS) + " |",
-        "|" + "---|" * len(TABLE_COLUMNS),
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results["runs"])]
-    lines += ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {name} | {seconds:.1f} |" for name, seconds in results["stages_s"].items()]
+    """report.md: what ran, the result table, the claims, correlations, times and plots."""
+    config = results["config"]
+    lines = ["# rdgap validate" + (" (quick run)" if config.get("quick_run") else ""), ""]
+    if results.get("partial"):
+        shard = results["shard"]
+        lines += [f"**Partial result**: shard {shard['index']}/{shard['count']} "
+                  f"({len(results['jobs_done'])} of {len(results['jobs'])} jobs). Merge all "
+                  f"shards with `rdgap merge` for the claims.", ""]
+    for arch in results["architectures"]:
+        lines.append(f"- **{arch['name']}** ({arch['model_type']}, {arch['task']}, "
+                     f"{arch['num_layers']} layers, width {arch['width']}, fp16 = "
+                     f"{16 * arch['width']} bits/token): splits {arch['splits']}, "
+                     f"{arch['windows']} evaluation windows from {arch['documents']} "
+                     f"documents never used for fitting; primary distortion "
+                     f"`{arch['metrics'][0]}`.")
+    lines += ["", "Bits per token count every byte of each stream (header and checksum "
+              "included). Distortions are means over documents with 95 % Student-t "
+              f"intervals. Corpus `{config['corpus']}` for the text models.", ""]
+    lines += _markdown_table(TABLE_COLUMNS, table_rows(results["runs"]))
+    lines += _claims_section(results)
+    plots = results.get("plots") or []
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in plots]
+    lines += ["", "## Time per stage", ""]
+    lines += _markdown_table(("stage", "seconds"), [[name, f"{seconds:.1f}"] for name, seconds
+                                                    in results["stages_s"].items()])
+    cache = results.get("cache") or {}
     env = results["environment"]
-    lines += ["", f"rdgap {env['rdgap']}, torch {env['torch']}, transformers "
-                  f"{env['transformers']}, Python {env['python']}; results schema version "
-                  f"{results['schema_version']}.", ""]
+    lines += ["", f"Hidden-state cache: {cache.get('hidden_hits', 0)} entries reused, "
+                  f"{cache.get('hidden_misses', 0)} computed, {cache.get('hidden_rejected', 0)} "
+                  f"rejected as corrupt. rdgap {env['rdgap']}, torch {env['torch']}, "
+                  f"transformers {env['transformers']}, Python {env['python']}; results schema "
+                  f"version {results['schema_version']}.", ""]
     return "\n".join(lines)
 
 
@@ -122,8 +229,23 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def write_results(results: dict, out: str | os.PathLike) -> tuple[Path, Path]:
-    """Write results.json and report.md into ``out`` (created if missing).
+def _ours(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("generator") == "rdgap"
+    except (ValueError, UnicodeDecodeError, AttributeError, OSError):
+        return False
+
+
+def _output_folder(out: str | os.PathLike) -> Path:
+    folder = Path(out).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"out: {folder} exists and is not a folder; expected a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_results(results: dict, out: str | os.PathLike, plots: bool = True) -> tuple[Path, Path]:
+    """Write results.json, report.md and (for complete results) the PNG plots into ``out``.
 
     Raises
     ------
@@ -131,23 +253,77 @@ def write_results(results: dict, out: str | os.PathLike) -> tuple[Path, Path]:
         If ``out`` already holds a results.json or report.md that rdgap did not
         write: nothing of the user's is overwritten.
     """
-    folder = Path(out).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise FileExistsError(f"out: {folder} exists and is not a folder; expected a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _output_folder(out)
     json_path, md_path = folder / "results.json", folder / "report.md"
-    ours = False
-    if json_path.exists():
-        try:
-            ours = json.loads(json_path.read_text(encoding="utf-8")).get("generator") == "rdgap"
-        except (ValueError, UnicodeDecodeError, AttributeError):
-            ours = False
-        if not ours:
-            raise FileExistsError(f"out: {json_path} exists and was not written by rdgap; "
-                                  f"choose another folder with --out")
+    ours = json_path.exists() and _ours(json_path)
+    if json_path.exists() and not ours:
+        raise FileExistsError(f"out: {json_path} exists and was not written by rdgap; "
+                              f"choose another folder with --out")
     if md_path.exists() and not ours:
         raise FileExistsError(f"out: {md_path} exists and was not written by rdgap; "
                               f"choose another folder with --out")
+    if plots and not results.get("partial"):
+        from .plots import write_plots
+
+        results["plots"] = [Path(path).name for path in write_plots(results, folder)]
     _atomic_write(json_path, json.dumps(results, indent=2, allow_nan=False) + "\n")
     _atomic_write(md_path, report_markdown(results))
     return json_path, md_path
+
+
+PARTIAL_PATTERN = "partial-*-of-*.json"
+
+
+def write_partial(results: dict, out: str | os.PathLike) -> Path:
+    """Write one shard's partial result as ``partial-I-of-N.json`` into ``out``."""
+    if not results.get("partial"):
+        raise ValueError("results: expected a partial result (run with a shard)")
+    folder = _output_folder(out)
+    shard = results["shard"]
+    path = folder / f"partial-{shard['index']}-of-{shard['count']}.json"
+    if path.exists() and not _ours(path):
+        raise FileExistsError(f"out: {path} exists and was not written by rdgap")
+    _atomic_write(path, json.dumps(results, indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def read_partials(sources: list[str | os.PathLike]) -> list[dict]:
+    """The partial results in the given folders (their ``partial-*-of-*.json``) or files.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a source does not exist or a folder holds no partial result.
+    ValueError
+        If a file is not a partial result written by rdgap.
+    """
+    paths: list[Path] = []
+    for source in sources:
+        source = Path(source).expanduser()
+        if source.is_dir():
+            found = sorted(source.glob(PARTIAL_PATTERN))
+            if not found:
+                raise FileNotFoundError(f"sources: {source} holds no {PARTIAL_PATTERN} "
+                                        f"(written by rdgap validate --shard)")
+            paths += found
+        elif source.is_file():
+            paths.append(source)
+        else:
+            raise FileNotFoundError(f"sources: {source} does not exist; expected a folder "
+                                    f"or file written by rdgap validate --shard")
+    partials = []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError(f"sources: {path} is not JSON ({error})") from None
+        if not isinstance(data, dict) or data.get("generator") != "rdgap" \
+                or not data.get("partial"):
+            raise ValueError(f"sources: {path} is not a partial result written by rdgap "
+                             f"validate --shard")
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"sources: {path} has results schema version "
+                             f"{data.get('schema_version')}; this rdgap reads version "
+                             f"{SCHEMA_VERSION}")
+        partials.append(data)
+    return partials

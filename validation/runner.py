@@ -1,33 +1,42 @@
-"""The validate job: every codec at every split, measured on real text.
+"""The validate job: every codec at every split, measured on real data.
 
-For each split point and codec the job reports the real bytes per token, the
-likelihood estimate where the codec has one, and the distortion (ΔCE, KL,
-top-1 agreement) with confidence intervals over documents.
+The run is a list of independent jobs (:mod:`.jobs`): one per architecture ×
+split × codec (× level for fitted codecs). For each job the runner reports the
+real bytes per token, the likelihood estimate where the codec has one, the
+task's distortions with confidence intervals over documents, and the bound
+statistics of :mod:`.statistics`. Hidden states at each split come from the
+on-disk cache of :mod:`.cache` when a previous run computed them.
+
+:func:`run_validation` runs every job, or the share of one shard
+(``shard=(I, N)``) and then returns a *partial* result that
+:func:`merge_results` combines with the other shards' into the full result;
+:func:`finalize` adds the claims, correlations and coverage checks.
 """
 
 from __future__ import annotations
 
-import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rdgap.codecs.baselines import baseline_codecs
-from rdgap.codecs.base import HiddenStateCodec
 from rdgap.codecs import ans
-from rdgap.codecs.capture import logits_and_hidden
+from rdgap.codecs.base import HiddenStateCodec
+from rdgap.codecs.baselines import baseline_codecs
 from rdgap.codecs.container import header_size
-from rdgap.codecs.fit import VARIANTS, FitContext, fit_codec
-from rdgap.codecs.split import SplitModel, decoder_layers
+from rdgap.codecs.fit import VARIANTS, fit_codec
 from rdgap.codecs.symbol_zstd import ZstdSymbols
 
-from .corpus import DEFAULT_CORPUS, load_documents, split_documents, token_windows
-from .distortion import document_estimate, exact_log_probs, per_window_metrics
-from .models import DEFAULT_MODEL, load_model
+from .cache import HiddenCache, entry_key, model_digest, tensor_digest
+from .corpus import DEFAULT_CORPUS
+from . import statistics
+from .distortion import document_estimate
+from .prefix_map import prefix_map
+from .jobs import Job, check_complete, make_jobs, shard as take_shard
+from .tasks import TASKS, load_task
 
 
 @dataclass
@@ -36,14 +45,15 @@ class ValidateConfig:
 
     Attributes
     ----------
-    model : str
-        ``"smollm2-135m"`` (embedded default) or a causal-LM folder.
+    architectures : tuple of str
+        Task names (:data:`rdgap.validation.tasks.TASKS`) or causal-LM folders.
     splits : list of int or None
-        Split points (layers in the prefix); None spreads ``split_count`` over the depth.
+        Split points (layers in the prefix) used for every architecture; None
+        spreads ``split_count`` over each one's depth.
     split_count : int
         Number of split points when ``splits`` is None.
     corpus : str
-        ``"lee_background"`` or a text file / folder.
+        ``"lee_background"`` or a text file / folder (text architectures).
     window_length, windows : int
         Tokens per window and number of evaluation windows (one per document).
     batch_size : int
@@ -53,16 +63,24 @@ class ValidateConfig:
     variants : tuple of str
         Reference-codec variants (:data:`rdgap.codecs.fit.VARIANTS`) fitted at each split.
     levels : tuple of float
-        ΔCE targets (nats/token) each variant is calibrated to on the fit windows.
+        Distortion targets (the task's primary distortion, e.g. ΔCE in
+        nats/token) each variant is calibrated to on the fit windows.
     fit_windows : int
         Windows from fit documents: the first half fits statistics and the
         Fisher matrix, the second half calibrates the steps to each level.
     zstd_symbols_of : str or None
         A fitted variant whose integer symbols are also coded with zstd (the
         generic-compressor baseline at exactly that variant's distortion).
+    cache_dir : str or None
+        The rdgap cache folder (models, hidden states).
+    jacobian_windows, jacobian_positions : int
+        Evaluation windows, and positions of each, on which T10's power iteration
+        estimates the prefix's Jacobian spectral norm at each split.
+    quick_run : bool
+        Set by :meth:`quick`; the coverage claims then run their small version.
     """
 
-    model: str = DEFAULT_MODEL
+    architectures: tuple[str, ...] = TASKS
     splits: list[int] | None = None
     split_count: int = 5
     corpus: str = DEFAULT_CORPUS
@@ -75,21 +93,37 @@ class ValidateConfig:
     levels: tuple[float, ...] = (0.05,)
     fit_windows: int = 32
     zstd_symbols_of: str | None = "gaussian-fisher"
+    jacobian_windows: int = 2
+    jacobian_positions: int = 32
+    quick_run: bool = False
 
     @classmethod
     def quick(cls, **overrides) -> "ValidateConfig":
-        """The small run CI uses: 3 splits, 8 windows of 128 tokens, the Fisher-allocated
-        factorized codec at one level (the KLT needs more fit data than a quick run has)."""
-        settings = {"split_count": 3, "window_length": 128, "windows": 8,
-                    "variants": ("gaussian-fisher",), "levels": (0.05,), "fit_windows": 8}
+        """The small run CI uses: every architecture at 3 splits, 8 windows of 128
+        tokens, the Fisher-allocated factorized codec at one level (the KLT needs
+        more fit data than a quick run has)."""
+        settings = {"quick_run": True, "split_count": 3, "window_length": 128, "windows": 8,
+                    "variants": ("gaussian-fisher",), "levels": (0.05,), "fit_windows": 8,
+                    "jacobian_windows": 1, "jacobian_positions": 16}
         settings.update(overrides)
         return cls(**settings)
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting that cannot run."""
+        if not self.architectures:
+            raise ValueError("architectures: expected at least one task name or model folder")
+        for name in self.variants:
+            if name not in VARIANTS:
+                raise ValueError(f"variants: expected names from {VARIANTS}, got {name!r}")
+        if self.zstd_symbols_of is not None and self.zstd_symbols_of not in VARIANTS:
+            raise ValueError(f"zstd_symbols_of: expected a name from {VARIANTS} or None, "
+                             f"got {self.zstd_symbols_of!r}")
 
 
 def spread_splits(num_layers: int, count: int) -> list[int]:
     """``count`` split points spread evenly over ``1 .. num_layers - 1``."""
     if num_layers < 2:
-        raise ValueError(f"model: needs ≥ 2 decoder layers to split, has {num_layers}")
+        raise ValueError(f"model: needs ≥ 2 layers to split, has {num_layers}")
     count = min(count, num_layers - 1)
     points = np.linspace(0, num_layers, count + 2)[1:-1]
     return sorted({int(min(max(round(p), 1), num_layers - 1)) for p in points})
@@ -97,8 +131,9 @@ def spread_splits(num_layers: int, count: int) -> list[int]:
 
 @dataclass
 class RunRow:
-    """One (architecture, split, codec, level) result."""
+    """One (architecture, split, codec, level) result (see :mod:`.report` for the fields)."""
 
+    job_id: str
     architecture: str
     model_type: str
     task: str
@@ -113,36 +148,39 @@ class RunRow:
     bits_per_token_estimated: float | None
     saving_vs_fp16_percent: float
     container_bits_per_token: float
-    delta_ce_nats: float
+    distortion_name: str
+    distortion: float
+    distortion_ci: list[float | None]
+    metrics: dict[str, dict]
+    delta_ce_nats: float | None
     delta_ce_nats_stderr: float | None
-    delta_ce_nats_ci: list[float | None]
-    kl_nats: float
-    kl_nats_ci: list[float | None]
-    top1_agreement: float
-    top1_agreement_ci: list[float | None]
+    delta_ce_nats_ci: list[float | None] | None
+    kl_nats: float | None
+    kl_nats_ci: list[float | None] | None
+    top1_agreement: float | None
+    top1_agreement_ci: list[float | None] | None
     max_abs_error: float
     encode_s: float
     decode_s: float
     fit_delta_ce_nats: float | None = None
     predicted_delta_ce_nats: float | None = None
     t2_violations: int | None = None
+    statistics: dict = field(default_factory=dict)
 
 
 @dataclass
-class _Job:
-    """One codec at one split, with what its fitting found."""
+class _Coded:
+    """One codec of a job, with what its fitting found and what coding it measured."""
 
     codec: HiddenStateCodec
     name: str
     level: str | None = None
     fit_delta_ce: float | None = None
     predicted_delta_ce: float | None = None
-
-
-@dataclass
-class _Accumulator:
+    fitted: object = None
     bytes: int = 0
-    estimated_bits: float | None = 0.0
+    window_bits: list[float] = field(default_factory=list)
+    window_estimates: list[float] | None = field(default_factory=list)
     tokens: int = 0
     encode_s: float = 0.0
     decode_s: float = 0.0
@@ -150,166 +188,412 @@ class _Accumulator:
     t2_violations: int = 0
     metrics: dict[str, list[float]] = field(default_factory=dict)
     documents: list[int] = field(default_factory=list)
+    statistics: dict = field(default_factory=dict)
 
 
-def _code_windows(codec: HiddenStateCodec, hidden: torch.Tensor,
-                  acc: _Accumulator) -> torch.Tensor:
+class Stages:
+    """Wall time of each named stage (seconds), accumulated over calls."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def _code_windows(coded: _Coded, hidden: torch.Tensor) -> torch.Tensor:
     """Encode and decode each window as one stream; return the reconstructions."""
+    codec = coded.codec
     out = torch.empty_like(hidden)
     for w in range(hidden.shape[0]):
         start = time.perf_counter()
         data = codec.encode(hidden[w])
         middle = time.perf_counter()
         out[w] = codec.decode(data)
-        acc.decode_s += time.perf_counter() - middle
-        acc.encode_s += middle - start
-        acc.bytes += len(data)
-        acc.tokens += hidden.shape[1]
+        coded.decode_s += time.perf_counter() - middle
+        coded.encode_s += middle - start
+        coded.bytes += len(data)
+        coded.window_bits.append(8.0 * len(data))
+        coded.tokens += _tokens(hidden[w])
         estimate = codec.estimate_bits(hidden[w])
-        acc.estimated_bits = None if estimate is None or acc.estimated_bits is None \
-            else acc.estimated_bits + estimate
-        if estimate is not None:  # T2's working form, checked on every stream
+        if estimate is None or coded.window_estimates is None:
+            coded.window_estimates = None
+        else:
+            coded.window_estimates.append(float(estimate))
+            # T2's working form (THEORY.md T2), checked on every stream.
             payload = 8 * (len(data) - header_size(codec.codec_id, 2))
-            acc.t2_violations += payload > (1 + ans.RELATIVE_OVERHEAD) * estimate \
+            coded.t2_violations += payload > (1 + ans.RELATIVE_OVERHEAD) * estimate \
                 + ans.STREAM_OVERHEAD_BITS
-    acc.max_abs_error = max(acc.max_abs_error, float((out - hidden).abs().max()))
+    coded.max_abs_error = max(coded.max_abs_error, float((out - hidden).abs().max()))
     return out
 
 
-def _fit_jobs(config: ValidateConfig, model, splits, documents, fit_indices, tokenizer,
-              progress: bool) -> dict[int, list[_Job]]:
-    """Fit and calibrate every variant at every split on the fit windows."""
-    jobs: dict[int, list[_Job]] = {k: [] for k in splits}
-    if not config.variants or not config.levels:
-        return jobs
-    fit_windows = token_windows(documents, fit_indices, tokenizer, config.window_length,
-                                max_windows=config.fit_windows)
-    hidden = {k: [] for k in splits}
-    for start in range(0, len(fit_windows), config.batch_size):
-        _, states = logits_and_hidden(model, fit_windows.input_ids[start:start + config.batch_size],
-                                      None, splits)
-        for k in splits:
-            hidden[k].append(states[k])
-    bar = tqdm(total=len(splits) * len(config.variants) * len(config.levels),
-               disable=not progress, desc="fit codecs", unit="codec")
-    for k in splits:
-        context = FitContext.build(SplitModel(model, k), fit_windows.input_ids,
-                                   torch.cat(hidden[k]))
-        for variant in config.variants:
-            for level in config.levels:
-                bar.set_postfix_str(f"split {k} {variant} ΔCE≤{level}")
-                fitted = fit_codec(variant, context, level)
-                jobs[k].append(_Job(fitted.codec, variant, f"dce<={level:g}",
-                                    fitted.calibration.delta_ce, fitted.predicted_delta_ce))
-                if variant == config.zstd_symbols_of:
-                    jobs[k].append(_Job(ZstdSymbols(fitted.codec), f"zstd-symbols[{variant}]",
-                                        f"dce<={level:g}", fitted.calibration.delta_ce,
-                                        fitted.predicted_delta_ce))
-                bar.update()
-    bar.close()
-    return jobs
+def _tokens(window: torch.Tensor) -> int:
+    """Positions of one window's hidden state (all but the channel axis)."""
+    return int(np.prod(window.shape[:-1]))
+
+
+def _batches(count: int, size: int) -> list[slice]:
+    return [slice(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+class _Architecture:
+    """One loaded task and what the run computed for it: windows, hidden states, fits."""
+
+    def __init__(self, task, config: ValidateConfig, cache: HiddenCache):
+        self.task, self.config, self.cache = task, config, cache
+        self.splits = config.splits or spread_splits(task.num_layers, config.split_count)
+        for k in self.splits:
+            if not 0 < k < task.num_layers:
+                raise ValueError(f"split: expected 0 < split < {task.num_layers} for "
+                                 f"{task.name}, got {k}")
+        self.model_hash: str | None = None
+        self.windows: dict[str, object] = {}
+        self.hidden: dict[tuple[str, int], torch.Tensor] = {}
+        self.contexts: dict[int, object] = {}
+        self.split_statistics: dict[int, dict] = {}
+
+    def window_set(self, part: str):
+        if part not in self.windows:
+            count = self.config.windows if part == "eval" else self.config.fit_windows
+            self.windows[part] = self.task.windows(part, count, self.config.window_length)
+        return self.windows[part]
+
+    def hidden_states(self, part: str, splits: list[int], bar) -> None:
+        """Hidden states of every window of ``part`` at ``splits``: from the cache, or one
+        forward pass per batch for all the splits the cache lacks (then stored)."""
+        windows = self.window_set(part)
+        if self.model_hash is None:
+            self.model_hash = model_digest(self.task.model)
+        keys = {k: entry_key(self.task.name, self.model_hash, windows.inputs, k,
+                             {"part": part, "batch_size": self.config.batch_size})
+                for k in splits if (part, k) not in self.hidden}
+        missing = []
+        for k, key in keys.items():
+            cached = self.cache.get(key)
+            if cached is None:
+                missing.append(k)
+            else:
+                self.hidden[(part, k)] = cached
+        if not missing:
+            return
+        parts: dict[int, list[torch.Tensor]] = {k: [] for k in missing}
+        for batch in _batches(len(windows), self.config.batch_size):
+            bar.set_postfix_str(f"{self.task.name} {part} windows {batch.start}–{batch.stop - 1}")
+            with torch.no_grad():
+                _, states = self.task.forward(windows.select(batch).inputs, missing)
+            for k in missing:
+                parts[k].append(states[k].detach())
+            bar.update(batch.stop - batch.start)
+        for k in missing:
+            self.hidden[(part, k)] = torch.cat(parts[k])
+            self.cache.put(keys[k], self.hidden[(part, k)])
+
+    def fit_context(self, k: int):
+        if k not in self.contexts:
+            self.contexts[k] = self.task.fit_context(k, self.window_set("fit"),
+                                                     self.hidden[("fit", k)])
+        return self.contexts[k]
+
+
+def _fit_job(arch: _Architecture, job: Job, config: ValidateConfig) -> list[_Coded]:
+    """Fit and calibrate one variant at one split; with its zstd-of-symbols companion."""
+    fitted = fit_codec(job.codec, arch.fit_context(job.split), job.level)
+    primary = arch.task.metrics_names[0]
+    level = f"{'dce' if primary == 'delta_ce_nats' else primary}<={job.level:g}"
+    coded = [_Coded(fitted.codec, job.codec, level, fitted.calibration.delta_ce,
+                    fitted.predicted_delta_ce, fitted)]
+    if job.codec == config.zstd_symbols_of:
+        coded.append(_Coded(ZstdSymbols(fitted.codec), f"zstd-symbols[{job.codec}]", level,
+                            fitted.calibration.delta_ce, fitted.predicted_delta_ce))
+    return coded
 
 
 def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None = None,
-                   progress: bool = True) -> dict:
-    """Run the job and return the ``results.json`` document (see :mod:`.report`)."""
+                   progress: bool = True, shard: tuple[int, int] | None = None) -> dict:
+    """Run the job (or one shard of it) and return the ``results.json`` document.
+
+    Parameters
+    ----------
+    config : ValidateConfig
+    codecs : list of HiddenStateCodec, optional
+        Fixed codecs run at every split (default: :func:`baseline_codecs`).
+    progress : bool
+        Show a progress bar per stage.
+    shard : (int, int), optional
+        ``(I, N)``: run only jobs ``I, I + N, …`` and return a partial result
+        (``"partial": true``) for :func:`merge_results`.
+
+    Returns
+    -------
+    dict
+        The results document of :mod:`.report` (without claims; see :func:`finalize`).
+    """
     from .report import SCHEMA_VERSION, environment
 
+    config.check()
     started = time.perf_counter()
-    stages: dict[str, float] = {}
+    stages = Stages()
     codecs = codecs if codecs is not None else baseline_codecs()
-    for name in config.variants:
-        if name not in VARIANTS:
-            raise ValueError(f"variants: expected names from {VARIANTS}, got {name!r}")
-    loaded = load_model(config.model, cache_dir=config.cache_dir)
-    model, tokenizer = loaded.model, loaded.tokenizer
-    num_layers = len(decoder_layers(model))
-    splits = config.splits or spread_splits(num_layers, config.split_count)
-    for k in splits:
-        SplitModel(model, k)  # clear error for an out-of-range split before any work
-    stages["load model"] = time.perf_counter() - started
+    by_id = {codec.codec_id: codec for codec in codecs}
+    cache = HiddenCache(config.cache_dir)
 
-    mark = time.perf_counter()
-    documents = load_documents(config.corpus)
-    fit_indices, evaluation = split_documents(len(documents), seed=config.seed)
-    windows = token_windows(documents, evaluation, tokenizer, config.window_length,
-                            max_windows=config.windows)
-    stages["tokenize"] = time.perf_counter() - mark
+    with stages("load models"):
+        archs: dict[str, _Architecture] = {}
+        for name in tqdm(config.architectures, disable=not progress, desc="load models",
+                         unit="model"):
+            task = load_task(name, cache_dir=config.cache_dir, corpus=config.corpus,
+                             seed=config.seed)
+            archs[task.name] = _Architecture(task, config, cache)
+    all_jobs = make_jobs({n: a.splits for n, a in archs.items()}, list(by_id),
+                         config.variants, config.levels)
+    mine = take_shard(all_jobs, *shard) if shard else all_jobs
 
-    mark = time.perf_counter()
-    jobs = _fit_jobs(config, model, splits, documents, fit_indices, tokenizer, progress)
-    for k in splits:
-        jobs[k] = [_Job(codec, codec.codec_id) for codec in codecs] + jobs[k]
-    stages["fit codecs"] = time.perf_counter() - mark
+    with stages("hidden states"):
+        needs = {(job.architecture, part, job.split) for job in mine for part in ("eval", "fit")}
+        total = sum(len(archs[n].window_set(p)) for n, p in {(n, p) for n, p, _ in needs})
+        bar = tqdm(total=total, disable=not progress, desc="hidden states", unit="window")
+        for name, arch in archs.items():
+            for part in ("eval", "fit"):
+                splits = sorted(k for n, p, k in needs if n == name and p == part)
+                if splits:
+                    arch.hidden_states(part, splits, bar)
+        bar.close()
 
-    accumulators = {(k, i): _Accumulator() for k in splits for i in range(len(jobs[k]))}
-    batches = range(0, len(windows), config.batch_size)
-    mark = time.perf_counter()
-    bar = tqdm(total=len(batches) * sum(len(j) for j in jobs.values()), disable=not progress,
-               desc="validate", unit="job")
-    for start in batches:
-        ids = windows.input_ids[start:start + config.batch_size]
-        docs = windows.document[start:start + config.batch_size].tolist()
-        exact, hidden = logits_and_hidden(model, ids, None, splits)
-        log_p = exact_log_probs(exact)
-        for k in splits:
-            split_model = SplitModel(model, k)
-            for index, job in enumerate(jobs[k]):
-                bar.set_postfix_str(f"split {k} {job.name} {job.level or ''}")
-                acc = accumulators[(k, index)]
-                recon = _code_windows(job.codec, hidden[k], acc)
-                metrics = per_window_metrics(exact, split_model.suffix(recon), ids, log_p)
-                for name, values in metrics.items():
-                    acc.metrics.setdefault(name, []).extend(values.tolist())
-                acc.documents.extend(docs)
-                bar.update()
-        del exact, hidden, log_p
-    bar.close()
-    stages["code and evaluate"] = time.perf_counter() - mark
+    coded_jobs: dict[Job, list[_Coded]] = {}
+    with stages("fit codecs"):
+        fitted_jobs = [job for job in mine if job.fitted]
+        bar = tqdm(fitted_jobs, disable=not progress, desc="fit codecs", unit="codec")
+        for job in bar:
+            bar.set_postfix_str(job.job_id)
+            coded_jobs[job] = _fit_job(archs[job.architecture], job, config)
+    for job in mine:
+        if not job.fitted:
+            coded_jobs[job] = [_Coded(by_id[job.codec], job.codec)]
 
-    width = int(model.config.hidden_size)
-    rows = [asdict(_row(loaded.name, str(model.config.model_type), k, job, width,
-                        accumulators[(k, i)]))
-            for k in splits for i, job in enumerate(jobs[k])]
-    stages["total"] = time.perf_counter() - started
+    with stages("code and evaluate"):
+        _evaluate(archs, mine, coded_jobs, config, progress)
+
+    with stages("statistics"):
+        _add_statistics(archs, mine, coded_jobs, config, progress)
+
+    rows = [row for job in mine for row in _rows(archs[job.architecture], job,
+                                                 coded_jobs[job])]
+    stages.seconds["total"] = time.perf_counter() - started
     return {
         "schema_version": SCHEMA_VERSION,
         "generator": "rdgap",
-        "config": asdict(config) | {"splits": splits},
-        "model": {"name": loaded.name, "model_type": str(model.config.model_type),
-                  "num_layers": num_layers, "width": width},
-        "corpus": {"source": str(config.corpus), "documents": len(documents),
-                   "evaluation_documents": len(evaluation),
-                   "windows": len(windows), "window_length": config.window_length,
-                   "skipped_short_documents": windows.skipped_documents},
+        "partial": shard is not None,
+        "shard": {"index": shard[0], "count": shard[1]} if shard else None,
+        "config": asdict(config),
+        "jobs": [job.job_id for job in all_jobs],
+        "jobs_done": [job.job_id for job in mine],
+        "architectures": [_describe(arch) for arch in archs.values()],
+        "cache": {"hidden_hits": cache.hits, "hidden_misses": cache.misses,
+                  "hidden_rejected": cache.rejected},
         "environment": environment(),
-        "stages_s": stages,
+        "stages_s": stages.seconds,
         "runs": rows,
     }
 
 
-def _row(name: str, model_type: str, split: int, job: _Job, width: int,
-         acc: _Accumulator) -> RunRow:
-    docs = np.array(acc.documents)
-    est = {m: document_estimate(np.array(v), docs) for m, v in acc.metrics.items()}
-    actual = 8.0 * acc.bytes / acc.tokens
-    windows = len(acc.documents)
-    ci = lambda e: [e.low, e.high]  # noqa: E731
-    return RunRow(
-        architecture=name, model_type=model_type, task="next-token prediction",
-        split=split, codec=job.name, level=job.level, width=width,
-        tokens=acc.tokens, windows=windows, documents=est["kl_nats"].documents,
-        bits_per_token_actual=actual,
-        bits_per_token_estimated=None if acc.estimated_bits is None
-        else acc.estimated_bits / acc.tokens,
-        saving_vs_fp16_percent=100.0 * (1.0 - actual / (16.0 * width)),
-        container_bits_per_token=8.0 * header_size(job.codec.codec_id, 2) * windows / acc.tokens,
-        delta_ce_nats=est["delta_ce_nats"].mean,
-        delta_ce_nats_stderr=est["delta_ce_nats"].stderr,
-        delta_ce_nats_ci=ci(est["delta_ce_nats"]),
-        kl_nats=est["kl_nats"].mean, kl_nats_ci=ci(est["kl_nats"]),
-        top1_agreement=est["top1_agreement"].mean,
-        top1_agreement_ci=ci(est["top1_agreement"]),
-        max_abs_error=acc.max_abs_error, encode_s=acc.encode_s, decode_s=acc.decode_s,
-        fit_delta_ce_nats=job.fit_delta_ce, predicted_delta_ce_nats=job.predicted_delta_ce,
-        t2_violations=None if acc.estimated_bits is None else acc.t2_violations)
+def _describe(arch: _Architecture) -> dict:
+    task = arch.task
+    windows = arch.window_set("eval")
+    return {"name": task.name, "model_type": task.model_type, "task": task.task,
+            "num_layers": task.num_layers, "width": task.width, "splits": arch.splits,
+            "metrics": list(task.metrics_names), "windows": len(windows),
+            "window_length": arch.config.window_length,
+            "documents": int(len(set(windows.document.tolist())))}
+
+
+def _evaluate(archs: dict[str, _Architecture], mine: list[Job],
+              coded_jobs: dict[Job, list[_Coded]], config: ValidateConfig,
+              progress: bool) -> None:
+    """Code every evaluation window with every codec of ``mine``, run the suffix on the
+    reconstruction and measure the task's distortions. Identical reconstructions (e.g.
+    fp16 and zstd of fp16) share one suffix pass."""
+    units = sum(len(coded_jobs[j]) * len(_batches(len(archs[j.architecture].window_set("eval")),
+                                                  config.batch_size)) for j in mine)
+    bar = tqdm(total=units, disable=not progress, desc="code and evaluate", unit="codec-batch")
+    for name, arch in archs.items():
+        jobs = [job for job in mine if job.architecture == name]
+        if not jobs:
+            continue
+        windows = arch.window_set("eval")
+        deepest = max(job.split for job in jobs)
+        for batch in _batches(len(windows), config.batch_size):
+            inputs = windows.select(batch).inputs
+            documents = windows.document[batch].tolist()
+            with torch.no_grad():  # bit-exact with the unsplit model (tested in codecs/split)
+                reference = arch.task.suffix(deepest, inputs, arch.hidden[("eval", deepest)][batch])
+            seen: dict[tuple[int, str], dict] = {}
+            for job in jobs:
+                hidden = arch.hidden[("eval", job.split)][batch]
+                for coded in coded_jobs[job]:
+                    bar.set_postfix_str(f"{job.job_id} {coded.name}")
+                    recon = _code_windows(coded, hidden)
+                    key = (job.split, tensor_digest([recon]))
+                    if key not in seen:
+                        with torch.no_grad():
+                            output = arch.task.suffix(job.split, inputs, recon)
+                        seen[key] = arch.task.metrics(reference, output, inputs)
+                    for metric, values in seen[key].items():
+                        coded.metrics.setdefault(metric, []).extend(np.asarray(values).tolist())
+                    coded.documents.extend(documents)
+                    bar.update()
+            del reference
+    bar.close()
+
+
+def _add_statistics(archs: dict[str, _Architecture], mine: list[Job],
+                    coded_jobs: dict[Job, list[_Coded]], config: ValidateConfig,
+                    progress: bool) -> None:
+    """THEORY.md statistics of each row: the split's (T10 of the prefix, once per split)
+    and the codec's (T3, T4, T6–T9; :func:`.statistics.codec_statistics`)."""
+    bar = tqdm(mine, disable=not progress, desc="statistics", unit="job")
+    for job in bar:
+        bar.set_postfix_str(job.job_id)
+        arch = archs[job.architecture]
+        if job.split not in arch.split_statistics:
+            arch.split_statistics[job.split] = _split_statistics(arch, job.split, config)
+        context = arch.contexts.get(job.split)
+        for coded in coded_jobs[job]:
+            coded.statistics = dict(arch.split_statistics[job.split]) | \
+                statistics.codec_statistics(
+                    coded.codec, arch.hidden[("fit", job.split)],
+                    arch.hidden[("eval", job.split)], np.asarray(coded.window_bits),
+                    np.asarray(coded.documents),
+                    estimated_bits=None if coded.window_estimates is None
+                    else np.asarray(coded.window_estimates),
+                    fisher=getattr(context, "fisher", None) if coded.fitted else None,
+                    seed=config.seed)
+
+
+def _split_statistics(arch: _Architecture, k: int, config: ValidateConfig) -> dict:
+    """T10 of the prefix at ``k`` on the first ``jacobian_windows`` evaluation windows,
+    cut to ``jacobian_positions`` positions (the power iteration is costly on a CPU)."""
+    windows = arch.window_set("eval").select(slice(0, config.jacobian_windows))
+    inputs = {name: value[:, :config.jacobian_positions] if value.dim() == 2 else value
+              for name, value in windows.inputs.items()} if "input_ids" in windows.inputs \
+        else windows.inputs
+    found = prefix_map(arch.task, k, inputs)
+    if found is None:
+        return {"t10_prefix_jacobian": None,
+                "t10_prefix_jacobian_note": "no differentiable prefix for this architecture"}
+    return statistics.split_statistics(*found, seed=config.seed)
+
+
+def _estimate_dict(values: list[float], documents: list[int]) -> dict:
+    return document_estimate(np.array(values), np.array(documents)).as_dict()
+
+
+def _rows(arch: _Architecture, job: Job, coded_list: list[_Coded]) -> list[dict]:
+    task = arch.task
+    rows = []
+    for coded in coded_list:
+        metrics = {m: _estimate_dict(v, coded.documents) for m, v in coded.metrics.items()}
+        primary = metrics[task.metrics_names[0]]
+        actual = 8.0 * coded.bytes / coded.tokens
+        windows = len(coded.documents)
+
+        def ci(name):
+            return [metrics[name]["ci_low"], metrics[name]["ci_high"]] if name in metrics else None
+
+        def mean(name):
+            return metrics[name]["mean"] if name in metrics else None
+
+        row = RunRow(
+            job_id=job.job_id, architecture=task.name, model_type=task.model_type,
+            task=task.task, split=job.split, codec=coded.name, level=coded.level,
+            width=task.width, tokens=coded.tokens, windows=windows,
+            documents=primary["documents"], bits_per_token_actual=actual,
+            bits_per_token_estimated=None if coded.window_estimates is None
+            else sum(coded.window_estimates) / coded.tokens,
+            saving_vs_fp16_percent=100.0 * (1.0 - actual / (16.0 * task.width)),
+            container_bits_per_token=8.0 * header_size(coded.codec.codec_id, 2) * windows
+            / coded.tokens,
+            distortion_name=task.metrics_names[0], distortion=primary["mean"],
+            distortion_ci=[primary["ci_low"], primary["ci_high"]], metrics=metrics,
+            delta_ce_nats=mean("delta_ce_nats"),
+            delta_ce_nats_stderr=metrics["delta_ce_nats"]["stderr"]
+            if "delta_ce_nats" in metrics else None,
+            delta_ce_nats_ci=ci("delta_ce_nats"), kl_nats=mean("kl_nats"),
+            kl_nats_ci=ci("kl_nats"), top1_agreement=mean("top1_agreement"),
+            top1_agreement_ci=ci("top1_agreement"),
+            max_abs_error=coded.max_abs_error, encode_s=coded.encode_s, decode_s=coded.decode_s,
+            fit_delta_ce_nats=coded.fit_delta_ce, predicted_delta_ce_nats=coded.predicted_delta_ce,
+            t2_violations=None if coded.window_estimates is None else coded.t2_violations,
+            statistics=coded.statistics)
+        rows.append(asdict(row))
+    return rows
+
+
+#: Result fields that must agree between shards for their results to be merged.
+MERGE_KEYS = ("schema_version", "generator", "config", "jobs")
+
+
+def merge_results(partials: list[dict]) -> dict:
+    """Combine the partial results of shards into the result of the whole run.
+
+    Raises
+    ------
+    ValueError
+        If the partial results come from different configurations, rdgap
+        versions or result schemas, or do not cover every job exactly once.
+    """
+    if not partials:
+        raise ValueError("partial results: expected at least one, got none")
+    first = partials[0]
+    for other in partials[1:]:
+        for key in MERGE_KEYS:
+            if other.get(key) != first.get(key):
+                raise ValueError(f"partial results: expected the same {key!r} in every "
+                                 f"shard; they differ (shards of different runs?)")
+        if other["environment"].get("rdgap") != first["environment"].get("rdgap"):
+            raise ValueError(f"partial results: expected one rdgap version, got "
+                             f"{first['environment'].get('rdgap')} and "
+                             f"{other['environment'].get('rdgap')}")
+    check_complete(first["jobs"], [j for p in partials for j in p["jobs_done"]])
+    order = {job_id: i for i, job_id in enumerate(first["jobs"])}
+    runs = sorted((row for p in partials for row in p["runs"]),
+                  key=lambda row: (order[row["job_id"]], row["codec"]))
+    stages: dict[str, float] = {}
+    for p in partials:
+        for name, seconds in p["stages_s"].items():
+            stages[name] = stages.get(name, 0.0) + seconds
+    architectures = {a["name"]: a for p in partials for a in p["architectures"]}
+    merged = {key: first[key] for key in first if key not in ("shard", "jobs_done")}
+    merged.update(partial=False, shard=None, jobs_done=list(first["jobs"]),
+                  architectures=list(architectures.values()), stages_s=stages, runs=runs,
+                  shards=len(partials),
+                  cache={k: sum(p["cache"][k] for p in partials) for k in first["cache"]})
+    return merged
+
+
+def finalize(results: dict, progress: bool = True) -> dict:
+    """Add the claims, correlations and coverage checks to a complete result."""
+    from . import claims
+
+    if results.get("partial"):
+        raise ValueError("results: expected a complete run; merge the shards first "
+                         "(rdgap merge)")
+    stages = Stages()
+    with stages("coverage claims"):
+        results["coverage"] = claims.coverage_claims(bool(results["config"]["quick_run"]))
+    with stages("claims"):
+        results["correlations"] = claims.correlations(results)
+        results["claims"] = claims.evaluate_claims(results)
+    results["stages_s"] = {k: v for k, v in results["stages_s"].items() if k != "total"} \
+        | stages.seconds | {"total": results["stages_s"].get("total", 0.0)
+                            + sum(stages.seconds.values())}
+    return results
+
+
+__all__ = ["ValidateConfig", "run_validation", "merge_results", "finalize", "spread_splits",
+           "RunRow"]
