@@ -122,6 +122,11 @@ from rdgap.bounds import (dependency_headroom, empirical_rademacher_linf, gaussi
 from rdgap.codecs import ans
 from rdgap.codecs.container import header_size
 
+try:  # BLAS threads fight each other on a loaded 2-core machine (eigvalsh 7x slower)
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover - optional
+    threadpool_limits = None
+
 LN2 = math.log(2.0)
 #: Worst cost of one escaped value in any shipped table codec (torch rANS: 5 bytes).
 ESCAPE_WORST_BITS = 40.0
@@ -132,19 +137,60 @@ RADEMACHER_DRAWS = 500
 T7_CURVE_POINTS = 12
 MAX_TOKENS = 65_536
 MAX_COV_TOKENS = 16_384
+#: Tokens of the covariance behind the T6 reference curve (a reference, not a bound).
+T6_COV_TOKENS = 4_096
 
 
 # ----------------------------------------------------------------- the codec's parts
+class LatticeQuantizer:
+    """The uniform quantizer at a codec's steps, in its (transform) domain.
+
+    For codecs that expose ``step``, ``first_step``, ``first_mean``, ``mean`` and
+    optionally ``analysis`` / ``synthesis`` but quantize in their own way (e.g.
+    a predictive or dead-zone quantizer): symbols ``round(A (Y - mean) / step)``
+    for positions >= 1 and ``round((Y_0 - first_mean) / first_step)`` for
+    position 0 — the lattice that T3's diagonal bound refers to.
+    """
+
+    def __init__(self, codec):
+        self.step = np.asarray(codec.step, float)
+        self.first_step = np.asarray(codec.first_step, float)
+        self.first_mean = np.asarray(codec.first_mean, float)
+        self.mean = np.asarray(codec.mean, float)
+        self.analysis = getattr(codec, "analysis", None)
+        self.synthesis = getattr(codec, "synthesis", None)
+
+    def quantize(self, hidden: torch.Tensor) -> np.ndarray:
+        x = hidden.detach().double().numpy()
+        rest = x[1:] - self.mean
+        if self.analysis is not None:
+            rest = rest @ np.asarray(self.analysis).T
+        first = (x[:1] - self.first_mean) / self.first_step
+        return np.rint(np.concatenate([first, rest / self.step])).astype(np.int64)
+
+    def dequantize(self, symbols: np.ndarray) -> torch.Tensor:
+        rest = symbols[1:] * self.step
+        if self.synthesis is not None:
+            rest = rest @ np.asarray(self.synthesis).T
+        out = np.concatenate([self.first_mean + self.first_step * symbols[:1],
+                              self.mean + rest])
+        return torch.from_numpy(out)
+
+
 def quantizer_of(codec):
     """The object that maps hidden states to symbols for ``codec``, or None.
 
     Looks at ``codec``, ``codec.model`` and ``codec.quantizer``, in that order,
-    for ``quantize``, ``dequantize``, ``step`` and ``first_step``.
+    for ``quantize``, ``dequantize``, ``step`` and ``first_step``; failing
+    that, a codec with ``step``, ``first_step``, ``first_mean`` and ``mean``
+    gets its :class:`LatticeQuantizer`.
     """
     for candidate in (codec, getattr(codec, "model", None), getattr(codec, "quantizer", None)):
         if candidate is not None and all(hasattr(candidate, name) for name in
                                          ("quantize", "dequantize", "step", "first_step")):
             return candidate
+    if all(hasattr(codec, name) for name in ("step", "first_step", "first_mean", "mean")):
+        return LatticeQuantizer(codec)
     return None
 
 
@@ -244,6 +290,12 @@ def _subsample(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.nda
 
 
 # ----------------------------------------------------------------- T3, T4, T6
+def _diagonal_bound(variances: np.ndarray, steps: np.ndarray) -> float:
+    """T3's diagonal bound as the sum of its one-dimensional terms (no n×n algebra)."""
+    return float(sum(gaussian_logdet_bound([[v]], d, diagonal=True)
+                     for v, d in zip(variances, steps)))
+
+
 def _t3(symbols: np.ndarray, step: np.ndarray, first_step: np.ndarray,
         rng: np.random.Generator, max_cov_tokens: int) -> dict:
     tokens = symbols.shape[1]
@@ -252,9 +304,8 @@ def _t3(symbols: np.ndarray, step: np.ndarray, first_step: np.ndarray,
     # The same rows with every channel permuted on its own: no dependence, same marginals,
     # so its Hadamard headroom is the estimation bias of the sample covariance's log-det.
     null = dependency_headroom(np.cov(rng.permuted(rest, axis=0), rowvar=False), step)
-    first = gaussian_logdet_bound(np.diag(np.var(symbols[:, 0] * first_step, axis=0, ddof=1)),
-                                  first_step, diagonal=True)
-    diag_rest = gaussian_logdet_bound(cov, step, diagonal=True)
+    first = _diagonal_bound(np.var(symbols[:, 0] * first_step, axis=0, ddof=1), first_step)
+    diag_rest = _diagonal_bound(np.diag(cov), step)
     raw = diag_rest - gaussian_logdet_bound(cov, step)
     headroom = max(raw - null, 0.0)
     return {"t3_logdet_full": _per_token(first, diag_rest - headroom, tokens),
@@ -279,11 +330,11 @@ def _t4(symbols: np.ndarray, documents: np.ndarray, delta: float) -> dict:
 
 
 def _t6(eval_hidden: torch.Tensor, quantizer, symbols: np.ndarray,
-        rng: np.random.Generator, max_cov_tokens: int) -> dict:
+        rng: np.random.Generator) -> dict:
     states = eval_hidden.double().numpy()
     recon = np.stack([quantizer.dequantize(s).double().numpy() for s in symbols])
     mse = float(((recon - states) ** 2).sum(-1).mean())
-    rest = _subsample(states[:, 1:].reshape(-1, states.shape[2]), max_cov_tokens, rng)
+    rest = _subsample(states[:, 1:].reshape(-1, states.shape[2]), T6_COV_TOKENS, rng)
     eigenvalues = np.clip(np.linalg.eigvalsh(np.cov(rest, rowvar=False)), 0.0, None)
     grid = mse * np.logspace(-1, 1, T7_CURVE_POINTS)
     rates = [gaussian_rate_distortion(eigenvalues, float(d)).rate for d in grid]
@@ -340,6 +391,18 @@ def _t9(codec, quantizer, fit_symbols: np.ndarray, fit_hidden: torch.Tensor,
 
 
 # ----------------------------------------------------------------- T7
+def _differential_entropies(samples: np.ndarray) -> np.ndarray:
+    """Vasicek estimates of h(Y_j) in bits; a channel whose spacings vanish (many tied
+    values) gets its Gaussian value ½ log2(2πe var) instead."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = scipy_stats.differential_entropy(samples, axis=0, base=2)
+    bad = ~np.isfinite(h)
+    if bad.any():
+        spread = np.maximum(samples[:, bad].std(axis=0), 1e-12)
+        h[bad] = np.log2(spread) + 0.5 * math.log2(2 * math.pi * math.e)
+    return h
+
+
 def _t7(quantizer, fisher, fit_hidden: torch.Tensor, measured: float | None) -> dict:
     out = dict.fromkeys(("t7_predicted_rate", "t7_error", "t7_relative_error",
                          "t7_predicted_delta_ce", "t7_curve"))
@@ -347,9 +410,8 @@ def _t7(quantizer, fisher, fit_hidden: torch.Tensor, measured: float | None) -> 
         return out
     states = fit_hidden.double().numpy()
     tokens = states.shape[1]
-    h_rest = scipy_stats.differential_entropy(states[:, 1:].reshape(-1, states.shape[2]),
-                                              axis=0, base=2)
-    h_first = scipy_stats.differential_entropy(states[:, 0], axis=0, base=2)
+    h_rest = _differential_entropies(states[:, 1:].reshape(-1, states.shape[2]))
+    h_first = _differential_entropies(states[:, 0])
     fisher_rest = np.maximum(np.asarray(fisher.rest, float), 1e-30)
     step = np.asarray(quantizer.step, float)
     distortion = float(np.sum(fisher_rest * step ** 2) / 24.0)
@@ -420,6 +482,19 @@ def codec_statistics(codec, fit_hidden: torch.Tensor, eval_hidden: torch.Tensor,
     ValueError
         On shapes or values that are not as described, naming the argument.
     """
+    limit = threadpool_limits(limits=1, user_api="blas") if threadpool_limits else None
+    try:
+        return _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
+                                 estimated_bits, confidence, fisher, seed, max_tokens,
+                                 max_cov_tokens)
+    finally:
+        if limit is not None:
+            limit.restore_original_limits()
+
+
+def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
+                      estimated_bits, confidence, fisher, seed, max_tokens,
+                      max_cov_tokens) -> dict:
     fit_hidden, eval_hidden = _hidden(fit_hidden, "fit_hidden"), _hidden(eval_hidden,
                                                                           "eval_hidden")
     if not 0.0 < float(confidence) < 1.0:
@@ -480,7 +555,7 @@ def codec_statistics(codec, fit_hidden: torch.Tensor, eval_hidden: torch.Tensor,
     out["subsampled"] = "; ".join(notes) or False
     out.update(t3)
     out.update(_t4(symbols, documents_kept, delta))
-    out.update(_t6(eval_hidden, quantizer, symbols, rng, max_cov_tokens))
+    out.update(_t6(eval_hidden, quantizer, symbols, rng))
     fit_symbols = _symbols(quantizer, fit_hidden)
     out.update(_t9(codec, quantizer, fit_symbols, fit_hidden, bound, delta, seed))
     if estimated is not None:

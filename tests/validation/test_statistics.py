@@ -189,3 +189,29 @@ def test_split_statistics_of_a_linear_prefix():
     assert s["t10_prefix_jacobian_windows"] == 3
     with pytest.raises(ValueError, match="inputs_embeds_or_inputs"):
         split_statistics(lambda v: v, torch.ones(3, dtype=torch.long))
+
+
+class _PredictiveStub:
+    """A joint codec that exposes only its steps, means and transform (like ContextCodec)."""
+
+    codec_id = "stub-joint"
+
+    def __init__(self, factorized):
+        self.step, self.first_step = factorized.step, factorized.first_step
+        self.mean, self.first_mean = factorized.stats.mean, factorized.stats.first_mean
+        self.analysis = self.synthesis = np.eye(factorized.step.size)
+
+    def estimate_bits(self, hidden):
+        return None
+
+
+def test_codec_with_steps_only_is_measured_on_its_lattice(source):
+    fit, evaluation = source
+    factorized = fitted_codec(fit)
+    bits, _ = measure(factorized, evaluation[:50])
+    reference = codec_statistics(factorized, fit[:50], evaluation[:50], bits, np.arange(50))
+    s = codec_statistics(_PredictiveStub(factorized), fit[:50], evaluation[:50], bits,
+                         np.arange(50))
+    assert s["entropy_model"] == "joint" and s["rate_interval"] is None
+    for key in ("t3_logdet_diag", "t3_logdet_full", "t4_marginal_floor", "mse"):
+        assert s[key] == pytest.approx(reference[key], rel=1e-6)
