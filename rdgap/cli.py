@@ -7,6 +7,7 @@ merge         merge the partial results of validate --shard into one report
 bounds list   the catalogue of citable bounds
 cite NAME     BibTeX and LaTeX statement of one bound
 proofs [NAME] the symbolic derivations, step by step
+split-run     run a model in two processes with a codec on the link
 """
 
 from __future__ import annotations
@@ -217,11 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     proofs = commands.add_parser("proofs", help="symbolic derivations, step by step")
     proofs.add_argument("name", nargs="?")
     proofs.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
+    from rdgap.distributed.cli import add_parser as _add_split_run
+    _add_split_run(commands)
     return parser
 
 
 HANDLERS = {"validate": _validate, "merge": _merge, "bounds": _bounds, "cite": _cite,
             "proofs": _proofs}
+
+
+def _split_run(args) -> int:
+    from rdgap.distributed.cli import handle
+
+    return handle(args)
+
+
+HANDLERS["split-run"] = _split_run
 
 
 def main(argv: list[str] | None = None) -> int:
