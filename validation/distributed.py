@@ -60,3 +60,48 @@ def run_distributed(config: ValidateConfig, progress: bool = True) -> tuple[int,
     finally:
         if owned:
             dist.destroy_process_group()
+
+
+def _local_rank(rank: int, world: int, store: str, config: ValidateConfig, out: str,
+                threads: int) -> None:
+    import json
+
+    import torch
+
+    torch.set_num_threads(threads)
+    dist.init_process_group("gloo", store=dist.FileStore(store, world), rank=rank,
+                            world_size=world)
+    try:
+        _, results = run_distributed(config, progress=False)
+        if results is not None:
+            with open(out, "w", encoding="utf-8") as handle:
+                json.dump(results, handle)
+    finally:
+        dist.destroy_process_group()
+
+
+def run_local(config: ValidateConfig, processes: int, threads: int = 1) -> dict:
+    """:func:`run_distributed` in ``processes`` local processes (spawned; gloo over a
+    FileStore in a temporary folder); returns rank 0's merged, finalised results.
+
+    Parameters
+    ----------
+    config : ValidateConfig
+    processes : int
+        Number of ranks (≥ 1).
+    threads : int
+        torch threads per process.
+    """
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import torch.multiprocessing as mp
+
+    if processes < 1:
+        raise ValueError(f"processes: expected ≥ 1, got {processes}")
+    with tempfile.TemporaryDirectory(prefix="rdgap-dist-") as folder:
+        out = Path(folder) / "results.json"
+        mp.spawn(_local_rank, args=(processes, str(Path(folder) / "store"), config, str(out),
+                                    threads), nprocs=processes, join=True)
+        return json.loads(out.read_text(encoding="utf-8"))
