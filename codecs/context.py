@@ -7,7 +7,8 @@ three things to the factorized model of :mod:`rdgap.codecs.factorized`:
 Causal context (predictive coding)
     the mean of token ``t`` is predicted from the *decoded* previous token,
     ``m_t = b + W Ẑ_{t−1}`` (a ridge regression fitted on fit windows; token 1
-    is predicted from ``Ẑ_0 = 0``). The residual ``Z_t − m_t`` is quantized,
+    is predicted from ``Ẑ_0 = 0``). ``W`` acts on the ``P`` leading (largest
+    variance) components only, which keeps the sequential loop cheap. The residual ``Z_t − m_t`` is quantized,
     so the decoder, which knows ``Ẑ_{t−1}``, forms the same prediction.
 Scale hyperprior (side information)
     per token and per group of components, a side latent
@@ -104,8 +105,10 @@ class ContextCodec(HiddenStateCodec):
         Quantization step per component.
     base_index : (C,) int array
         ``u_j``: table index of component ``j`` at side latent 0.
-    predictor, bias : (C, C) and (C,) arrays
-        ``W`` and ``b`` of the prediction ``m_t = b + W Ẑ_{t−1}`` (KLT domain).
+    predictor, bias : (P, P) and (C,) arrays
+        ``W`` and ``b`` of the prediction ``m_t = b + W Ẑ_{t−1}`` (KLT domain;
+        ``W`` maps the first ``P ≤ C`` components to the first ``P``, the rest
+        are predicted by ``b`` alone).
     group_starts : (G,) int array
         First component of each side-latent group (``group_starts[0] = 0``,
         increasing); group ``g`` covers components up to the next start.
@@ -134,7 +137,12 @@ class ContextCodec(HiddenStateCodec):
         self.mean = mean
         self.analysis = _array(analysis, square, "analysis")
         self.synthesis = _array(synthesis, square, "synthesis")
-        self.predictor = _array(predictor, square, "predictor")
+        predicted = np.shape(predictor)[0] if np.ndim(predictor) == 2 else -1
+        if not 0 <= predicted <= channels:
+            raise ValueError(f"predictor: expected a (P, P) matrix with P ≤ {channels}, got "
+                             f"shape {np.shape(predictor)}")
+        self.predictor = _array(predictor, (predicted, predicted), "predictor")
+        self.predicted = predicted
         self.bias = _array(bias, (channels,), "bias")
         self.step = _array(step, (channels,), "step", positive=True)
         self.first_mean = _array(first_mean, (channels,), "first_mean")
@@ -258,8 +266,12 @@ class ContextCodec(HiddenStateCodec):
         return decoded
 
     def _predict(self, previous: np.ndarray) -> np.ndarray:
-        """``m_t = b + W Ẑ_{t−1}`` for a batch ``(B, C)`` of previous decoded tokens."""
-        return self.bias + previous @ self.predictor.T
+        """``m_t = b + W Ẑ_{t−1}`` for a batch ``(B, C)`` of previous decoded tokens
+        (einsum: no BLAS threads, the same operations for every batch size)."""
+        prediction = np.repeat(self.bias[None], previous.shape[0], axis=0)
+        p = self.predicted
+        prediction[:, :p] += np.einsum("bi,oi->bo", previous[:, :p], self.predictor)
+        return prediction
 
     def _to_klt(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean) @ self.analysis.T

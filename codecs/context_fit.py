@@ -19,6 +19,8 @@ from .context import (GAIN_LIMIT, GAIN_STEP, SCALE_RESOLUTION, ContextCodec, cen
 RIDGES = (1e-3, 1e-2, 1e-1, 1.0, np.inf)
 #: Alternations of side latents and per-component scales.
 SCALE_ITERATIONS = 2
+#: Leading KLT components the predictor uses (and predicts).
+PREDICTED = 128
 
 
 def laplace_bits(symbols: np.ndarray, scale: np.ndarray, rounding: float) -> float:
@@ -26,7 +28,7 @@ def laplace_bits(symbols: np.ndarray, scale: np.ndarray, rounding: float) -> flo
     (the tables of :func:`rdgap.codecs.tables.discretised_table` without floor or escape)."""
     a = np.abs(symbols)
     zero = -np.expm1(-(1.0 - rounding) / scale)
-    other = 0.5 * np.exp(-(a - rounding) / scale) * -np.expm1(-1.0 / scale)
+    other = 0.5 * np.exp(-(np.maximum(a, 1) - rounding) / scale) * -np.expm1(-1.0 / scale)
     p = np.where(a == 0, zero, other)
     return float(-np.log2(np.maximum(p, 2.0 ** -40)).sum())
 
@@ -107,7 +109,8 @@ def side_probabilities(side: np.ndarray, groups: int) -> np.ndarray:
 def fit_context_codec(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarray,
                       synthesis: np.ndarray, step: np.ndarray, first_mean: np.ndarray,
                       first_scale: np.ndarray, first_step: np.ndarray, groups: int = 1,
-                      rounding: float = 0.4, label: str = "") -> ContextCodec:
+                      rounding: float = 0.4, predicted: int = PREDICTED,
+                      label: str = "") -> ContextCodec:
     """Fit predictor, per-component scales and side-latent densities on fit windows.
 
     Parameters
@@ -124,6 +127,8 @@ def fit_context_codec(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarr
         Side latents per token (contiguous groups of components, KLT order).
     rounding : float
         Dead-zone offset ``ρ``.
+    predicted : int
+        Leading components the predictor uses (at most the number of channels).
     """
     if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3 or hidden.shape[1] < 2:
         raise ValueError("hidden: expected fit windows (windows, tokens ≥ 2, channels), got "
@@ -134,7 +139,9 @@ def fit_context_codec(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarr
     step = np.asarray(step, dtype=np.float64)
     data = hidden.detach().double().numpy()
     z = (data[:, 1:] - mean) @ np.asarray(analysis).T
-    weights, bias, ridge = fit_predictor(z, step, rounding)
+    p = min(predicted, channels)
+    weights, bias_p, ridge = fit_predictor(z[..., :p], step[:p], rounding)
+    bias = np.concatenate([bias_p, z[..., p:].mean((0, 1))])
     starts = np.array([c[0] for c in np.array_split(np.arange(channels), groups)])
     base = scale_index(np.abs(z - bias).reshape(-1, channels).mean(0) / step)
     uniform = np.full((groups, 2 * GAIN_LIMIT + 2), 1.0 / (2 * GAIN_LIMIT + 2))

@@ -8,7 +8,13 @@ A *variant* names an entropy-model family and a step rule:
     THEORY.md T7's allocation ``Δ_j ∝ 1/√F_jj`` from the Fisher diagonal;
 ``klt-laplace``
     the Fisher-whitened KLT of :mod:`rdgap.codecs.transform` with one step for
-    every component, discretised Laplace per component.
+    every component, discretised Laplace per component;
+``klt-context``
+    the same transform and steps with the joint entropy model of
+    :mod:`rdgap.codecs.context` (causal prediction from the previous decoded
+    token, a per-token scale hyperprior, dead-zone quantization with centroid
+    reconstruction), trained by :func:`rdgap.codecs.context_fit.fit_context_codec`
+    on the first half of the fit windows.
 
 Every variant codes position 0 with its own statistics and steps
 ``Δ0_j ∝ 1/√F0_j`` (``c·σ0_j`` for ``gaussian-std``). The common scale of the
@@ -23,13 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .base import HiddenStateCodec
 from .calibrate import Calibration, DistortionProbe, calibrate_scale
+from .context_fit import fit_context_codec
 from .factorized import ChannelStatistics, FactorizedCodec
 from .fisher import FisherDiagonal, fisher_diagonal
 from .split import SplitModel
 from .transform import fisher_klt
 
-VARIANTS = ("gaussian-std", "gaussian-fisher", "laplace-fisher", "klt-laplace")
+VARIANTS = ("gaussian-std", "gaussian-fisher", "laplace-fisher", "klt-laplace", "klt-context")
+KLT_VARIANTS = ("klt-laplace", "klt-context")
 KLT_RIDGE = 1e-4
 
 
@@ -60,7 +69,7 @@ class FitContext:
 @dataclass
 class FittedCodec:
     variant: str
-    codec: FactorizedCodec
+    codec: HiddenStateCodec
     calibration: Calibration
     predicted_delta_ce: float
 
@@ -69,10 +78,10 @@ def _base_steps(variant: str, context: FitContext):
     """Statistics, per-channel base steps (rest, first), and optional transform."""
     family = "gaussian" if variant.startswith("gaussian") else "laplace"
     fisher = context.fisher
-    if variant == "klt-laplace":
+    if variant in KLT_VARIANTS:
         rest = context.hidden[:, 1:].reshape(-1, context.hidden.shape[-1]).double().numpy()
         if rest.shape[0] < 4 * rest.shape[1]:
-            raise ValueError(f"variant: klt-laplace estimates a {rest.shape[1]}×{rest.shape[1]} "
+            raise ValueError(f"variant: {variant} estimates a {rest.shape[1]}×{rest.shape[1]} "
                              f"Fisher matrix and needs ≥ {4 * rest.shape[1]} fit tokens in the "
                              f"first half of the fit windows, got {rest.shape[0]}; use more or "
                              f"longer fit windows")
@@ -87,7 +96,7 @@ def _base_steps(variant: str, context: FitContext):
 
 
 def _predicted(variant: str, fisher: FisherDiagonal, step, first_step) -> float:
-    if variant == "klt-laplace":  # isotropic distortion in the whitened domain (F_Z = I)
+    if variant in KLT_VARIANTS:  # isotropic distortion in the whitened domain (F_Z = I)
         rest = float(np.sum(step ** 2) / 24.0) * (fisher.tokens - 1) / fisher.tokens
         return rest + float(np.sum(fisher.first * first_step ** 2) / 24.0) / fisher.tokens
     return fisher.predicted_delta_ce(step, first_step)
@@ -103,7 +112,11 @@ def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
     if klt is not None:
         analysis, synthesis = klt.analysis, klt.synthesis
 
-    def make(alpha: float) -> FactorizedCodec:
+    def make(alpha: float) -> HiddenStateCodec:
+        if variant == "klt-context":
+            return fit_context_codec(context.hidden, stats.mean, analysis, synthesis, alpha * base,
+                                     stats.first_mean, stats.first_scale, alpha * first_base,
+                                     label=f"{variant} scale={alpha:.6g}")
         return FactorizedCodec(stats, alpha * base, alpha * first_base, family,
                                label=f"{variant} scale={alpha:.6g}",
                                analysis=analysis, synthesis=synthesis)

@@ -179,3 +179,22 @@ def test_property_suite_passes():
                               stats.first_scale, 0.4 * stats.first_scale)
     report = check_codec(codec, max_examples=8, streams=12)
     assert {"round-trip", "determinism", "robustness", "T2-upper"} <= set(report.checked)
+
+
+def test_fit_codec_registers_the_variant(tiny_model):
+    """``klt-context`` is fitted and calibrated by fit_codec like every variant."""
+    from rdgap.codecs.fit import VARIANTS, FitContext, fit_codec
+    from rdgap.codecs.split import SplitModel
+
+    assert "klt-context" in VARIANTS
+    ids = torch.randint(0, 128, (12, 48), generator=torch.Generator().manual_seed(0))
+    split = SplitModel(tiny_model, 2)
+    with torch.no_grad():
+        hidden = split.prefix(ids)
+    context = FitContext.build(split, ids, hidden)
+    fitted = fit_codec("klt-context", context, 0.02)
+    assert isinstance(fitted.codec, ContextCodec) and fitted.calibration.met
+    assert context.probe.delta_ce(fitted.codec.reconstruct) <= 0.02
+    window = hidden[0]
+    assert torch.equal(fitted.codec.decode(fitted.codec.encode(window)),
+                       fitted.codec.reconstruct(window))
