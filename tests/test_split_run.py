@@ -8,6 +8,9 @@ test the framing, the summary and the link model without processes.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +22,7 @@ from rdgap.distributed.codec_spec import describe_mismatch, resolve_codec
 from rdgap.distributed.config import SplitRunConfig
 from rdgap.distributed.framing import (BATCH, END, HEADER_BYTES, framing_bytes, pack_body,
                                        pack_header, unpack_body, unpack_header)
-from rdgap.distributed.launch import run_local
+from rdgap.distributed.launch import free_port, run_local, run_torchrun, under_torchrun
 from rdgap.distributed.summary import break_even, pipeline_seconds, summarize
 from rdgap.distributed.worker import evaluation_windows
 from rdgap.validation.corpus import load_documents, split_documents, token_windows
@@ -32,7 +35,8 @@ BOUND_S = 20.0
 
 def _config(folder, codec, **overrides) -> SplitRunConfig:
     settings = dict(split=SPLIT, codec=str(codec), model=str(folder), batches=BATCHES,
-                    batch_size=BATCH_SIZE, window_length=LENGTH, timeout=5.0, threads=1)
+                    batch_size=BATCH_SIZE, window_length=LENGTH, timeout=5.0, threads=1,
+                    progress=False)
     settings.update(overrides)
     return SplitRunConfig(**settings)
 
@@ -153,6 +157,34 @@ def test_ranks_with_different_codecs_refuse_to_start(tiny_model_folder):
         assert "codec_id" in summary["errors"][rank] and "codec_hash" in summary["errors"][rank]
 
 
+def _torchrun_rank(rank: int, port: int, config: SplitRunConfig, path: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    assert under_torchrun()
+    report, summary = run_torchrun(config)
+    Path(path).write_text(json.dumps({"report": report, "summary": summary}))
+    os._exit(0)
+
+
+def test_under_torchrun_rank_1_holds_the_whole_run(tiny_model_folder, tiny, tmp_path):
+    """The env:// rendezvous torchrun sets up; rank 0's timings arrive in the END frame."""
+    assert not under_torchrun()
+    config = _config(tiny_model_folder, "int8")
+    port, context = free_port(), multiprocessing.get_context("fork")
+    paths = [str(tmp_path / f"rank{rank}.json") for rank in (0, 1)]
+    processes = [context.Process(target=_torchrun_rank, args=(rank, port, config, paths[rank]))
+                 for rank in (0, 1)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    rank0, rank1 = (json.loads(Path(path).read_text()) for path in paths)
+    assert rank0["report"]["status"] == "ok"
+    assert rank0["summary"]["complete"] is False  # rank 0 alone saw half the run
+    _assert_exact_and_counted(rank1["summary"], tiny, config)
+    assert rank1["summary"]["fp16_reference"]["wire_bytes_per_token"] > 0
+
+
 # -- without processes --------------------------------------------------------------------
 
 def test_frames_round_trip_and_damage_is_named():
@@ -206,6 +238,20 @@ def test_summary_of_a_dead_rank_is_incomplete():
                         {"batches": 3, "model": "m", "split": 1, "codec": "fp16"})
     assert summary["complete"] is False and summary["errors"] == {"1": "rank 1 was killed"}
     assert "totals" not in summary
+
+
+def test_logits_that_differ_make_the_run_inexact():
+    rows = [{"batch": 0, "tokens": 4, "windows": 1, "stream_bytes": 10}]
+    sender = {"status": "ok", "wire_bytes_sent": 10 + framing_bytes(1),
+              "batches": [_batch(0, 10 + framing_bytes(1)) | {"encoded_at_s": 0.1}]}
+    receiver = {"status": "ok", "wire_bytes_received": 10 + framing_bytes(1), "wall_s": 1.0,
+                "batches": [rows[0] | {"done_at_s": 0.5}],
+                "verification": [{"batch": 0, "streams_equal": True, "logits_equal": False}]}
+    config = {"batches": 1, "model": "m", "split": 1, "codec": "fp16"}
+    summary = summarize({0: sender, 1: receiver}, config)
+    assert summary["complete"] is True and summary["exact"] is False
+    receiver["verification"][0]["logits_equal"] = True
+    assert summarize({0: sender, 1: receiver}, config)["exact"] is True
 
 
 def test_settings_and_codec_names_are_checked():

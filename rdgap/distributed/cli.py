@@ -46,6 +46,7 @@ def add_parser(commands) -> None:
                         help="skip the check of the logits against the one-process path "
                              "(it keeps every batch's logits in memory on rank 1)")
     parser.add_argument("--out", default=None, help="write the summary JSON to this file")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--cache-dir", default=None, help="rdgap cache folder")
     parser.add_argument("--inject-fault", default=None, metavar="NAME:BATCH",
                         help="exercise failure handling: "
@@ -72,7 +73,7 @@ def handle(args) -> int:
         batches=args.batches, batch_size=args.batch_size, window_length=args.window_length,
         corpus=args.corpus, backend=args.backend, timeout=args.timeout, queue=args.queue,
         verify=not args.no_verify, threads=args.threads, cache_dir=args.cache_dir,
-        fault=args.inject_fault)
+        fault=args.inject_fault, progress=not args.no_progress)
     if under_torchrun():
         report, summary = run_torchrun(config)
         if report["rank"] == 0:

@@ -52,6 +52,8 @@ class SplitRunConfig:
         rdgap cache folder for the embedded model.
     fault : str or None
         ``"NAME:N"`` with NAME in :data:`FAULTS`: inject a failure at batch N.
+    progress : bool
+        Show a progress bar of the batches rank 1 has finished.
     """
 
     split: int
@@ -68,6 +70,7 @@ class SplitRunConfig:
     threads: int | None = None
     cache_dir: str | None = None
     fault: str | None = None
+    progress: bool = True
 
     def __post_init__(self):
         for name in ("batches", "batch_size", "queue"):
@@ -102,6 +105,6 @@ class SplitRunConfig:
         # Paths may differ between machines: the codec and model are compared by
         # their hashes instead (see rdgap.distributed.worker).
         for local in ("threads", "cache_dir", "fault", "timeout", "verify", "codec", "model",
-                      "corpus"):
+                      "corpus", "progress"):
             settings.pop(local)
         return settings

@@ -87,8 +87,10 @@ def break_even(batches: list[dict], fp16: dict) -> dict:
         result["note"] = "at every link rate: fewer bytes and no more coding time than fp16"
     else:
         result["serial_bit_per_s"] = saved_bits / (coding - coding16)
-    gain = lambda rate: math.copysign(1, _link_times(batches, fp16, rate)[1]  # noqa: E731
-                                      - _link_times(batches, fp16, rate)[0])
+    def gain(rate: float) -> float:  # > 0 where the codec is faster than fp16 transfer
+        codec_s, fp16_s = _link_times(batches, fp16, rate)
+        return fp16_s - codec_s
+
     low, high = 1e3, 1e13
     if gain(high) > 0:
         result["pipelined_bit_per_s"] = None
@@ -132,7 +134,8 @@ def summarize(reports: dict[int, dict], config: dict) -> dict:
                    if "error_after_s" in r}
     for rank, report in ((0, sender), (1, receiver)):
         if not report and str(rank) not in errors:
-            errors[str(rank)] = f"rank {rank} did not report"
+            errors[str(rank)] = (f"no report from rank {rank} (it failed, or the run stopped "
+                                 f"before its report arrived)")
     received = receiver.get("batches", [])
     batches = _merge_batches(sender.get("batches", []), received,
                              receiver.get("verification", []))

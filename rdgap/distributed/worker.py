@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from tqdm.auto import tqdm
 
 from rdgap.codecs.baselines import Float16Cast
 from rdgap.codecs.container import BitstreamError
@@ -156,6 +157,8 @@ def _run_receiver(split, codec, config, device, t0, report) -> list[torch.Tensor
     receiver.start()
     fault = config.fault_at()
     kept, report["stream_digests"] = [], []
+    bar = tqdm(total=config.batches, desc="split-run batches", unit="batch",
+               disable=not config.progress)
     for i in range(config.batches):
         start = time.perf_counter()
         header, body, received_at = receiver.next_frame(i, config.timeout + 5)
@@ -180,7 +183,9 @@ def _run_receiver(split, codec, config, device, t0, report) -> list[torch.Tensor
             "wire_bytes": HEADER_BYTES + len(body),
             "recv_wait_s": got - start, "decode_s": decoded - got, "suffix_s": done - decoded,
             "received_at_s": received_at - t0, "done_at_s": done - t0})
+        bar.update()
     report["wall_s"] = time.perf_counter() - t0
+    bar.close()
     header, body, _ = receiver.next_frame(config.batches, config.timeout + 5)
     if header.kind != END:
         raise TransportError(f"end of stream: rank 0 sent batch {header.batch} after the "
