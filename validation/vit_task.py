@@ -1,0 +1,186 @@
+"""Image classification with the digits ViT (:mod:`.vit`), split after block ``k``.
+
+A window is a group of images coded as one stream (so that T2's per-stream
+overhead is amortised over many positions): ``images`` per window × 5
+tokens (class token first, then 4 patches) per image, in image order. The
+fit and evaluation windows come from two disjoint halves of the images the
+ViT was *not* trained on (split by ``seed``); each window's group id is the
+digits index of its first image, so groups never repeat.
+
+Distortion per window, mean over its images: ΔCE against the true labels
+(nats per image), KL(full ‖ split), top-1 agreement with the unsplit model,
+and the change of accuracy. The Fisher of ΔCE is estimated as for the LM,
+with labels sampled from the model's own output (:mod:`.task_fisher`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .task_fisher import task_fit_context
+from .tasks import TaskWindows, check_part
+from .vit import VIT_NAME, DigitsViT, ViTConfig, digits_data, load_digits_vit
+
+
+class DigitsViTTask:
+    """The digits ViT as a :class:`.tasks.SplitTask`.
+
+    Parameters
+    ----------
+    model : DigitsViT
+        The trained model.
+    train_indices : sequence of int
+        Digits images it was trained on; never used for fit or evaluation windows.
+    name : str
+        Architecture label.
+    seed : int
+        Seed of the fit / evaluation split of the remaining images.
+    """
+
+    model_type = "vit"
+    task = "image classification"
+    metrics_names = ("delta_ce_nats", "kl_nats", "top1_agreement", "accuracy_change")
+    batch_size = 16
+    default_images = 16
+
+    def __init__(self, model: DigitsViT, train_indices, name: str = VIT_NAME, seed: int = 0):
+        self.model, self.name, self.seed = model.eval(), name, seed
+        self.num_layers = len(model.blocks)
+        self.width = model.config.width
+        self.tokens_per_image = model.config.tokens
+        self.default_length = self.default_images * self.tokens_per_image
+        self.images, self.labels = digits_data()
+        trained = np.zeros(len(self.images), dtype=bool)
+        trained[np.asarray(train_indices, dtype=int)] = True
+        rest = np.flatnonzero(~trained)
+        order = np.random.default_rng(seed).permutation(rest)
+        half = len(order) // 2
+        self.parts = {"fit": np.sort(order[:half]), "eval": np.sort(order[half:])}
+
+    def windows(self, part: Literal["fit", "eval"], count: int | None,
+                length: int | None = None) -> TaskWindows:
+        """Up to ``count`` windows of ``length // tokens_per_image`` whole images
+        (``length`` in positions; None = 16 images, 80 positions)."""
+        check_part(part)
+        length = length or self.default_length
+        per_window = length // self.tokens_per_image
+        if per_window < 1:
+            raise ValueError(f"length: expected ≥ {self.tokens_per_image} positions (one image "
+                             f"of {self.tokens_per_image} tokens), got {length}")
+        indices = self.parts[part]
+        groups = len(indices) // per_window
+        if count is not None:
+            groups = min(groups, count)
+        if groups == 0:
+            raise ValueError(f"length: {part} has {len(indices)} images, fewer than the "
+                             f"{per_window} of one window; use shorter windows")
+        chosen = torch.as_tensor(indices[:groups * per_window]).reshape(groups, per_window)
+        return TaskWindows({"images": self.images[chosen], "labels": self.labels[chosen]},
+                           chosen[:, 0].clone())
+
+    # -- passes ---------------------------------------------------------------
+    def _check(self, k: int) -> int:
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise TypeError(f"split: expected an int, got {type(k).__name__}")
+        if not 0 < k < self.num_layers:
+            raise ValueError(f"split: expected 0 < split < {self.num_layers} (the ViT has "
+                             f"{self.num_layers} blocks), got {k}")
+        return k
+
+    def _flat(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``(windows, images·tokens, width)`` → ``(windows·images, tokens, width)`` (a view)."""
+        return hidden.reshape(-1, self.tokens_per_image, self.width)
+
+    @torch.no_grad()
+    def forward(self, inputs: dict, splits: list[int]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        splits = sorted({self._check(k) for k in splits})
+        images = inputs["images"]
+        windows, per_window = images.shape[:2]
+        x = self.model.embed(images.reshape(-1, *images.shape[2:]))
+        hidden, done = {}, 0
+        for k in splits + [self.num_layers]:
+            x = self.model.run_blocks(x, done, k)
+            done = k
+            if k < self.num_layers:
+                hidden[k] = x.reshape(windows, per_window * self.tokens_per_image, self.width)
+        return self.model.classify(x).reshape(windows, per_window, -1), hidden
+
+    def suffix_differentiable(self, k: int, inputs: dict, hidden: torch.Tensor) -> torch.Tensor:
+        """:meth:`suffix` with autograd on (``inputs`` is not needed)."""
+        self._check(k)
+        if hidden.dim() != 3 or hidden.shape[-1] != self.width \
+                or hidden.shape[1] % self.tokens_per_image:
+            raise ValueError(f"hidden: expected (windows, images·{self.tokens_per_image}, "
+                             f"{self.width}), got {tuple(hidden.shape)}")
+        x = self.model.run_blocks(self._flat(hidden), k, self.num_layers)
+        return self.model.classify(x).reshape(hidden.shape[0], -1, self.model.config.classes)
+
+    @torch.no_grad()
+    def suffix(self, k: int, inputs: dict, hidden: torch.Tensor) -> torch.Tensor:
+        return self.suffix_differentiable(k, inputs, hidden)
+
+    def prefix_map(self, k: int, inputs: dict):
+        """THEORY.md T10's prefix as ``(fn, x)``: ``x`` the embedded images
+        ``(windows, positions, width)``, ``fn(x)`` the hidden state after block ``k``."""
+        self._check(k)
+        images = inputs["images"]
+        windows = images.shape[0]
+        with torch.no_grad():
+            x = self.model.embed(images.reshape(-1, *images.shape[2:])).reshape(
+                windows, -1, self.width)
+
+        def fn(embedded: torch.Tensor) -> torch.Tensor:
+            return self.model.run_blocks(self._flat(embedded), 0, k).reshape(
+                embedded.shape[0], -1, self.width)
+
+        return fn, x
+
+    # -- distortion -----------------------------------------------------------
+    def metrics(self, reference: torch.Tensor, output: torch.Tensor,
+                inputs: dict) -> dict[str, np.ndarray]:
+        labels = inputs["labels"]
+        if reference.shape != output.shape or reference.shape[:2] != labels.shape:
+            raise ValueError(f"output: expected logits of shape {tuple(reference.shape)} "
+                             f"(windows, images, classes) for labels {tuple(labels.shape)}, "
+                             f"got {tuple(output.shape)}")
+        log_p = torch.log_softmax(reference.double(), -1)
+        log_q = torch.log_softmax(output.double(), -1)
+        ce_p = -log_p.gather(-1, labels[..., None]).squeeze(-1)
+        ce_q = -log_q.gather(-1, labels[..., None]).squeeze(-1)
+        kl = (log_p.exp() * (log_p - log_q)).sum(-1).clamp_min(0.0)
+        top_p, top_q = reference.argmax(-1), output.argmax(-1)
+        right = ((top_q == labels).double() - (top_p == labels).double())
+        return {"delta_ce_nats": (ce_q - ce_p).mean(1).numpy(),
+                "kl_nats": kl.mean(1).numpy(),
+                "top1_agreement": (top_p == top_q).double().mean(1).numpy(),
+                "accuracy_change": right.mean(1).numpy()}
+
+    def corpus_metrics(self, reference: object, output: object) -> dict[str, float]:
+        return {}
+
+    def _sampled_log_loss(self, k: int):
+        """``−Σ log p(y)`` over images with ``y ~ p`` drawn from the model (Fisher of ΔCE)."""
+        def loss(inputs: dict, hidden: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            log_probs = F.log_softmax(self.suffix_differentiable(k, inputs, hidden), dim=-1)
+            flat = log_probs.reshape(-1, log_probs.shape[-1])
+            labels = torch.multinomial(flat.detach().exp(), 1, generator=generator)
+            return -flat.gather(-1, labels).sum()
+        return loss
+
+    def fit_context(self, k: int, fit: TaskWindows, hidden: torch.Tensor):
+        units = fit.inputs["images"].shape[1]
+        return task_fit_context(self, self._check(k), fit, hidden, self._sampled_log_loss(k),
+                                units=units)
+
+
+def load_digits_vit_task(cache_dir: str | os.PathLike | None = None, seed: int = 0,
+                         progress: bool = True, config: ViTConfig | None = None) -> DigitsViTTask:
+    """The digits-ViT task; the ViT is trained (≈1 min) and cached on first use
+    (:func:`.vit.load_digits_vit`)."""
+    model, info = load_digits_vit(cache_dir, progress=progress, config=config)
+    return DigitsViTTask(model, info["train_indices"], seed=seed)
