@@ -23,7 +23,8 @@ from rdgap.distributed.config import SplitRunConfig
 from rdgap.distributed.framing import (BATCH, END, HEADER_BYTES, framing_bytes, pack_body,
                                        pack_header, unpack_body, unpack_header)
 from rdgap.distributed.launch import free_port, run_local, run_torchrun, under_torchrun
-from rdgap.distributed.summary import break_even, pipeline_seconds, summarize
+from rdgap.distributed.summary import (break_even, format_summary, pipeline_seconds,
+                                      summarize)
 from rdgap.distributed.worker import evaluation_windows
 from rdgap.validation.corpus import load_documents, split_documents, token_windows
 from rdgap.validation.models import load_model_folder
@@ -238,6 +239,8 @@ def test_summary_of_a_dead_rank_is_incomplete():
                         {"batches": 3, "model": "m", "split": 1, "codec": "fp16"})
     assert summary["complete"] is False and summary["errors"] == {"1": "rank 1 was killed"}
     assert "totals" not in summary
+    printed = format_summary(summary)
+    assert "status: INCOMPLETE" in printed and "rank 1 error: rank 1 was killed" in printed
 
 
 def test_logits_that_differ_make_the_run_inexact():
@@ -250,6 +253,7 @@ def test_logits_that_differ_make_the_run_inexact():
     config = {"batches": 1, "model": "m", "split": 1, "codec": "fp16"}
     summary = summarize({0: sender, 1: receiver}, config)
     assert summary["complete"] is True and summary["exact"] is False
+    assert "LOGITS DIFFER" in format_summary(summary)
     receiver["verification"][0]["logits_equal"] = True
     assert summarize({0: sender, 1: receiver}, config)["exact"] is True
 

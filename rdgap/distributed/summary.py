@@ -191,8 +191,8 @@ def summarize(reports: dict[int, dict], config: dict) -> dict:
 
 
 def _rate(value: float | None) -> str:
-    if value is None:
-        return "—"
+    if value is None:  # where bytes are saved: no rate up to which fp16 is faster
+        return "any rate"
     for unit, scale in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
         if value >= scale:
             return f"{value / scale:.3g} {unit}"
@@ -232,9 +232,12 @@ def format_summary(summary: dict) -> str:
                      f"{'pays off' if link['pays_off'] else 'does not pay off'}")
     if "break_even" in summary:
         even = summary["break_even"]
-        lines.append(f"  pays off vs fp16 below: {_rate(even['serial_bit_per_s'])} (serial), "
-                     f"{_rate(even['pipelined_bit_per_s'])} (pipelined)"
-                     + (f"; {even['note']}" if even.get("note") else ""))
+        if even["saved_bits_per_token"] <= 0:
+            lines.append("  never pays off vs fp16: it sends no fewer bytes")
+        else:
+            lines.append(f"  pays off vs fp16 below: {_rate(even['serial_bit_per_s'])} "
+                         f"(serial), {_rate(even['pipelined_bit_per_s'])} (pipelined)"
+                         + (f"; {even['note']}" if even.get("note") else ""))
     status = "complete" if summary["complete"] else "INCOMPLETE"
     exact = {True: "logits equal the one-process path", False: "LOGITS DIFFER from the "
              "one-process path", None: "logits not verified"}[summary["exact"]]
