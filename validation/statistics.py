@@ -211,7 +211,7 @@ def entropy_model_kind(codec, quantizer) -> str | None:
 
 def _tables(quantizer):
     first, rest = getattr(quantizer, "_first_tables", None), getattr(quantizer, "_tables", None)
-    return (first, rest) if first is not None and rest is not None else (None, None)
+    return (first, rest) if isinstance(first, list) and isinstance(rest, list) else (None, None)
 
 
 def stream_bound_bits(codec, quantizer, tokens: int, channels: int) -> float | None:
@@ -522,7 +522,10 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
         "rate_interval": None, "rate_interval_bound": bound, "rate_interval_method": None,
         "rate_interval_informative": None, "subsampled": False,
     }
-    if bound is not None and per_document.size >= 2:
+    if bound is not None and per_document.max() > bound:  # never expected: say so, go on
+        out["rate_interval_method"] = (f"none: a document's rate {per_document.max():.6g} "
+                                       f"exceeds the computed worst case {bound:.6g}")
+    elif bound is not None and per_document.size >= 2:
         interval = rate_interval(per_document, delta, bound, method="bernstein")
         out.update(rate_interval=[interval.lower, interval.upper],
                    rate_interval_method=f"empirical Bernstein (T8) over {interval.n} documents, "
@@ -566,7 +569,7 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
 
 
 def split_statistics(prefix_fn, inputs_embeds_or_inputs, *, seed: int = 0,
-                     iters: int = 10) -> dict:
+                     iters: int = 5) -> dict:
     """Codec-independent figures of one split: the prefix map's Jacobian spectral norm.
 
     Parameters
@@ -581,6 +584,8 @@ def split_statistics(prefix_fn, inputs_embeds_or_inputs, *, seed: int = 0,
         Seed of the power iteration's random start.
     iters : int
         Power-iteration steps (each one JVP and one VJP through the prefix).
+        On SmolLM2 (16 positions) 3 and 10 steps agree within 1.5 % at split 8
+        and 1e-6 at split 22; each step costs about three prefix passes.
 
     Returns
     -------

@@ -96,9 +96,10 @@ def test_bootstrap_correlation_against_scipy():
     ours = bootstrap_correlation(x, y, n_boot=3000, seed=1)
     assert ours["pearson"] == pytest.approx(stats.pearsonr(x, y)[0], rel=1e-10)
     assert ours["spearman"] == pytest.approx(stats.spearmanr(x, y)[0], rel=1e-10)
-    for name, statistic in (("pearson", lambda a, b: stats.pearsonr(a, b)[0]),
-                            ("spearman", lambda a, b: stats.spearmanr(a, b)[0])):
-        reference = stats.bootstrap((x, y), statistic, paired=True, vectorized=False,
+    for name, statistic, vectorized in (
+            ("pearson", lambda a, b, axis=-1: stats.pearsonr(a, b, axis=axis)[0], True),
+            ("spearman", lambda a, b: stats.spearmanr(a, b)[0], False)):
+        reference = stats.bootstrap((x, y), statistic, paired=True, vectorized=vectorized,
                                     n_resamples=1500, method="percentile",
                                     random_state=np.random.default_rng(2)).confidence_interval
         assert ours[f"{name}_ci"] == pytest.approx([reference.low, reference.high], abs=0.05)
