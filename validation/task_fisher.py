@@ -31,7 +31,8 @@ from rdgap.codecs.fisher import FisherDiagonal
 
 from .tasks import SplitTask, TaskWindows
 
-#: ``loss(inputs, hidden, generator) -> scalar``: a sampled loss of a batch of windows.
+#: ``loss(inputs, hidden, generator) -> tensor``: a sampled loss of a batch of windows, or a
+#: vector of terms whose squared gradients add up (an exact expectation over labels).
 SampledLoss = Callable[[dict, torch.Tensor, torch.Generator], torch.Tensor]
 
 
@@ -84,7 +85,8 @@ def sampled_fisher(loss: SampledLoss, windows: TaskWindows, hidden: torch.Tensor
     loss : callable
         ``loss(inputs, hidden, generator)``: a scalar whose gradient ``g`` with
         respect to ``hidden`` has ``E[g gᵀ]`` equal (block by block, window by
-        window) to ``units`` × the Hessian of the window's distortion.
+        window) to ``units`` × the Hessian of the window's distortion; or a
+        vector of terms ``l`` with ``Σ_l g_l g_lᵀ`` equal to it (no sampling).
     windows : TaskWindows
         Fit windows (their inputs are passed to ``loss``).
     hidden : torch.Tensor
@@ -111,12 +113,15 @@ def sampled_fisher(loss: SampledLoss, windows: TaskWindows, hidden: torch.Tensor
         batch = hidden[part].detach().clone().requires_grad_(True)
         for _ in range(samples):
             with torch.enable_grad():
-                (grad,) = torch.autograd.grad(loss(inputs, batch, generator), batch)
-            grad = grad.double()
-            squares += (grad ** 2).sum(0)
-            if full:
-                rest = grad[:, 1:].reshape(-1, channels)
-                outer += rest.T @ rest
+                terms = loss(inputs, batch, generator).reshape(-1)
+                grads = [torch.autograd.grad(term, batch, retain_graph=i + 1 < len(terms))[0]
+                         for i, term in enumerate(terms)]
+            for grad in grads:
+                grad = grad.double()
+                squares += (grad ** 2).sum(0)
+                if full:
+                    rest = grad[:, 1:].reshape(-1, channels)
+                    outer += rest.T @ rest
     scale = tokens / (units * samples * len(windows))
     mean = (squares * scale).numpy()
     matrix = (outer * scale / (tokens - 1)).numpy() if full else None
