@@ -16,8 +16,9 @@ All rates are bits per token. Claims are made per architecture.
     most favourable reading of the rate is below the proven floor, T4) or when
     ``lo > t3_logdet_diag + T2`` (even the least favourable reading is above
     the diagonal log-det bound, T3). A *joint* codec is checked against the
-    upper side only. ``T2 = 0.005 · t3_logdet_diag + (64 + header) / m``: the
-    working form of :mod:`rdgap.codecs.ans` (0.5 % plus 64 bits per stream)
+    upper side only; a *generic* one (zstd of the symbols, no likelihood
+    model) is held to neither. ``T2 = 0.005 · t3_logdet_diag + (64 + header) / m``:
+    the working form of :mod:`rdgap.codecs.ans` (0.5 % plus 64 bits per stream)
     and the container header, per token. ``inside_point`` also records
     whether the measured rate itself lies between the Miller–Madow floor and
     the upper limit (information, not the criterion). Caveat: the T3
@@ -239,7 +240,10 @@ def correlations(results: dict, n_boot: int = 2000, seed: int = 0) -> list[dict]
     statistics are first standardised across its splits (so the correlation
     measures how rate and statistic move together from split to split, not
     the offsets between codecs). The rate is ``bits_per_token_actual``;
-    codecs without symbols have no statistics and do not appear. Pearson and
+    only codecs with symbols (``entropy_model`` not None) take part: the
+    rates of fp16, absmax integers and zstd of fp16 are not set by these
+    statistics (their split-level figures, such as the prefix Jacobian,
+    would otherwise pair with a rate that is constant or lossless). Pearson and
     Spearman with percentile bootstrap CIs (rows resampled,
     :func:`bootstrap_correlation`). A record needs 3 rows and a statistic that
     is not constant.
@@ -254,29 +258,38 @@ def correlations(results: dict, n_boot: int = 2000, seed: int = 0) -> list[dict]
     out = []
     for architecture, rows in runs_by_architecture(results).items():
         for name in STATISTICS:
-            groups: dict[str, list[tuple[float, float]]] = {}
-            for r in rows:
-                value = (r.get("statistics") or {}).get(name)
-                if value is not None and r.get("bits_per_token_actual") is not None:
-                    key = f"{r.get('codec')} {r.get('level') or ''}".strip()
-                    groups.setdefault(key, []).append((float(value),
-                                                       float(r["bits_per_token_actual"])))
-            pooled = []
-            for key, pairs in groups.items():
-                x, y = np.array(pairs).T
-                if x.size >= 2 and _standardised(x) is not None \
-                        and _standardised(y) is not None:
-                    pooled += zip(_standardised(x), _standardised(y))
+            groups, pooled = statistic_pairs(rows, name)
+            for key, (x, y) in groups.items():
                 if x.size >= 3 and np.ptp(x) > 0:
                     out.append({"architecture": architecture, "statistic": name, "group": key,
                                 "direction": "positive"}
                                | bootstrap_correlation(x, y, n_boot=n_boot, seed=seed))
-            if len(pooled) >= 3:
-                x, y = np.array(pooled).T
+            if pooled[0].size >= 3:
                 out.append({"architecture": architecture, "statistic": name, "group": POOLED,
                             "direction": "positive"}
-                           | bootstrap_correlation(x, y, n_boot=n_boot, seed=seed))
+                           | bootstrap_correlation(*pooled, n_boot=n_boot, seed=seed))
     return out
+
+
+def statistic_pairs(rows: list[dict], name: str):
+    """``(statistic, rate)`` arrays per codec group, and pooled within-codec z-scores.
+
+    Only rows of codecs with symbols (``entropy_model`` not None) take part.
+    Returns ``({"CODEC LEVEL": (x, y)}, (x_pooled, y_pooled))``.
+    """
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        s = r.get("statistics") or {}
+        if s.get(name) is not None and r.get("bits_per_token_actual") is not None \
+                and s.get("entropy_model") is not None:
+            key = f"{r.get('codec')} {r.get('level') or ''}".strip()
+            groups.setdefault(key, []).append((float(s[name]), float(r["bits_per_token_actual"])))
+    arrays = {key: tuple(np.array(pairs).T) for key, pairs in groups.items()}
+    pooled = [(_standardised(x), _standardised(y)) for x, y in arrays.values() if x.size >= 2]
+    pooled = [(x, y) for x, y in pooled if x is not None and y is not None]
+    if not pooled:
+        return arrays, (np.empty(0), np.empty(0))
+    return arrays, (np.concatenate([x for x, _ in pooled]), np.concatenate([y for _, y in pooled]))
 
 
 def _correlation_claim(record: dict) -> dict:

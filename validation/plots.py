@@ -10,8 +10,10 @@
     with the T6 Gaussian rate–distortion reference (``t6_curve``) where
     available.
 ``statistics_<architecture>.png``
-    Each bound statistic against the rate, one panel each, with the
-    least-squares line and Pearson's r.
+    Each bound statistic against the rate, one panel each: one colour per
+    codec (its rows at the different splits) with its least-squares line, and
+    Pearson's r of the within-codec standardised values (what the
+    correlation claims use, :func:`rdgap.validation.claims.correlations`).
 ``actual_vs_estimated.png``
     Actual against estimated bits per token for every row with a likelihood
     model, with ``y = x`` and T2's working limit ``y = 1.005 x + (64 + header)/m``
@@ -34,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from rdgap.codecs import ans  # noqa: E402
 
-from .claims import STATISTICS, runs_by_architecture  # noqa: E402
+from .claims import STATISTICS, runs_by_architecture, statistic_pairs  # noqa: E402
 
 
 def _slug(text: str) -> str:
@@ -58,19 +60,25 @@ def _series(rows: list[dict], x_of) -> dict[str, list[tuple[float, float]]]:
 
 
 def _reference(rows: list[dict], key: str, x_key: str):
+    """Distinct reference curves of the rows (codecs at one split often share one)."""
+    seen = set()
     for row in rows:
         curve = (row.get("statistics") or {}).get(key)
         if curve and curve.get(x_key) and curve.get("rate"):
-            yield str(row.get("codec")), curve[x_key], curve["rate"]
+            signature = tuple(np.round(np.asarray(curve["rate"], float), 3))
+            if signature not in seen:
+                seen.add(signature)
+                yield str(row.get("codec")), curve[x_key], curve["rate"]
 
 
-def _panel(axis, rows, x_of, curve_key, x_key, label, curve_label) -> bool:
+def _panel(axis, rows, x_of, curve_key, x_key, label, curve_label, colors) -> bool:
     series = _series(rows, x_of)
     for codec, points in sorted(series.items()):
         points.sort()
-        axis.plot(*zip(*points), marker="o", label=codec)
+        axis.plot(*zip(*points), marker="o", label=codec, color=colors[codec])
     for codec, xs, rates in _reference(rows, curve_key, x_key):
-        axis.plot(xs, rates, linestyle="--", linewidth=0.8, label=f"{curve_label} ({codec})")
+        axis.plot(xs, rates, linestyle="--", linewidth=0.8, color=colors[codec],
+                  label=f"{curve_label} ({codec})")
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel(label)
@@ -83,13 +91,16 @@ def _rate_distortion(architecture: str, rows: list[dict], out_dir: Path,
     splits = sorted({row.get("split") for row in rows}, key=lambda s: (s is None, s))
     figure, axes = plt.subplots(2, len(splits), figsize=(4.2 * len(splits), 7.5),
                                 squeeze=False)
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {codec: cycle[i % len(cycle)] for i, codec in
+              enumerate(sorted({str(row.get("codec")) for row in rows}))}
     drawn = False
     for column, split in enumerate(splits):
         chosen = [row for row in rows if row.get("split") == split]
         drawn |= _panel(axes[0, column], chosen, lambda r: r.get("delta_ce_nats"), "t7_curve",
-                        "delta_ce", "ΔCE (nats per token)", "T7 prediction")
+                        "delta_ce", "ΔCE (nats per token)", "T7 prediction", colors)
         _panel(axes[1, column], chosen, lambda r: (r.get("statistics") or {}).get("mse"),
-               "t6_curve", "mse", "MSE per token", "T6 Gaussian R(D)")
+               "t6_curve", "mse", "MSE per token", "T6 Gaussian R(D)", colors)
         axes[0, column].set_title(f"{architecture}, split {split}")
         for axis in axes[:, column]:
             if axis.get_legend_handles_labels()[0]:
@@ -104,11 +115,9 @@ def _statistics(architecture: str, rows: list[dict], out_dir: Path,
                 written: list[str]) -> None:
     panels = []
     for name in STATISTICS:
-        pairs = [((row.get("statistics") or {}).get(name), row.get("bits_per_token_actual"))
-                 for row in rows]
-        pairs = [(float(x), float(y)) for x, y in pairs if x is not None and y is not None]
-        if len(pairs) >= 2:
-            panels.append((name, np.array(pairs)))
+        groups, pooled = statistic_pairs(rows, name)
+        if sum(x.size for x, _ in groups.values()) >= 2:
+            panels.append((name, groups, pooled))
     if not panels:
         return
     columns = min(3, len(panels))
@@ -117,19 +126,22 @@ def _statistics(architecture: str, rows: list[dict], out_dir: Path,
                                 squeeze=False)
     for axis in axes.flat[len(panels):]:
         axis.set_visible(False)
-    for axis, (name, pairs) in zip(axes.flat, panels):
-        x, y = pairs.T
-        axis.scatter(x, y, s=14)
+    for axis, (name, groups, pooled) in zip(axes.flat, panels):
+        for index, (codec, (x, y)) in enumerate(sorted(groups.items())):
+            color = f"C{index % 10}"
+            axis.scatter(x, y, s=14, color=color, label=codec)
+            if x.size >= 2 and np.ptp(x) > 0:
+                slope, intercept = np.polyfit(x, y, 1)
+                grid = np.linspace(x.min(), x.max(), 20)
+                axis.plot(grid, slope * grid + intercept, color=color, linewidth=0.8)
         title = name
-        if np.ptp(x) > 0 and np.ptp(y) > 0:
-            slope, intercept = np.polyfit(x, y, 1)
-            grid = np.linspace(x.min(), x.max(), 50)
-            axis.plot(grid, slope * grid + intercept, color="C1")
-            title += f"  r = {np.corrcoef(x, y)[0, 1]:.2f} (n = {x.size})"
+        if pooled[0].size >= 3:
+            title += f"  r = {np.corrcoef(*pooled)[0, 1]:.2f} (within codec, n = {pooled[0].size})"
         axis.set_title(title, fontsize=8)
         axis.set_xlabel(name, fontsize=8)
         axis.set_ylabel("bits per token (actual)", fontsize=8)
-    figure.suptitle(architecture)
+        axis.legend(fontsize=5)
+    figure.suptitle(f"{architecture}: each codec across splits, least-squares line per codec")
     _save(figure, out_dir / f"statistics_{_slug(architecture)}.png", written)
 
 

@@ -23,11 +23,13 @@ Positions
     one sample per window, fewer than the width, so no full covariance can be
     estimated there: it contributes its *diagonal* T3 bound to both the full
     and the diagonal figure.
-Factorized or joint
-    ``entropy_model`` is ``"factorized"`` when the codec says so through an
-    attribute ``entropy_model = "factorized"`` or is a FactorizedCodec /
-    TorchFactorizedCodec; ``"joint"`` for any other codec with symbols
-    (a generic compressor of symbols may exploit dependencies); ``None``
+Factorized, joint or generic
+    ``entropy_model`` is what the codec declares in an attribute
+    ``entropy_model`` (``"factorized"``, ``"joint"`` or ``"generic"``);
+    otherwise ``"factorized"`` for a FactorizedCodec / TorchFactorizedCodec,
+    ``"joint"`` for any other codec with symbols and a likelihood model
+    (``estimated_bits`` given), ``"generic"`` for one without (zstd of the
+    symbols: a general-purpose compressor, held to no bound); ``None``
     without symbols. The floor of T4 binds factorized codecs only.
 T8 (``rate_interval``)
     The i.i.d. unit is the document: bits and tokens of all eval windows of a
@@ -194,10 +196,10 @@ def quantizer_of(codec):
     return None
 
 
-def entropy_model_kind(codec, quantizer) -> str | None:
-    """``"factorized"``, ``"joint"`` or None (see the module docstring)."""
+def entropy_model_kind(codec, quantizer, has_likelihood: bool = True) -> str | None:
+    """``"factorized"``, ``"joint"``, ``"generic"`` or None (see the module docstring)."""
     declared = getattr(codec, "entropy_model", None)
-    if declared in ("factorized", "joint"):
+    if declared in ("factorized", "joint", "generic"):
         return declared
     if quantizer is None:
         return None
@@ -206,7 +208,7 @@ def entropy_model_kind(codec, quantizer) -> str | None:
     if isinstance(quantizer, FactorizedCodec) and (
             codec is quantizer or getattr(codec, "model", None) is quantizer):
         return "factorized"
-    return "joint"
+    return "joint" if has_likelihood else "generic"
 
 
 def _tables(quantizer):
@@ -510,7 +512,7 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
                                                            windows)
     rng = np.random.default_rng(seed)
     quantizer = quantizer_of(codec)
-    kind = entropy_model_kind(codec, quantizer)
+    kind = entropy_model_kind(codec, quantizer, has_likelihood=estimated is not None)
     bound = stream_bound_bits(codec, quantizer, tokens, width)
     per_document = _per_document(bits, tokens, documents)
     out: dict = {
