@@ -1,17 +1,25 @@
-"""Benchmark every codec on the embedded default: rate, distortion, speed, BD-rate.
+"""Benchmark the codecs on the embedded default: rate, distortion, speed, BD-rate, targets.
 
-Runs the validate job (:func:`rdgap.validation.runner.run_validation`) on
-SmolLM2-135M with evaluation windows never used for fitting, then prints and
-writes ``benchmarks/results/codec_bench.json``: one row per (split, codec,
-level) with the actual and estimated bits per token, ΔCE with its standard
-error, KL, encode / decode seconds and tokens; per split, the BD-rate of each
-reference-codec variant against the ``gaussian-std`` anchor; the throughput of
-each codec next to the time of the prefix forward pass it compresses; and how
-far the best split is from the issue's targets.
+For each split: hidden states of 32 fit windows and of ≥ 32 evaluation windows
+(256 tokens, documents never used for fitting), the Fisher and the ΔCE probe
+of :class:`rdgap.codecs.fit.FitContext`, then every requested reference-codec
+variant fitted and calibrated at every level, and (optionally) the baseline
+codecs. Every evaluation window is one real stream: the row reports the actual
+and estimated bits per token, ΔCE with its standard error over documents, KL,
+top-1 agreement, encode / decode seconds and T2 violations. Per split it prints
+the BD-rate of each variant against the ``gaussian-std`` anchor, the codec time
+next to the prefix forward pass it compresses, and how far the best split is
+from the issue's targets.
+
+Rows are merged into ``benchmarks/results/codec_bench.json``: a re-run replaces
+the rows of the (split, codec, level) it measured and keeps the others (same
+windows, same seed), so variants can be added without re-running everything.
 
 Usage::
 
-    python benchmarks/codec_bench.py [--windows 32] [--splits 8,15,22] [--out FILE]
+    python benchmarks/codec_bench.py [--splits 8,15] [--variants klt-laplace,klt-context]
+                                     [--levels 0.05,0.01] [--windows 32] [--baselines]
+                                     [--out FILE] [--no-merge]
 """
 
 from __future__ import annotations
@@ -24,17 +32,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from rdgap.codecs import ans
+from rdgap.codecs.baselines import baseline_codecs
+from rdgap.codecs.capture import logits_and_hidden
+from rdgap.codecs.container import header_size
+from rdgap.codecs.fit import VARIANTS, FitContext, fit_codec
 from rdgap.codecs.split import SplitModel
-from rdgap.validation.corpus import load_documents, split_documents, token_windows
+from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents, split_documents,
+                                     token_windows)
+from rdgap.validation.distortion import document_estimate, exact_log_probs, per_window_metrics
 from rdgap.validation.models import load_model
-from rdgap.validation.report import format_table
-from rdgap.codecs.fit import VARIANTS
-from rdgap.validation.runner import ValidateConfig, run_validation
 
 HERE = Path(__file__).resolve().parent
 ANCHOR = "gaussian-std"
 TARGETS = {0.05: 700.0, 0.01: 1200.0}  # bits/token at ΔCE ≤ level, best split (issue 4)
+WINDOW_LENGTH = 256
+FIT_WINDOWS = 32
+BATCH = 4
 
 
 def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float | None:
@@ -54,57 +70,142 @@ def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) 
     return float(100.0 * (math.exp(np.mean(log_t - log_a)) - 1.0))
 
 
-def prefix_seconds(config: ValidateConfig, splits: list[int]) -> dict[int, float]:
-    """Wall time of the prefix forward pass over the evaluation windows, per split."""
-    loaded = load_model(config.model)
-    documents = load_documents(config.corpus)
-    _, evaluation = split_documents(len(documents), seed=config.seed)
-    windows = token_windows(documents, evaluation, loaded.tokenizer, config.window_length,
-                            max_windows=config.windows)
-    seconds = {}
+def _states(model, input_ids: torch.Tensor, splits: list[int]):
+    logits, hidden = [], {k: [] for k in splits}
+    with torch.no_grad():
+        for start in range(0, len(input_ids), BATCH):
+            out, states = logits_and_hidden(model, input_ids[start:start + BATCH], None, splits)
+            logits.append(out)
+            for k in splits:
+                hidden[k].append(states[k])
+    return torch.cat(logits), {k: torch.cat(v) for k, v in hidden.items()}
+
+
+def _timed(function, argument):
+    start = time.perf_counter()
+    result = function(argument)
+    return result, time.perf_counter() - start
+
+
+def measure(codec, split: SplitModel, hidden: torch.Tensor, input_ids: torch.Tensor,
+            exact: torch.Tensor, log_p: torch.Tensor, documents: np.ndarray) -> dict:
+    """Code every window as one stream; rates, distortion with SE, times, T2 violations."""
+    total_bytes, estimate, encode_s, decode_s, violations = 0, 0.0, 0.0, 0.0, 0
+    recon = torch.empty_like(hidden)
+    for w in range(hidden.shape[0]):
+        data, seconds = _timed(codec.encode, hidden[w])
+        recon[w], back = _timed(codec.decode, data)
+        encode_s, decode_s = encode_s + seconds, decode_s + back
+        total_bytes += len(data)
+        bits = codec.estimate_bits(hidden[w])
+        estimate = None if bits is None or estimate is None else estimate + bits
+        if bits is not None:
+            payload = 8 * (len(data) - header_size(codec.codec_id, 2))
+            violations += payload > (1 + ans.RELATIVE_OVERHEAD) * bits + ans.STREAM_OVERHEAD_BITS
+    metrics = {name: [] for name in ("delta_ce_nats", "kl_nats", "top1_agreement")}
+    with torch.no_grad():
+        for start in range(0, hidden.shape[0], BATCH):
+            part = slice(start, start + BATCH)
+            values = per_window_metrics(exact[part], split.suffix(recon[part]), input_ids[part],
+                                        log_p[part])
+            for name in metrics:
+                metrics[name].extend(values[name].tolist())
+    tokens = hidden.shape[0] * hidden.shape[1]
+    dce = document_estimate(np.array(metrics["delta_ce_nats"]), documents)
+    return {"bits_per_token_actual": 8.0 * total_bytes / tokens,
+            "bits_per_token_estimated": None if estimate is None else estimate / tokens,
+            "delta_ce_nats": dce.mean, "delta_ce_nats_stderr": dce.stderr,
+            "kl_nats": document_estimate(np.array(metrics["kl_nats"]), documents).mean,
+            "top1_agreement": document_estimate(np.array(metrics["top1_agreement"]),
+                                                documents).mean,
+            "encode_s": encode_s, "decode_s": decode_s, "tokens": tokens,
+            "t2_violations": violations}
+
+
+def run(splits: list[int], variants: list[str], levels: list[float], windows: int,
+        baselines: bool, partial: Path | None = None) -> tuple[list[dict], dict]:
+    """Rows for every (split, codec, level) requested, and facts about the run (the rows
+    so far are also written to ``partial`` after each split, if given)."""
+    loaded = load_model("smollm2-135m")
+    model, tokenizer = loaded.model, loaded.tokenizer
+    torch.manual_seed(0)
+    documents = load_documents(DEFAULT_CORPUS)
+    fit_indices, evaluation = split_documents(len(documents), seed=0)
+    fit = token_windows(documents, fit_indices, tokenizer, WINDOW_LENGTH, max_windows=FIT_WINDOWS)
+    ev = token_windows(documents, evaluation, tokenizer, WINDOW_LENGTH, max_windows=windows)
+    _, fit_hidden = _states(model, fit.input_ids, splits)
+    exact, ev_hidden = _states(model, ev.input_ids, splits)
+    log_p = exact_log_probs(exact)
+    docs = ev.document.numpy()
+    rows, prefix, fit_s = [], {}, {}
+    bar = tqdm(total=len(splits) * (len(variants) * len(levels) + (6 if baselines else 0)),
+               desc="bench", unit="codec")
     for k in splits:
-        split = SplitModel(loaded.model, k)
+        split = SplitModel(model, k)
         start = time.perf_counter()
-        for i in range(0, len(windows), config.batch_size):
-            split.prefix(windows.input_ids[i:i + config.batch_size])
-        seconds[k] = time.perf_counter() - start
-    return seconds
+        with torch.no_grad():
+            for s in range(0, len(ev.input_ids), BATCH):
+                split.prefix(ev.input_ids[s:s + BATCH])
+        prefix[k] = time.perf_counter() - start
+        start = time.perf_counter()
+        context = FitContext.build(split, fit.input_ids, fit_hidden[k])
+        fit_s[f"{k}:fisher"] = time.perf_counter() - start
+        jobs = [(c, c.codec_id, None, {}) for c in (baseline_codecs() if baselines else [])]
+        for variant in variants:
+            for level in levels:
+                bar.set_postfix_str(f"split {k} fit {variant} ΔCE≤{level}")
+                start = time.perf_counter()
+                fitted = fit_codec(variant, context, level)
+                fit_s[f"{k}:{variant}:{level:g}"] = time.perf_counter() - start
+                jobs.append((fitted.codec, variant, f"dce<={level:g}",
+                             {"fit_delta_ce_nats": fitted.calibration.delta_ce,
+                              "predicted_delta_ce_nats": fitted.predicted_delta_ce,
+                              "fit_s": fit_s[f"{k}:{variant}:{level:g}"]}))
+        for codec, name, level, extra in jobs:
+            bar.set_postfix_str(f"split {k} code {name} {level or ''}")
+            row = {"split": k, "codec": name, "level": level}
+            row |= measure(codec, split, ev_hidden[k], ev.input_ids, exact, log_p, docs)
+            row |= extra | {"prefix_forward_s": prefix[k],
+                            "symbols_per_s": row["tokens"] * ev_hidden[k].shape[2]
+                            / max(row["encode_s"] + row["decode_s"], 1e-12)}
+            rows.append(row)
+            bar.update()
+        if partial is not None:
+            partial.write_text(json.dumps({"rows": rows, "fit_s": fit_s}, indent=2) + "\n")
+    bar.close()
+    facts = {"model": {"name": loaded.name, "width": int(model.config.hidden_size),
+                       "num_layers": int(model.config.num_hidden_layers)},
+             "corpus": {"source": DEFAULT_CORPUS, "documents": len(documents),
+                        "evaluation_windows": len(ev.input_ids), "fit_windows": len(fit.input_ids),
+                        "window_length": WINDOW_LENGTH},
+             "fit_s": fit_s}
+    return rows, facts
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--windows", type=int, default=32)
-    parser.add_argument("--splits", default="8,15,22")
-    parser.add_argument("--out", default=str(HERE / "results" / "codec_bench.json"))
-    args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    config = ValidateConfig(splits=[int(k) for k in args.splits.split(",")],
-                            windows=args.windows, window_length=256, fit_windows=32,
-                            variants=VARIANTS, levels=tuple(TARGETS))
-    results = run_validation(config)
-    runs = results["runs"]
-    print(format_table(runs))
+def merge(old: list[dict], new: list[dict]) -> list[dict]:
+    """``new`` rows replace old rows of the same (split, codec, level)."""
+    key = lambda r: (r["split"], r["codec"], r["level"])  # noqa: E731
+    fresh = {key(r) for r in new}
+    return sorted([r for r in old if key(r) not in fresh] + new,
+                  key=lambda r: (r["split"], r["level"] or "", r["codec"]))
 
-    rows = [{key: r[key] for key in (
-        "split", "codec", "level", "bits_per_token_actual", "bits_per_token_estimated",
-        "delta_ce_nats", "delta_ce_nats_stderr", "kl_nats", "top1_agreement",
-        "encode_s", "decode_s", "tokens", "fit_delta_ce_nats", "predicted_delta_ce_nats")}
-        for r in runs]
-    splits = results["config"]["splits"]
-    prefix = prefix_seconds(config, splits)
-    width = results["model"]["width"]
 
-    print("\nThroughput (symbols = tokens × channels; CPU, this machine):")
-    print(f"{'split':>5} {'codec':>16} {'level':>10} {'Msym/s enc+dec':>15} "
-          f"{'codec s':>8} {'prefix s':>9}")
-    for row in rows:
-        seconds = row["encode_s"] + row["decode_s"]
-        row["symbols_per_s"] = row["tokens"] * width / seconds if seconds > 0 else None
-        row["prefix_forward_s"] = prefix[row["split"]]
-        print(f"{row['split']:>5} {row['codec']:>16} {row['level'] or '—':>10} "
-              f"{row['symbols_per_s'] / 1e6:>15.2f} {seconds:>8.2f} {prefix[row['split']]:>9.2f}")
-
+def summarise(rows: list[dict]) -> tuple[dict, dict]:
+    """Print the table, BD-rates against the anchor and distances to the targets."""
+    print(f"{'split':>5} {'codec':>16} {'level':>10} {'bits act':>9} {'bits est':>9} "
+          f"{'ΔCE':>8} {'±SE':>7} {'KL':>7} {'codec s':>8} {'prefix s':>9} {'T2 viol':>7}")
+    for r in rows:
+        est = r["bits_per_token_estimated"]
+        se = r.get("delta_ce_nats_stderr")
+        seconds = r["encode_s"] + r["decode_s"]
+        print(f"{r['split']:>5} {r['codec']:>16} {r['level'] or '—':>10} "
+              f"{r['bits_per_token_actual']:>9.1f} {'—' if est is None else f'{est:.1f}':>9} "
+              f"{r['delta_ce_nats']:>8.4f} {'—' if se is None else f'{se:.4f}':>7} "
+              f"{r['kl_nats']:>7.4f} {seconds:>8.2f} "
+              f"{r.get('prefix_forward_s') or float('nan'):>9.2f} "
+              f"{r.get('t2_violations', '—')!s:>7}")
     bd = {}
+    splits = sorted({r["split"] for r in rows})
     variants = sorted({r["codec"] for r in rows if r["level"]})
     print(f"\nBD-rate vs {ANCHOR} (two-point, log-rate linear in measured ΔCE):")
     for k in splits:
@@ -115,7 +216,6 @@ def main() -> None:
             bd[f"{k}:{name}"] = value
             print(f"  split {k:>2} {name:>16}: "
                   + ("no overlap" if value is None else f"{value:+.1f} %"))
-
     print("\nTargets (issue 4, best split, actual bits at measured eval ΔCE ≤ level):")
     targets = {}
     for level, target in TARGETS.items():
@@ -123,7 +223,8 @@ def main() -> None:
         best = min(meeting, key=lambda r: r["bits_per_token_actual"], default=None)
         targets[str(level)] = {"target_bits": target, "best": best and {
             "split": best["split"], "codec": best["codec"], "level": best["level"],
-            "bits": best["bits_per_token_actual"], "delta_ce": best["delta_ce_nats"]}}
+            "bits": best["bits_per_token_actual"], "delta_ce": best["delta_ce_nats"],
+            "gap_bits": best["bits_per_token_actual"] - target}}
         if best is None:
             print(f"  ΔCE ≤ {level}: no fitted codec met the level on evaluation windows")
         else:
@@ -132,13 +233,45 @@ def main() -> None:
                   f"({best['codec']} {best['level']} at split {best['split']}, ΔCE "
                   f"{best['delta_ce_nats']:.4f}); target {target:.0f}: "
                   + ("met" if gap <= 0 else f"missed by {gap:.0f} bits ({gap / target:.0%})"))
+    return bd, targets
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--splits", default="8,15")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--levels", default=",".join(str(v) for v in TARGETS))
+    parser.add_argument("--windows", type=int, default=32)
+    parser.add_argument("--baselines", action="store_true",
+                        help="also measure fp16, bf16, int8/int4 absmax and zstd")
+    parser.add_argument("--out", default=str(HERE / "results" / "codec_bench.json"))
+    parser.add_argument("--no-merge", action="store_true",
+                        help="overwrite the output instead of merging rows into it")
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: expected names from {VARIANTS}, got {unknown}")
+    if args.windows < 1:
+        parser.error(f"--windows: expected ≥ 1, got {args.windows}")
+    splits = [int(k) for k in args.splits.split(",")]
+    levels = [float(v) for v in args.levels.split(",")]
+    started = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    document = {"schema_version": 1, "generator": "rdgap benchmarks/codec_bench.py",
-                "model": results["model"], "corpus": results["corpus"],
-                "environment": results["environment"], "stages_s": results["stages_s"],
-                "anchor": ANCHOR, "bd_rate_percent": bd, "targets": targets, "rows": rows}
+    rows, facts = run(splits, variants, levels, args.windows, args.baselines,
+                      partial=Path("/tmp") / f"codec_bench.{out.stem}.partial.json")
+    previous = json.loads(out.read_text()) if out.is_file() and not args.no_merge else {}
+    rows = merge(previous.get("rows", []), rows)
+    bd, targets = summarise(rows)
+    runs = previous.get("runs", []) + [{
+        "splits": splits, "variants": variants, "levels": levels, "windows": args.windows,
+        "baselines": args.baselines, "seconds": time.perf_counter() - started,
+        "fit_s": facts["fit_s"]}]
+    document = {"schema_version": 2, "generator": "rdgap benchmarks/codec_bench.py",
+                "model": facts["model"], "corpus": facts["corpus"], "anchor": ANCHOR,
+                "bd_rate_percent": bd, "targets": targets, "runs": runs, "rows": rows}
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\nwrote {out}")
 

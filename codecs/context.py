@@ -219,7 +219,7 @@ class ContextCodec(HiddenStateCodec):
     def _indices(self, side: np.ndarray) -> np.ndarray:
         """Table index of every component from the side latents ``(..., G)``."""
         index = self.base_index + GAIN_STEP * side[..., self.group_of]
-        return np.clip(index, MIN_INDEX, MAX_INDEX)
+        return np.minimum(np.maximum(index, MIN_INDEX), MAX_INDEX)
 
     def _dequantize_step(self, symbols: np.ndarray, index: np.ndarray) -> np.ndarray:
         """``x̂`` in steps: 0, or ``sign(S)(|S| − offset)`` at the cell centroid."""
@@ -242,7 +242,7 @@ class ContextCodec(HiddenStateCodec):
             gain = np.add.reduceat(np.abs(x) / base, self.group_starts, axis=1) \
                 / np.diff(np.append(self.group_starts, channels))
             k = np.rint(np.log2(np.maximum(gain, 1e-300)) * SCALE_RESOLUTION / GAIN_STEP)
-            side[:, t] = np.clip(k, -GAIN_LIMIT, GAIN_LIMIT)
+            side[:, t] = np.minimum(np.maximum(k, -GAIN_LIMIT), GAIN_LIMIT)
             s = np.sign(x) * np.floor(np.abs(x) + self.rounding)
             if np.abs(s).max(initial=0) > ans.MAX_MAGNITUDE:
                 raise ValueError("hidden: a value is more than 2^32 steps from its prediction; "
@@ -322,7 +322,7 @@ class ContextCodec(HiddenStateCodec):
         tables += self._first_tables
         if result is not None:
             flat_index = self._indices(result.side[0]).ravel()
-            order = np.argsort(flat_index, kind="stable")
+            order = _group_order(flat_index)
             values, starts = np.unique(flat_index[order], return_index=True)
             flat = result.symbols[0].ravel()[order]
             columns += np.split(flat, starts[1:])
@@ -355,7 +355,7 @@ class ContextCodec(HiddenStateCodec):
         rest = None
         if tokens > 1:
             flat_index = self._indices(side).ravel()
-            order = np.argsort(flat_index, kind="stable")
+            order = _group_order(flat_index)
             values, counts = np.unique(flat_index[order], return_counts=True)
             rest = decoder.columns(counts.tolist(), [self._table(int(i)) for i in values])
         decoder.finish()
@@ -384,6 +384,11 @@ class ContextCodec(HiddenStateCodec):
                     label=config.get("label", ""))
         persist.check_hash(codec, config, folder)
         return codec
+
+
+def _group_order(index: np.ndarray) -> np.ndarray:
+    """Stable order of symbols by table index (a radix sort on 16-bit keys)."""
+    return np.argsort(index.astype(np.int16), kind="stable")
 
 
 def _array(values, shape: tuple, name: str, positive: bool = False) -> np.ndarray:
