@@ -42,7 +42,9 @@ T8 (``rate_interval``)
     form, the escape count and lane flushes), for fixed-size formats their
     exact size, for zstd the library's compress bound. With few documents and
     wide models the interval is wide; ``rate_interval_informative`` says
-    whether its width is below the rate.
+    whether its width is below the rate. ``rate_ci_student_t`` is the
+    practical Student-t interval over documents (no range needed, but only
+    asymptotically valid), for comparison; no claim uses it.
 T4
     :func:`rdgap.bounds.marginal_entropy_floor` on the eval symbols, documents
     as sequences (windows of one document are kept together only when every
@@ -103,6 +105,10 @@ T3 bias
     t3_logdet_diag - t3_dependency_headroom`` (``t3_logdet_full_raw`` keeps
     the uncorrected value).
 
+Codec-independent figures (the T6 spectrum of the eval states, the T7
+entropies of the fit states) are computed once per content of the hidden
+states and shared by every codec at a split (a small cache keyed by a hash).
+
 Cost: the symbol statistics use at most ``max_tokens`` tokens (default
 65,536) of positions >= 1, and the covariance at most ``max_cov_tokens``
 (default 16,384); when they subsample, ``subsampled`` says so. On a
@@ -111,6 +117,7 @@ SmolLM2-sized state (32 × 256 × 576) a factorized codec takes about 1 s.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -123,6 +130,8 @@ from rdgap.bounds import (dependency_headroom, empirical_rademacher_linf, gaussi
                           rademacher_generalization_bound, rate_interval)
 from rdgap.codecs import ans
 from rdgap.codecs.container import header_size
+
+from .distortion import document_estimate
 
 try:  # BLAS threads fight each other on a loaded 2-core machine (eigvalsh 7x slower)
     from threadpoolctl import threadpool_limits
@@ -331,13 +340,34 @@ def _t4(symbols: np.ndarray, documents: np.ndarray, delta: float) -> dict:
                                                            tokens))}
 
 
-def _t6(eval_hidden: torch.Tensor, quantizer, symbols: np.ndarray,
-        rng: np.random.Generator) -> dict:
-    states = eval_hidden.double().numpy()
-    recon = np.stack([quantizer.dequantize(s).double().numpy() for s in symbols])
-    mse = float(((recon - states) ** 2).sum(-1).mean())
-    rest = _subsample(states[:, 1:].reshape(-1, states.shape[2]), T6_COV_TOKENS, rng)
-    eigenvalues = np.clip(np.linalg.eigvalsh(np.cov(rest, rowvar=False)), 0.0, None)
+_SHARED: dict = {}
+_SHARED_ENTRIES = 8
+
+
+def _shared(kind: str, tensor: torch.Tensor, compute):
+    """``compute()`` once per (kind, tensor content): every codec at a split shares the
+    codec-independent figures of its hidden states (T6 spectrum, T7 entropies)."""
+    data = tensor.detach().contiguous().numpy()
+    key = (kind, data.shape, hashlib.blake2b(data.tobytes(), digest_size=16).digest())
+    if key not in _SHARED:
+        while len(_SHARED) >= _SHARED_ENTRIES:
+            _SHARED.pop(next(iter(_SHARED)))
+        _SHARED[key] = compute()
+    return _SHARED[key]
+
+
+def _spectrum(eval_hidden: torch.Tensor, seed: int) -> np.ndarray:
+    """Eigenvalues of the covariance of the states at positions >= 1 (T6)."""
+    states = eval_hidden[:, 1:].reshape(-1, eval_hidden.shape[2]).double().numpy()
+    rest = _subsample(states, T6_COV_TOKENS, np.random.default_rng(seed))
+    return np.clip(np.linalg.eigvalsh(np.cov(rest, rowvar=False)), 0.0, None)
+
+
+def _t6(eval_hidden: torch.Tensor, quantizer, symbols: np.ndarray, seed: int) -> dict:
+    recon = np.stack([quantizer.dequantize(s).numpy() for s in symbols])
+    mse = float(((recon - eval_hidden.numpy()).astype(np.float64) ** 2).sum(-1).mean())
+    eigenvalues = _shared(f"spectrum {seed}", eval_hidden,
+                          lambda: _spectrum(eval_hidden, seed))
     grid = mse * np.logspace(-1, 1, T7_CURVE_POINTS)
     rates = [gaussian_rate_distortion(eigenvalues, float(d)).rate for d in grid]
     return {"mse": mse, "t6_rate_at_mse": gaussian_rate_distortion(eigenvalues, mse).rate,
@@ -369,12 +399,12 @@ def _t9(codec, quantizer, fit_symbols: np.ndarray, fit_hidden: torch.Tensor,
     out = dict.fromkeys(("t9_fit_rate", "t9_rademacher_mc", "t9_rademacher_mc_upper",
                          "t9_rademacher_massart", "t9_complexity", "t9_generalization_bound",
                          "t9_weight_l1"))
+    if quantizer is not None and codec.estimate_bits(fit_hidden[0]) is not None:
+        tokens = fit_hidden.shape[1]
+        out["t9_fit_rate"] = float(np.mean([codec.estimate_bits(w) for w in fit_hidden])) / tokens
     if not hasattr(getattr(quantizer, "stats", None), "scale"):
         return out
     fit_docs = np.arange(fit_symbols.shape[0])  # one fit window per fit document
-    if codec.estimate_bits(fit_hidden[0]) is not None:
-        tokens = fit_hidden.shape[1]
-        out["t9_fit_rate"] = float(np.mean([codec.estimate_bits(w) for w in fit_hidden])) / tokens
     weights, constants, family = _jensen_weights(quantizer)
     features = _features(fit_symbols, family, fit_docs)
     monte_carlo = empirical_rademacher_linf(features, n_draws=RADEMACHER_DRAWS, seed=seed,
@@ -410,10 +440,11 @@ def _t7(quantizer, fisher, fit_hidden: torch.Tensor, measured: float | None) -> 
                          "t7_predicted_delta_ce", "t7_curve"))
     if fisher is None or getattr(quantizer, "analysis", None) is not None:
         return out
-    states = fit_hidden.double().numpy()
-    tokens = states.shape[1]
-    h_rest = _differential_entropies(states[:, 1:].reshape(-1, states.shape[2]))
-    h_first = _differential_entropies(states[:, 0])
+    tokens = fit_hidden.shape[1]
+    h_rest, h_first = _shared("entropies", fit_hidden, lambda: (
+        _differential_entropies(fit_hidden[:, 1:].reshape(-1, fit_hidden.shape[2])
+                                .double().numpy()),
+        _differential_entropies(fit_hidden[:, 0].double().numpy())))
     fisher_rest = np.maximum(np.asarray(fisher.rest, float), 1e-30)
     step = np.asarray(quantizer.step, float)
     distortion = float(np.sum(fisher_rest * step ** 2) / 24.0)
@@ -523,7 +554,11 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
                                                                                   * tokens)),
         "rate_interval": None, "rate_interval_bound": bound, "rate_interval_method": None,
         "rate_interval_informative": None, "subsampled": False,
+        "rate_ci_student_t": None,
     }
+    if per_document.size >= 2:  # the practical interval (assumes near-normal means)
+        t_interval = document_estimate(bits / tokens, documents, confidence=float(confidence))
+        out["rate_ci_student_t"] = [t_interval.low, t_interval.high]
     if bound is not None and per_document.max() > bound:  # never expected: say so, go on
         out["rate_interval_method"] = (f"none: a document's rate {per_document.max():.6g} "
                                        f"exceeds the computed worst case {bound:.6g}")
@@ -560,7 +595,7 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
     out["subsampled"] = "; ".join(notes) or False
     out.update(t3)
     out.update(_t4(symbols, documents_kept, delta))
-    out.update(_t6(eval_hidden, quantizer, symbols, rng))
+    out.update(_t6(eval_hidden, quantizer, symbols, seed))
     fit_symbols = _symbols(quantizer, fit_hidden)
     out.update(_t9(codec, quantizer, fit_symbols, fit_hidden, bound, delta, seed))
     if estimated is not None:

@@ -213,5 +213,12 @@ def test_codec_with_steps_only_is_measured_on_its_lattice(source):
     s = codec_statistics(_PredictiveStub(factorized), fit[:50], evaluation[:50], bits,
                          np.arange(50), estimated_bits=0.99 * bits)
     assert s["entropy_model"] == "joint" and s["rate_interval"] is None
+    assert s["t9_rademacher_mc"] is None and s["t9_fit_rate"] is None  # stub: no estimate
     for key in ("t3_logdet_diag", "t3_logdet_full", "t4_marginal_floor", "mse"):
         assert s[key] == pytest.approx(reference[key], rel=1e-6)
+
+
+def test_student_t_interval_agrees_with_the_rate(matched):
+    low, high = matched["rate_ci_student_t"]
+    assert low < matched["rate_actual"] < high
+    assert matched["rate_interval"][0] <= low and high <= matched["rate_interval"][1]
