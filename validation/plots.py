@@ -3,7 +3,8 @@
 :func:`write_plots` writes, into ``out_dir``:
 
 ``rd_<architecture>.png``
-    Rate–distortion: bits per token against ΔCE (nats per token), one panel
+    Rate–distortion: bits per token against the task distortion (the row's
+    ``distortion``, named by ``distortion_name``: ΔCE for LMs), one panel
     per split, one series per codec (levels joined), with THEORY.md T7's
     predicted curve (``statistics["t7_curve"]``, an approximation) where a
     row has one; a second row of panels shows rate against MSE per token
@@ -86,6 +87,17 @@ def _panel(axis, rows, x_of, curve_key, x_key, label, curve_label, colors) -> bo
     return bool(series)
 
 
+def _distortion(row: dict):
+    """The row's task distortion (``distortion``; ``delta_ce_nats`` in schema 1 rows)."""
+    value = row.get("distortion")
+    return row.get("delta_ce_nats") if value is None else value
+
+
+def _distortion_label(rows: list[dict]) -> str:
+    names = {str(row.get("distortion_name") or "delta_ce_nats") for row in rows}
+    return ", ".join(sorted(names)) + " (per token; log scale, values <= 0 not shown)"
+
+
 def _rate_distortion(architecture: str, rows: list[dict], out_dir: Path,
                      written: list[str]) -> None:
     splits = sorted({row.get("split") for row in rows}, key=lambda s: (s is None, s))
@@ -97,8 +109,8 @@ def _rate_distortion(architecture: str, rows: list[dict], out_dir: Path,
     drawn = False
     for column, split in enumerate(splits):
         chosen = [row for row in rows if row.get("split") == split]
-        drawn |= _panel(axes[0, column], chosen, lambda r: r.get("delta_ce_nats"), "t7_curve",
-                        "delta_ce", "ΔCE (nats per token)", "T7 prediction", colors)
+        drawn |= _panel(axes[0, column], chosen, _distortion, "t7_curve", "delta_ce",
+                        _distortion_label(chosen), "T7 prediction", colors)
         _panel(axes[1, column], chosen, lambda r: (r.get("statistics") or {}).get("mse"),
                "t6_curve", "mse", "MSE per token", "T6 Gaussian R(D)", colors)
         axes[0, column].set_title(f"{architecture}, split {split}")

@@ -54,7 +54,8 @@ def row(statistics: dict, split: int, codec: str = "factorized-gaussian",
             "bits_per_token_actual": statistics["rate_actual"],
             "bits_per_token_estimated": statistics["rate_estimated"],
             "container_bits_per_token": 8.0 * header_size(codec, 2) / tokens,
-            "t2_violations": 0, "delta_ce_nats": delta_ce, "statistics": statistics}
+            "t2_violations": 0, "delta_ce_nats": delta_ce, "distortion_name": "delta_ce_nats",
+            "distortion": delta_ce, "statistics": statistics}
 
 
 def results_document(rng: np.random.Generator, splits: int = 5, windows: int = 40,

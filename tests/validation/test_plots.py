@@ -48,6 +48,19 @@ def test_rows_without_statistics_or_estimates_are_left_out(document, tmp_path):
     assert [Path(p).name for p in written] == ["rd_synthetic.png"]
 
 
+def test_rate_distortion_uses_the_task_distortion(document, tmp_path):
+    """An encoder row has no ΔCE, only its own distortion (1 - cosine)."""
+    encoder = copy.deepcopy(document)
+    for row in encoder["runs"]:
+        row.update(architecture="encoder", delta_ce_nats=None, distortion_name="one_minus_cosine",
+                   bits_per_token_estimated=None)
+        row["statistics"] = None
+    assert [Path(p).name for p in write_plots(encoder, tmp_path)] == ["rd_encoder.png"]
+    for row in encoder["runs"]:
+        row["distortion"] = None
+    assert write_plots(encoder, tmp_path / "none") == []
+
+
 def test_bad_results_name_the_argument(tmp_path):
     with pytest.raises(ValueError, match="results"):
         write_plots({"rows": []}, tmp_path)
