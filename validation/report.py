@@ -41,6 +41,9 @@
         distortion, distortion_ci  its mean over documents and 95 % Student-t CI
         metrics                    every task metric: {name: {mean, stderr, ci_low,
                                    ci_high, documents}}
+        corpus_metrics             the task's whole-set metrics over all eval windows
+                                   (e.g. retrieval_agreement of the sentence encoder;
+                                   {} for causal LMs, whose logits are not kept)
         delta_ce_nats (+ _stderr, _ci), kl_nats (+ _ci),
         top1_agreement (+ _ci)     causal-LM metrics (null for other tasks)
         max_abs_error, encode_s, decode_s
@@ -106,7 +109,8 @@ def _ci(mean, ci) -> str:
 
 
 TABLE_COLUMNS = ("architecture", "split", "codec", "level", "bits/token", "est. bits/token",
-                 "saving vs fp16", "distortion (95% CI)", "KL nats", "top-1 agree")
+                 "saving vs fp16", "distortion (95% CI)", "KL nats", "top-1 agree",
+                 "whole-set")
 
 
 def table_rows(runs: list[dict]) -> list[list[str]]:
@@ -115,8 +119,9 @@ def table_rows(runs: list[dict]) -> list[list[str]]:
              f"{r['saving_vs_fp16_percent']:.1f}%",
              f"{r['distortion_name']} {_ci(r['distortion'], r['distortion_ci'])}",
              "—" if r["kl_nats"] is None else f"{r['kl_nats']:.2e}",
-             "—" if r["top1_agreement"] is None else f"{r['top1_agreement']:.4f}"]
-            for r in runs]
+             "—" if r["top1_agreement"] is None else f"{r['top1_agreement']:.4f}",
+             ", ".join(f"{k} {v:.4f}" for k, v in (r.get("corpus_metrics") or {}).items())
+             or "—"] for r in runs]
 
 
 def format_table(runs: list[dict]) -> str:

@@ -152,6 +152,7 @@ class RunRow:
     distortion: float
     distortion_ci: list[float | None]
     metrics: dict[str, dict]
+    corpus_metrics: dict[str, float]
     delta_ce_nats: float | None
     delta_ce_nats_stderr: float | None
     delta_ce_nats_ci: list[float | None] | None
@@ -189,6 +190,13 @@ class _Coded:
     metrics: dict[str, list[float]] = field(default_factory=dict)
     documents: list[int] = field(default_factory=list)
     statistics: dict = field(default_factory=dict)
+    outputs: list[torch.Tensor] | None = field(default_factory=list)
+    corpus_metrics: dict = field(default_factory=dict)
+
+
+#: Outputs up to this many elements per window (embeddings, class logits; not LM logits)
+#: are kept for the task's whole-set metrics (e.g. retrieval agreement).
+CORPUS_OUTPUT_LIMIT = 65536
 
 
 class Stages:
@@ -427,12 +435,17 @@ def _evaluate(archs: dict[str, _Architecture], mine: list[Job],
             continue
         windows = arch.window_set("eval")
         deepest = max(job.split for job in jobs)
+        references: list[torch.Tensor] = []
         for batch in _batches(len(windows), config.batch_size):
             inputs = windows.select(batch).inputs
             documents = windows.document[batch].tolist()
             with torch.no_grad():  # bit-exact with the unsplit model (tested in codecs/split)
                 reference = arch.task.suffix(deepest, inputs, arch.hidden[("eval", deepest)][batch])
-            seen: dict[tuple[int, str], dict] = {}
+            seen: dict[tuple[int, str], tuple[dict, object]] = {}
+            keep = isinstance(reference, torch.Tensor) and \
+                reference[0].numel() <= CORPUS_OUTPUT_LIMIT
+            if keep:
+                references.append(reference)
             for job in jobs:
                 hidden = arch.hidden[("eval", job.split)][batch]
                 for coded in coded_jobs[job]:
@@ -442,13 +455,32 @@ def _evaluate(archs: dict[str, _Architecture], mine: list[Job],
                     if key not in seen:
                         with torch.no_grad():
                             output = arch.task.suffix(job.split, inputs, recon)
-                        seen[key] = arch.task.metrics(reference, output, inputs)
-                    for metric, values in seen[key].items():
+                        seen[key] = (arch.task.metrics(reference, output, inputs), output)
+                    metrics, output = seen[key]
+                    if keep and coded.outputs is not None:
+                        coded.outputs.append(output)
+                    else:
+                        coded.outputs = None
+                    for metric, values in metrics.items():
                         coded.metrics.setdefault(metric, []).extend(np.asarray(values).tolist())
                     coded.documents.extend(documents)
                     bar.update()
             del reference
+        if references:
+            _corpus_metrics(arch, [c for job in jobs for c in coded_jobs[job]],
+                            torch.cat(references))
     bar.close()
+
+
+def _corpus_metrics(arch: _Architecture, coded_list: list[_Coded],
+                    reference: torch.Tensor) -> None:
+    """The task's whole-set metrics of every codec (then its outputs are dropped)."""
+    for coded in coded_list:
+        if coded.outputs:
+            coded.corpus_metrics = {name: float(value) for name, value in
+                                    arch.task.corpus_metrics(reference,
+                                                             torch.cat(coded.outputs)).items()}
+        coded.outputs = None
 
 
 def _add_statistics(archs: dict[str, _Architecture], mine: list[Job],
@@ -520,6 +552,7 @@ def _rows(arch: _Architecture, job: Job, coded_list: list[_Coded]) -> list[dict]
             / coded.tokens,
             distortion_name=task.metrics_names[0], distortion=primary["mean"],
             distortion_ci=[primary["ci_low"], primary["ci_high"]], metrics=metrics,
+            corpus_metrics=coded.corpus_metrics,
             delta_ce_nats=mean("delta_ce_nats"),
             delta_ce_nats_stderr=metrics["delta_ce_nats"]["stderr"]
             if "delta_ce_nats" in metrics else None,
