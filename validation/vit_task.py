@@ -65,11 +65,17 @@ class DigitsViTTask:
 
     def windows(self, part: Literal["fit", "eval"], count: int | None,
                 length: int | None = None) -> TaskWindows:
-        """Up to ``count`` windows of ``length // tokens_per_image`` whole images
-        (``length`` in positions; None = 16 images, 80 positions)."""
+        """Up to ``count`` windows of 16 images (80 positions), or fewer whole images
+        when ``length`` (positions) is shorter.
+
+        Longer windows are not made: the held-out images are few (≈450 per part),
+        and the confidence intervals and T8/T9 bounds count windows, so 16 images
+        per stream keeps ≈28 windows per part while the container and flush
+        overhead stays a few bits per position.
+        """
         check_part(part)
         length = length or self.default_length
-        per_window = length // self.tokens_per_image
+        per_window = min(self.default_images, length // self.tokens_per_image)
         if per_window < 1:
             raise ValueError(f"length: expected ≥ {self.tokens_per_image} positions (one image "
                              f"of {self.tokens_per_image} tokens), got {length}")

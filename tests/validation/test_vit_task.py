@@ -57,6 +57,7 @@ def test_vit_windows_never_use_training_images(tiny_task):
         assert torch.equal(windows.inputs["labels"][0], labels[used[:8]])
         assert torch.equal(windows.inputs["images"][0], images[used[:8]])
     assert not set(tiny_task.parts["fit"].tolist()) & set(tiny_task.parts["eval"].tolist())
+    assert tiny_task.windows("eval", 2, 256).inputs["images"].shape[1] == 16  # at most 16
     with pytest.raises(ValueError, match="length: expected ≥ 5 positions"):
         tiny_task.windows("fit", 2, 4)
     with pytest.raises(ValueError, match="part: expected one of"):
