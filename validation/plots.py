@@ -95,7 +95,7 @@ def _distortion(row: dict):
 
 def _distortion_label(rows: list[dict]) -> str:
     names = {str(row.get("distortion_name") or "delta_ce_nats") for row in rows}
-    return ", ".join(sorted(names)) + " (per token; log scale, values <= 0 not shown)"
+    return ", ".join(sorted(names))
 
 
 def _rate_distortion(architecture: str, rows: list[dict], out_dir: Path,
@@ -118,6 +118,8 @@ def _rate_distortion(architecture: str, rows: list[dict], out_dir: Path,
             if axis.get_legend_handles_labels()[0]:
                 axis.legend(fontsize=6)
     if drawn:
+        figure.suptitle(f"{architecture}: rate against task distortion (top; values <= 0 "
+                        f"not shown on the log scale) and against MSE (bottom)", fontsize=9)
         _save(figure, out_dir / f"rd_{_slug(architecture)}.png", written)
     else:
         plt.close(figure)
