@@ -225,6 +225,9 @@ def report_markdown(results: dict) -> str:
 
 def _atomic_write(path: Path, text: str) -> None:
     handle, staging = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o666 & ~umask)  # mkstemp's 0600 would hide the results from others
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
