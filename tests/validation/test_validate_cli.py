@@ -158,3 +158,48 @@ def test_spread_splits():
     assert spread_splits(30, 3) == [8, 15, 22]
     assert spread_splits(4, 10) == [1, 2, 3]
     assert all(0 < k < 30 for k in spread_splits(30, 5)) and len(spread_splits(30, 5)) == 5
+
+
+def test_validate_quick_on_the_shipped_architectures(tmp_path, capsys, smollm2):
+    """The README's main job in its quick form: every shipped architecture at 3 splits,
+    results.json, report.md and the plots."""
+    out = tmp_path / "quick"
+    code = main(["validate", "--quick", "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr()
+    results = json.loads((out / "results.json").read_text())
+    assert code == (1 if any(c["gates"] and c["status"] == "FAIL"
+                             for c in results["claims"]) else 0), printed.err
+    assert "saving vs fp16" in printed.out
+    assert [a["name"] for a in results["architectures"]] == [
+        "smollm2-135m", "all-minilm-l6-v2", "digits-vit"]
+    lm = [r for r in results["runs"] if r["architecture"] == "smollm2-135m"]
+    assert {(r["split"], r["codec"]) for r in lm} == {
+        (k, c) for k in [8, 15, 22] for c in BASELINES + ["gaussian-fisher",
+                                                         "zstd-symbols[gaussian-fisher]"]}
+    for row in lm:
+        assert row["width"] == 576 and row["tokens"] == 8 * 128
+        if row["codec"] == "int8-absmax":
+            assert row["saving_vs_fp16_percent"] > 49
+        if row["codec"] == "gaussian-fisher":  # the reference codec beats every baseline
+            assert row["saving_vs_fp16_percent"] > 80 and row["level"] == "dce<=0.05"
+    for arch in results["architectures"]:
+        assert len(arch["splits"]) == 3
+        assert any(r["architecture"] == arch["name"] and r["codec"] == "gaussian-fisher"
+                   for r in results["runs"])
+    assert results["plots"] and all((out / name).is_file() for name in results["plots"])
+    report = (out / "report.md").read_text()
+    assert "# rdgap validate (quick run)" in report and "## Claims" in report
+
+
+def test_results_are_readable_like_any_file_written_under_the_umask(tmp_path):
+    import os
+    import stat
+
+    from rdgap.validation.report import _atomic_write
+
+    umask = os.umask(0o022)
+    try:
+        _atomic_write(tmp_path / "results.json", "{}")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o644
