@@ -139,8 +139,11 @@ def fit_context_codec(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarr
     step = np.asarray(step, dtype=np.float64)
     data = hidden.detach().double().numpy()
     z = (data[:, 1:] - mean) @ np.asarray(analysis).T
-    p = min(predicted, channels)
-    weights, bias_p, ridge = fit_predictor(z[..., :p], step[:p], rounding)
+    p = min(max(predicted, 0), channels)
+    if p:
+        weights, bias_p, ridge = fit_predictor(z[..., :p], step[:p], rounding)
+    else:  # no context: every component predicted by its mean
+        weights, bias_p, ridge = np.zeros((0, 0)), np.zeros(0), np.inf
     bias = np.concatenate([bias_p, z[..., p:].mean((0, 1))])
     starts = np.array([c[0] for c in np.array_split(np.arange(channels), groups)])
     base = scale_index(np.abs(z - bias).reshape(-1, channels).mean(0) / step)

@@ -198,3 +198,15 @@ def test_fit_codec_registers_the_variant(tiny_model):
     window = hidden[0]
     assert torch.equal(fitted.codec.decode(fitted.codec.encode(window)),
                        fitted.codec.reconstruct(window))
+
+
+def test_without_context_the_codec_still_round_trips():
+    fit = scaled_tokens(4, 32, seed=0)
+    eye = np.eye(CHANNELS)
+    stats = ChannelStatistics.fit(fit, "laplace", analysis=eye)
+    codec = fit_context_codec(fit, stats.mean, eye, eye, 0.5 * np.ones(CHANNELS),
+                              stats.first_mean, stats.first_scale, stats.first_scale,
+                              predicted=0)
+    assert codec.predicted == 0
+    x = scaled_tokens(1, 20, seed=3)[0]
+    assert torch.equal(codec.decode(codec.encode(x)), codec.reconstruct(x))
