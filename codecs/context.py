@@ -215,6 +215,38 @@ class ContextCodec(HiddenStateCodec):
             self._tables[index] = table
         return table
 
+    def rescaled(self, factor: float, side_probabilities: np.ndarray | None = None,
+                 label: str | None = None) -> "ContextCodec":
+        """The same codec with every step multiplied by ``factor``.
+
+        Predictor, bias and side-latent densities are kept; the table indices move
+        by ``−round(R·log2 factor)`` so that each component's Laplace scale stays the
+        same in the KLT domain (to within ``1/(2R)`` octave). The reconstruction is
+        then a deterministic function of ``factor`` and the fitted model, which is what
+        makes the step-scale calibration of :func:`rdgap.codecs.fit.fit_codec`
+        (near-)monotone (THEORY.md T7: ΔCE ∝ α²).
+
+        Parameters
+        ----------
+        factor : float
+            Step multiplier (> 0).
+        side_probabilities : array, optional
+            Replacement side-latent densities (they change the rate only, never the
+            reconstruction).
+        label : str, optional
+            Label of the new codec (default: this codec's).
+        """
+        if not (np.isfinite(factor) and factor > 0):
+            raise ValueError(f"factor: expected a finite step multiplier > 0, got {factor}")
+        shift = int(np.rint(SCALE_RESOLUTION * np.log2(factor)))
+        return ContextCodec(
+            self.mean, self.analysis, self.synthesis, factor * self.step,
+            np.clip(self.base_index - shift, MIN_INDEX, MAX_INDEX), self.predictor, self.bias,
+            self.group_starts,
+            self.side_probabilities if side_probabilities is None else side_probabilities,
+            self.first_mean, self.first_scale, factor * self.first_step,
+            rounding=self.rounding, label=self.label if label is None else label)
+
     # -- the causal loop ---------------------------------------------------------
     def _indices(self, side: np.ndarray) -> np.ndarray:
         """Table index of every component from the side latents ``(..., G)``."""

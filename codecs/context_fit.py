@@ -106,6 +106,20 @@ def side_probabilities(side: np.ndarray, groups: int) -> np.ndarray:
     return np.array(rows)
 
 
+def _klt_components(codec: ContextCodec, hidden: torch.Tensor) -> np.ndarray:
+    return (hidden.detach().double().numpy()[:, 1:] - codec.mean) @ codec.analysis.T
+
+
+def refit_side_density(codec: ContextCodec, hidden: torch.Tensor) -> ContextCodec:
+    """``codec`` with side-latent densities re-estimated from its own side latents on
+    ``hidden`` (fit windows). Only the rate changes: the reconstruction is identical."""
+    if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3 or hidden.shape[1] < 2:
+        raise ValueError("hidden: expected fit windows (windows, tokens ≥ 2, channels), got "
+                         f"{tuple(getattr(hidden, 'shape', ()))}")
+    side = codec.analyse(_klt_components(codec, hidden)).side
+    return codec.rescaled(1.0, side_probabilities(side, codec.group_starts.size))
+
+
 def fit_context_codec(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarray,
                       synthesis: np.ndarray, step: np.ndarray, first_mean: np.ndarray,
                       first_scale: np.ndarray, first_step: np.ndarray, groups: int = 1,

@@ -14,7 +14,11 @@ A *variant* names an entropy-model family and a step rule:
     :mod:`rdgap.codecs.context` (causal prediction from the previous decoded
     token, a per-token scale hyperprior, dead-zone quantization with centroid
     reconstruction), trained by :func:`rdgap.codecs.context_fit.fit_context_codec`
-    on the first half of the fit windows.
+    on the first half of the fit windows. It is fitted once, at T7's predicted
+    scale; the calibration then only rescales its steps and table indices
+    (:meth:`rdgap.codecs.context.ContextCodec.rescaled`), so ΔCE is a deterministic,
+    near-monotone function of the scale, and the side-latent densities are
+    re-estimated at the chosen scale (rate only).
 
 Every variant codes position 0 with its own statistics and steps
 ``Δ0_j ∝ 1/√F0_j`` (``c·σ0_j`` for ``gaussian-std``). The common scale of the
@@ -31,7 +35,7 @@ import torch
 
 from .base import HiddenStateCodec
 from .calibrate import Calibration, DistortionProbe, calibrate_scale
-from .context_fit import fit_context_codec
+from .context_fit import fit_context_codec, refit_side_density
 from .factorized import ChannelStatistics, FactorizedCodec
 from .fisher import FisherDiagonal, fisher_diagonal
 from .split import SplitModel
@@ -112,19 +116,26 @@ def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
     if klt is not None:
         analysis, synthesis = klt.analysis, klt.synthesis
 
+    unit = _predicted(variant, context.fisher, base, first_base)
+    initial = float(np.sqrt(target_delta_ce / unit))  # T7: ΔCE ∝ α²
+    reference = None
+    if variant == "klt-context":  # fitted once, at T7's scale; other scales only rescale it
+        reference = fit_context_codec(context.hidden, stats.mean, analysis, synthesis,
+                                      initial * base, stats.first_mean, stats.first_scale,
+                                      initial * first_base, label=variant)
+
     def make(alpha: float) -> HiddenStateCodec:
-        if variant == "klt-context":
-            return fit_context_codec(context.hidden, stats.mean, analysis, synthesis, alpha * base,
-                                     stats.first_mean, stats.first_scale, alpha * first_base,
-                                     label=f"{variant} scale={alpha:.6g}")
+        if reference is not None:
+            return reference.rescaled(alpha / initial,
+                                      label=f"{reference.label} scale={alpha:.6g}")
         return FactorizedCodec(stats, alpha * base, alpha * first_base, family,
                                label=f"{variant} scale={alpha:.6g}",
                                analysis=analysis, synthesis=synthesis)
 
-    unit = _predicted(variant, context.fisher, base, first_base)
-    initial = float(np.sqrt(target_delta_ce / unit))  # T7: ΔCE ∝ α²
     calibration = calibrate_scale(lambda a: context.probe.delta_ce(make(a).reconstruct),
                                   target_delta_ce, initial, evaluations=evaluations,
                                   ratio=1.08)
     codec = make(calibration.scale)
+    if reference is not None:  # densities of the chosen scale's side latents: rate only
+        codec = refit_side_density(codec, context.hidden)
     return FittedCodec(variant, codec, calibration, unit * calibration.scale ** 2)

@@ -210,3 +210,34 @@ def test_without_context_the_codec_still_round_trips():
     assert codec.predicted == 0
     x = scaled_tokens(1, 20, seed=3)[0]
     assert torch.equal(codec.decode(codec.encode(x)), codec.reconstruct(x))
+
+
+def test_rescaled_distortion_is_monotone_in_the_step_scale(codec):
+    """The calibration only rescales one fitted codec: squared error on held-out windows
+    must grow with the step scale (T7: ∝ α²) at every one of a fine grid of scales; a
+    codec refitted at each scale is not bound to (its predictor and tables change)."""
+    held_out = scaled_tokens(4, 64, seed=21)
+    factors = np.exp(np.linspace(np.log(0.5), np.log(2.0), 13))
+    errors = []
+    for factor in factors:
+        scaled = codec.rescaled(float(factor))
+        errors.append(sum(float(((scaled.reconstruct(x) - x)[1:] ** 2).sum()) for x in held_out))
+    errors = np.array(errors)
+    assert np.all(np.diff(errors) > 0), errors
+    ratio = errors[-1] / errors[0]  # 16× from α² over a 4× range of scales, within 40 %
+    assert 16 / 1.4 < ratio < 16 * 1.4, ratio
+
+
+def test_rescaling_keeps_the_model_and_side_refit_changes_only_the_rate(codec):
+    from rdgap.codecs.context_fit import refit_side_density
+    assert codec.rescaled(1.0).digest == codec.digest
+    scaled = codec.rescaled(1.7)
+    assert np.array_equal(scaled.predictor, codec.predictor)
+    assert np.allclose(scaled.step, 1.7 * codec.step)
+    refit = refit_side_density(scaled, scaled_tokens(8, 64, seed=0))
+    x = scaled_tokens(1, 40, seed=9)[0]
+    assert torch.equal(refit.reconstruct(x), scaled.reconstruct(x))
+    assert torch.equal(refit.decode(refit.encode(x)), refit.reconstruct(x))
+    assert refit.digest != scaled.digest
+    with pytest.raises(ValueError, match="factor"):
+        codec.rescaled(0.0)
