@@ -14,6 +14,7 @@ import torch
 
 from .context import (GAIN_LIMIT, GAIN_STEP, SCALE_RESOLUTION, ContextCodec, centroid_offset,
                       scale_index, table_scale)
+from .deep_density import fit_deep_density
 
 #: Ridge strengths tried, relative to the mean diagonal of ``XᵀX``; ``inf`` means no predictor.
 RIDGES = (1e-3, 1e-2, 1e-1, 1.0, np.inf)
@@ -21,6 +22,8 @@ RIDGES = (1e-3, 1e-2, 1e-1, 1.0, np.inf)
 SCALE_ITERATIONS = 2
 #: Leading KLT components the predictor uses (and predicts).
 PREDICTED = 128
+#: Side-latent density models of :func:`side_probabilities`.
+SIDE_DENSITIES = ("histogram", "deep")
 
 
 def laplace_bits(symbols: np.ndarray, scale: np.ndarray, rounding: float) -> float:
@@ -94,8 +97,14 @@ def fit_predictor(z: np.ndarray, step: np.ndarray, rounding: float,
     return weights, bias, ridge
 
 
-def side_probabilities(side: np.ndarray, groups: int) -> np.ndarray:
-    """Each group's categorical density of side latents (counts + ½, escape at 2^-20)."""
+def side_probabilities(side: np.ndarray, groups: int, density: str = "histogram") -> np.ndarray:
+    """Each group's density of side latents ``(..., G)``: ``"histogram"`` (counts + ½,
+    escape at 2^-20) or ``"deep"`` (the learned flexible density of
+    :mod:`rdgap.codecs.deep_density`, as its integer table)."""
+    if density not in SIDE_DENSITIES:
+        raise ValueError(f"density: expected one of {SIDE_DENSITIES}, got {density!r}")
+    if density == "deep":
+        return fit_deep_density(side.reshape(-1, groups), GAIN_LIMIT)
     rows = []
     for g in range(groups):
         counts = np.bincount(side[..., g].ravel() + GAIN_LIMIT, minlength=2 * GAIN_LIMIT + 1)
@@ -110,21 +119,23 @@ def _klt_components(codec: ContextCodec, hidden: torch.Tensor) -> np.ndarray:
     return (hidden.detach().double().numpy()[:, 1:] - codec.mean) @ codec.analysis.T
 
 
-def refit_side_density(codec: ContextCodec, hidden: torch.Tensor) -> ContextCodec:
-    """``codec`` with side-latent densities re-estimated from its own side latents on
-    ``hidden`` (fit windows). Only the rate changes: the reconstruction is identical."""
+def refit_side_density(codec: ContextCodec, hidden: torch.Tensor,
+                       density: str = "histogram") -> ContextCodec:
+    """``codec`` with side-latent densities (``density``, see :func:`side_probabilities`)
+    re-estimated from its own side latents on ``hidden`` (fit windows). Only the rate
+    changes: the reconstruction is identical."""
     if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3 or hidden.shape[1] < 2:
         raise ValueError("hidden: expected fit windows (windows, tokens ≥ 2, channels), got "
                          f"{tuple(getattr(hidden, 'shape', ()))}")
     side = codec.analyse(_klt_components(codec, hidden)).side
-    return codec.rescaled(1.0, side_probabilities(side, codec.group_starts.size))
+    return codec.rescaled(1.0, side_probabilities(side, codec.group_starts.size, density))
 
 
 def fit_context_codec(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarray,
                       synthesis: np.ndarray, step: np.ndarray, first_mean: np.ndarray,
                       first_scale: np.ndarray, first_step: np.ndarray, groups: int = 1,
                       rounding: float = 0.4, predicted: int = PREDICTED,
-                      label: str = "") -> ContextCodec:
+                      label: str = "", side_density: str = "histogram") -> ContextCodec:
     """Fit predictor, per-component scales and side-latent densities on fit windows.
 
     Parameters
@@ -143,6 +154,10 @@ def fit_context_codec(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarr
         Dead-zone offset ``ρ``.
     predicted : int
         Leading components the predictor uses (at most the number of channels).
+    label : str
+        Free text saved with the codec.
+    side_density : {"histogram", "deep"}
+        Model of the side-latent densities (:func:`side_probabilities`).
     """
     if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3 or hidden.shape[1] < 2:
         raise ValueError("hidden: expected fit windows (windows, tokens ≥ 2, channels), got "
@@ -175,4 +190,4 @@ def fit_context_codec(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarr
         base = scale_index((np.abs(result.residual) / step / gain).reshape(-1, channels).mean(0))
         codec = build(base, uniform)
     result = codec.analyse(z)
-    return build(base, side_probabilities(result.side, groups))
+    return build(base, side_probabilities(result.side, groups, side_density))
