@@ -194,7 +194,9 @@ def test_fit_codec_registers_the_variant(tiny_model):
     context = FitContext.build(split, ids, hidden)
     fitted = fit_codec("klt-context", context, 0.02)
     assert isinstance(fitted.codec, ContextCodec) and fitted.calibration.met
-    assert context.probe.delta_ce(fitted.codec.reconstruct) <= 0.02
+    # the calibrated codec reproduces the calibration's ΔCE exactly: the side-density refit
+    # at the chosen scale changes the rate only
+    assert context.probe.delta_ce(fitted.codec.reconstruct) == fitted.calibration.delta_ce <= 0.02
     window = hidden[0]
     assert torch.equal(fitted.codec.decode(fitted.codec.encode(window)),
                        fitted.codec.reconstruct(window))
