@@ -289,6 +289,7 @@ class _Architecture:
             else:
                 self.hidden[(part, k)] = cached
         if not missing:
+            bar.update(len(windows))
             return
         parts: dict[int, list[torch.Tensor]] = {k: [] for k in missing}
         for batch in _batches(len(windows), self.config.batch_size):
