@@ -52,10 +52,12 @@ def _add_validate(commands) -> None:
     parser.add_argument("--variants", default=None,
                         help="comma-separated reference-codec variants to fit (default: "
                              "gaussian-std,gaussian-fisher,klt-laplace; 'none' for baselines "
-                             "only): gaussian-std, gaussian-fisher, laplace-fisher, klt-laplace")
+                             "only): gaussian-std, gaussian-fisher, laplace-fisher, klt-laplace, "
+                             "klt-context")
     parser.add_argument("--levels", default=None,
-                        help="comma-separated distortion targets (ΔCE nats/token for LMs; "
-                             "default 0.05)")
+                        help="comma-separated targets of each task's primary distortion (ΔCE "
+                             "nats/token for the LM and ViT, 1 − cos for the encoder; default: "
+                             "0.05 ΔCE, 0.01 for 1 − cos)")
     parser.add_argument("--window-length", type=int, default=None, help="tokens per window")
     parser.add_argument("--out", default=DEFAULT_OUT,
                         help=f"output folder (default: ./{DEFAULT_OUT})")

@@ -29,12 +29,50 @@ def exact_log_probs(exact_logits: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(exact_logits.double(), dim=-1)
 
 
+@dataclass(frozen=True)
+class ExactOutputs:
+    """The unsplit model's output distribution, computed once per batch of windows and
+    shared by every codec measured against it.
+
+    Attributes
+    ----------
+    p : torch.Tensor
+        Float64 probabilities, ``(windows, tokens, vocab)``.
+    p_mass : torch.Tensor
+        ``Σ_v p`` per position (1 up to rounding), kept so that KL is exact in float64.
+    normaliser : torch.Tensor
+        ``logsumexp`` of the logits in float64 per position, ``(windows, tokens)``.
+    top1 : torch.Tensor
+        The arg-max token per position.
+    """
+
+    p: torch.Tensor
+    p_mass: torch.Tensor
+    normaliser: torch.Tensor
+    top1: torch.Tensor
+
+    @classmethod
+    def of(cls, exact_logits: torch.Tensor, log_p: torch.Tensor | None = None) -> "ExactOutputs":
+        """From the logits (and their float64 log-softmax, if already computed)."""
+        log_p = exact_log_probs(exact_logits) if log_p is None else log_p
+        p = log_p.exp()
+        return cls(p, p.sum(-1), torch.logsumexp(exact_logits.double(), dim=-1),
+                   exact_logits.argmax(-1))
+
+
 def per_window_metrics(exact_logits: torch.Tensor, split_logits: torch.Tensor,
                        input_ids: torch.Tensor,
-                       log_p: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                       log_p: torch.Tensor | ExactOutputs | None = None) -> dict[str, torch.Tensor]:
     """Mean ΔCE, KL and top-1 agreement of each window, shape ``(windows,)`` each.
 
-    ``log_p`` may pass :func:`exact_log_probs` of ``exact_logits`` computed once.
+    ``log_p`` may pass :func:`exact_log_probs` of ``exact_logits``, or better an
+    :class:`ExactOutputs`, computed once per batch. In float64, with ``r`` the
+    exact and ``s`` the split logits and ``Z(·)`` their log-normalisers,
+    ``−log q(v) = Z(s) − s_v`` and
+    ``KL(p‖q) = Σ_v p_v (r_v − s_v) + (Σ_v p_v)(Z(s) − Z(r))``, the definition with
+    both log-softmaxes expanded: both terms are small when ``q`` is close to ``p``
+    (no cancellation between large sums), identical logits give exactly 0, and no
+    per-codec log-softmax or exponential over the vocabulary is needed.
     """
     if exact_logits.shape != split_logits.shape or exact_logits.dim() != 3:
         raise ValueError(f"split_logits: expected shape {tuple(exact_logits.shape)} "
@@ -42,17 +80,19 @@ def per_window_metrics(exact_logits: torch.Tensor, split_logits: torch.Tensor,
     if input_ids.shape != exact_logits.shape[:2]:
         raise ValueError(f"input_ids: expected shape {tuple(exact_logits.shape[:2])}, "
                          f"got {tuple(input_ids.shape)}")
-    if log_p is None:
-        log_p = exact_log_probs(exact_logits)
-    log_q = torch.log_softmax(split_logits.double(), dim=-1)
+    exact = log_p if isinstance(log_p, ExactOutputs) else ExactOutputs.of(exact_logits, log_p)
+    scores = split_logits.double()
+    normaliser = torch.logsumexp(scores, dim=-1)
     targets = input_ids[:, 1:, None]
-    ce_exact = -log_p[:, :-1].gather(-1, targets).squeeze(-1)
-    ce_split = -log_q[:, :-1].gather(-1, targets).squeeze(-1)
-    kl = (log_p.exp() * (log_p - log_q)).sum(-1).clamp_min(0.0)
-    top1 = (exact_logits.argmax(-1) == split_logits.argmax(-1)).double()
+    picked_exact = exact_logits[:, :-1].gather(-1, targets).squeeze(-1).double()
+    ce_exact = exact.normaliser[:, :-1] - picked_exact
+    ce_split = normaliser[:, :-1] - scores[:, :-1].gather(-1, targets).squeeze(-1)
+    gap = exact_logits.double() - scores
+    kl = torch.einsum("wtv,wtv->wt", exact.p, gap) + exact.p_mass * (normaliser - exact.normaliser)
+    top1 = (exact.top1 == split_logits.argmax(-1)).double()
     return {"delta_ce_nats": (ce_split - ce_exact).mean(1),
             "ce_exact_nats": ce_exact.mean(1),
-            "kl_nats": kl.mean(1),
+            "kl_nats": kl.clamp_min(0.0).mean(1),
             "top1_agreement": top1.mean(1)}
 
 

@@ -101,6 +101,9 @@ class SentenceEncoderTask(TextWindows):
     model_type = "bert"
     task = "sentence embedding"
     metrics_names = ("one_minus_cosine",)
+    # 1 − cos ≤ 0.01 keeps nearest-neighbour retrieval intact on the corpus; 0.05
+    # (the LM's ΔCE level) already changes 1 in 8 retrievals at split 2.
+    default_levels = (0.01,)
     batch_size = 8
     default_length = 128
 

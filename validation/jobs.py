@@ -48,7 +48,7 @@ class Job:
 
 
 def make_jobs(splits: dict[str, list[int]], baselines: list[str], variants: tuple[str, ...],
-              levels: tuple[float, ...]) -> list[Job]:
+              levels: tuple[float, ...] | dict[str, tuple[float, ...]]) -> list[Job]:
     """Every job of a run, in a deterministic order.
 
     Parameters
@@ -57,15 +57,18 @@ def make_jobs(splits: dict[str, list[int]], baselines: list[str], variants: tupl
         Architecture name → its split points.
     baselines : list of str
         Codec ids of the fixed baselines, run at every split.
-    variants, levels : tuple
+    variants : tuple
         Fitted variants, each calibrated to each level at every split.
+    levels : tuple or dict
+        Distortion targets for every architecture, or architecture name → its targets.
     """
     jobs = []
     for architecture in splits:
         for k in sorted(splits[architecture]):
             jobs += [Job(architecture, k, codec) for codec in baselines]
+            targets = levels[architecture] if isinstance(levels, dict) else levels
             jobs += [Job(architecture, k, variant, float(level))
-                     for variant in variants for level in levels]
+                     for variant in variants for level in targets]
     ids = [job.job_id for job in jobs]
     if len(set(ids)) != len(ids):
         raise ValueError(f"jobs: expected distinct job ids, got duplicates in {ids}")

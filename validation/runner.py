@@ -62,9 +62,12 @@ class ValidateConfig:
         Seed of the fit / evaluation document split.
     variants : tuple of str
         Reference-codec variants (:data:`rdgap.codecs.fit.VARIANTS`) fitted at each split.
-    levels : tuple of float
+    levels : tuple of float or None
         Distortion targets (the task's primary distortion, e.g. ΔCE in
-        nats/token) each variant is calibrated to on the fit windows.
+        nats/token) each variant is calibrated to on the fit windows; None uses
+        each architecture's ``default_levels`` (ΔCE 0.05 for the LM and the ViT,
+        1 − cos 0.01 for the sentence encoder), since one number cannot mean the
+        same loss for every distortion.
     fit_windows : int
         Windows from fit documents: the first half fits statistics and the
         Fisher matrix, the second half calibrates the steps to each level.
@@ -90,7 +93,7 @@ class ValidateConfig:
     seed: int = 0
     cache_dir: str | None = None
     variants: tuple[str, ...] = ("gaussian-std", "gaussian-fisher", "klt-laplace")
-    levels: tuple[float, ...] = (0.05,)
+    levels: tuple[float, ...] | None = None
     fit_windows: int = 32
     zstd_symbols_of: str | None = "gaussian-fisher"
     jacobian_windows: int = 2
@@ -103,7 +106,7 @@ class ValidateConfig:
         tokens, the Fisher-allocated factorized codec at one level (the KLT needs
         more fit data than a quick run has)."""
         settings = {"quick_run": True, "split_count": 3, "window_length": 128, "windows": 8,
-                    "variants": ("gaussian-fisher",), "levels": (0.05,), "fit_windows": 8,
+                    "variants": ("gaussian-fisher",), "fit_windows": 8,
                     "jacobian_windows": 1, "jacobian_positions": 16}
         settings.update(overrides)
         return cls(**settings)
@@ -360,7 +363,9 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
                              seed=config.seed)
             archs[task.name] = _Architecture(task, config, cache)
     all_jobs = make_jobs({n: a.splits for n, a in archs.items()}, list(by_id),
-                         config.variants, config.levels)
+                         config.variants,
+                         {n: a.task.default_levels if config.levels is None else config.levels
+                          for n, a in archs.items()})
     mine = take_shard(all_jobs, *shard) if shard else all_jobs
 
     with stages("hidden states"):

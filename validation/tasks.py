@@ -40,7 +40,7 @@ from rdgap.codecs.capture import logits_and_hidden
 from rdgap.codecs.split import SplitModel, decoder_layers
 
 from .corpus import DEFAULT_CORPUS, load_documents, split_documents, token_windows
-from .distortion import exact_log_probs, per_window_metrics
+from .distortion import ExactOutputs, per_window_metrics
 from .models import DEFAULT_MODEL, LoadedModel, load_model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,6 +101,9 @@ class SplitTask(Protocol):
         primary distortion (what :meth:`fit_context`'s probe measures).
     batch_size : int
         Windows per :meth:`forward` call that keeps memory moderate.
+    default_levels : tuple of float
+        Targets of the primary distortion that fitted codecs are calibrated to
+        when the user names none (``rdgap validate`` without ``--levels``).
     """
 
     name: str
@@ -110,6 +113,7 @@ class SplitTask(Protocol):
     width: int
     metrics_names: tuple[str, ...]
     batch_size: int
+    default_levels: tuple[float, ...]
 
     def windows(self, part: Literal["fit", "eval"], count: int | None,
                 length: int | None) -> TaskWindows:
@@ -203,6 +207,7 @@ class CausalLMTask(TextWindows):
     model_type: str
     task = "next-token prediction"
     metrics_names = ("delta_ce_nats", "kl_nats", "top1_agreement")
+    default_levels = (0.05,)  # nats/token: issue 4's headline operating point
     batch_size = 4
     default_length = 256
 
@@ -225,17 +230,17 @@ class CausalLMTask(TextWindows):
     def suffix(self, k: int, inputs: dict, hidden: torch.Tensor) -> torch.Tensor:
         return SplitModel(self.model, k).suffix(hidden, inputs.get("attention_mask"))
 
-    def _exact_log_probs(self, reference: torch.Tensor) -> torch.Tensor:
-        """The float64 log-softmax of ``reference``, computed once per reference batch
-        and shared by every codec measured against it."""
+    def _exact_outputs(self, reference: torch.Tensor) -> ExactOutputs:
+        """The output distribution of ``reference`` in float64, computed once per
+        reference batch and shared by every codec measured against it."""
         if self._log_p is None or self._log_p[0]() is not reference:
-            self._log_p = (weakref.ref(reference), exact_log_probs(reference))
+            self._log_p = (weakref.ref(reference), ExactOutputs.of(reference))
         return self._log_p[1]
 
     def metrics(self, reference: torch.Tensor, output: torch.Tensor,
                 inputs: dict) -> dict[str, np.ndarray]:
         values = per_window_metrics(reference, output, inputs["input_ids"],
-                                    self._exact_log_probs(reference))
+                                    self._exact_outputs(reference))
         return {name: values[name].numpy() for name in self.metrics_names}
 
     def fit_context(self, k: int, fit: TaskWindows, hidden: torch.Tensor) -> "FitContext":

@@ -46,6 +46,7 @@ class DigitsViTTask:
     model_type = "vit"
     task = "image classification"
     metrics_names = ("delta_ce_nats", "kl_nats", "top1_agreement", "accuracy_change")
+    default_levels = (0.05,)  # nats/image-token, as for the LM
     batch_size = 16
     default_images = 16
 

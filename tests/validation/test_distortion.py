@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import special, stats
 
-from rdgap.validation.distortion import document_estimate, per_window_metrics
+from rdgap.validation.distortion import ExactOutputs, document_estimate, per_window_metrics
 
 
 def _logits(seed: int, shape=(3, 6, 11)):
@@ -65,3 +65,25 @@ def test_one_document_has_no_interval():
         document_estimate(np.array([1.0]), np.array([0]), confidence=1.5)
     with pytest.raises(ValueError, match="values, documents"):
         document_estimate(np.array([1.0]), np.array([0, 1]))
+
+
+def test_tiny_kl_of_a_near_lossless_codec_is_resolved():
+    # fp16-like rounding of the hidden state moves logits by ~1e-4: KL ~1e-9 must not
+    # drown in the rounding of the expanded float64 formula
+    exact = _logits(5, (2, 4, 50000))
+    split = exact + 1e-4 * _logits(6, (2, 4, 50000))
+    ids = torch.zeros(2, 4, dtype=torch.long)
+    metrics = per_window_metrics(exact, split, ids)
+    p = special.softmax(exact.double().numpy(), axis=-1)
+    q = special.softmax(split.double().numpy(), axis=-1)
+    kl = special.rel_entr(p, q).sum(-1).mean(1)
+    assert kl.max() < 1e-6
+    np.testing.assert_allclose(metrics["kl_nats"].numpy(), kl, rtol=1e-4, atol=1e-14)
+
+
+def test_shared_exact_outputs_give_the_same_metrics():
+    exact, split = _logits(7), _logits(8)
+    ids = torch.randint(0, 11, (3, 6), generator=torch.Generator().manual_seed(9))
+    shared = ExactOutputs.of(exact)
+    for name, values in per_window_metrics(exact, split, ids).items():
+        assert torch.equal(values, per_window_metrics(exact, split, ids, shared)[name]), name

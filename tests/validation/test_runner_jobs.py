@@ -52,3 +52,20 @@ def test_bad_shard_text(text):
 def test_duplicate_job_ids_are_refused():
     with pytest.raises(ValueError, match="distinct job ids"):
         make_jobs({"lm": [1]}, ["fp16", "fp16"], (), ())
+
+
+def test_levels_can_differ_per_architecture():
+    jobs = make_jobs(SPLITS, [], ("gaussian-fisher",), {"lm": (0.05, 0.01), "vit": (0.2,)})
+    levels = {(j.architecture, j.level) for j in jobs}
+    assert levels == {("lm", 0.05), ("lm", 0.01), ("vit", 0.2)}
+
+
+def test_every_shipped_task_names_its_default_levels():
+    from rdgap.validation.encoder_task import SentenceEncoderTask
+    from rdgap.validation.tasks import CausalLMTask
+    from rdgap.validation.vit_task import DigitsViTTask
+
+    for task in (CausalLMTask, SentenceEncoderTask, DigitsViTTask):
+        assert task.default_levels and all(0 < level < 1 for level in task.default_levels)
+    # 1 − cos and ΔCE are different units: the encoder's default is the tighter one
+    assert SentenceEncoderTask.default_levels[0] < CausalLMTask.default_levels[0]
