@@ -51,6 +51,16 @@ class _Inject(_PassThrough):
         return self.hidden
 
 
+def check_split_point(split, count: int, layers: str = "layers") -> int:
+    """``split`` itself, or a clear error unless it is an int with ``0 < split < count``."""
+    if isinstance(split, bool) or not isinstance(split, int):
+        raise TypeError(f"split: expected an int, got {type(split).__name__}")
+    if not 0 < split < count:
+        raise ValueError(f"split: expected 0 < split < {count} (the model has {count} "
+                         f"{layers}), got {split}")
+    return split
+
+
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     """The list of decoder layers of a transformers causal LM.
 
@@ -107,11 +117,7 @@ class SplitModel:
     def __init__(self, model: nn.Module, split: int):
         self.layers = decoder_layers(model)
         count = len(self.layers)
-        if isinstance(split, bool) or not isinstance(split, int):
-            raise TypeError(f"split: expected an int, got {type(split).__name__}")
-        if not 0 < split < count:
-            raise ValueError(f"split: expected 0 < split < {count} (the model has {count} "
-                             f"decoder layers), got {split}")
+        check_split_point(split, count, "decoder layers")
         self.model = model
         self.split = split
         self.num_layers = count

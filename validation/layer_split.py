@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from rdgap.codecs.split import _Inject, _PassThrough, _StopForward
+from rdgap.codecs.split import _Inject, _PassThrough, _StopForward, check_split_point
 
 
 class LayerSplit:
@@ -62,13 +62,7 @@ class LayerSplit:
 
     def check_split(self, k: int) -> int:
         """``k`` itself, or a clear error unless ``0 < k < len(layers)``."""
-        count = len(self.layers)
-        if isinstance(k, bool) or not isinstance(k, int):
-            raise TypeError(f"split: expected an int, got {type(k).__name__}")
-        if not 0 < k < count:
-            raise ValueError(f"split: expected 0 < split < {count} (the model has {count} "
-                             f"layers), got {k}")
-        return k
+        return check_split_point(k, len(self.layers))
 
     @torch.no_grad()
     def capture(self, inputs: dict, splits: list[int]) -> tuple[Any, dict[int, torch.Tensor]]:
