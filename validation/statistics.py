@@ -40,17 +40,61 @@ T8 (``rate_interval``)
     ``(header + 32 + 64 (1 + lanes) + 1.005 Σ_symbols (max table cost + 40)) / m``
     (every symbol at its most expensive table entry or escape, T2's working
     form, the escape count and lane flushes), for fixed-size formats their
-    exact size, for zstd the library's compress bound. With few documents and
-    wide models the interval is wide; ``rate_interval_informative`` says
-    whether its width is below the rate. ``rate_ci_student_t`` is the
-    practical Student-t interval over documents (no range needed, but only
-    asymptotically valid), for comparison; no claim uses it.
+    exact size, for zstd the library's compress bound.
+    ``rate_interval_bound_parts`` says where ``B`` comes from (header, flush,
+    position 0, positions >= 1 at their worst table entry, and the escapes on
+    top): on SmolLM2 the escapes (40 raw bits + the escape entry per value,
+    possible for every value) are about two thirds of ``B`` and positions >= 1
+    at their worst table entry nearly all the rest; header, flush and
+    position 0 are a few bits per token. No smaller range is valid without
+    an assumption on the hidden states (a bounded activation range would
+    cap the escapes), so ``B`` is kept. With ``N`` = 32 documents the
+    empirical Bernstein range term ``7 B ln(4/delta) / (3 (N - 1))`` alone
+    is thousands of bits per token: ``rate_interval_informative`` (width below
+    the rate) is False, and ``t8_documents_needed`` gives the inversion of
+    THEORY.md T8 at ``epsilon = 0.1 · rate``: ``hoeffding``
+    (:func:`rdgap.bounds.sample_size`, valid for any variance) and
+    ``bernstein_projected`` (the empirical Bernstein radius at today's sample
+    variance: a projection). ``rate_ci_student_t`` is the practical
+    Student-t interval over documents (no range needed, but only
+    asymptotically valid), for comparison; no claim uses it and it is not
+    a bound.
+Gibbs on the sample (``gibbs_sample_*``, factorized codecs only)
+    A factorized codec codes position 0 of every window with one table per
+    channel and positions >= 1 with another table per channel, the same for
+    every window; its likelihood estimate counts ``-log2 q`` of each symbol
+    (an escaped value at ``-log2 q(escape) + 33`` bits: still a sub-pmf, so
+    Kraft holds). For any such product pmf and ANY sample, Gibbs' inequality
+    on the sample's empirical distribution gives ``Σ_windows estimate >= W
+    Σ_j Ĥ(S_0j) + W (m - 1) Σ_j Ĥ(S_tj)``: the plug-in marginal entropies of
+    the very symbols coded (``gibbs_sample_floor``, bits per token, on the
+    ``gibbs_sample_windows`` windows whose ``gibbs_sample_estimated`` and
+    ``gibbs_sample_actual`` are given). It is a theorem, not a statistical
+    statement: it fails only on a bug (a table that does not sum to 1, a
+    miscounted symbol, symbols that are not the ones coded). Only for codecs
+    whose own ``quantize`` gives the symbols (not the :class:`LatticeQuantizer`
+    stand-in).
 T4
     :func:`rdgap.bounds.marginal_entropy_floor` on the eval symbols, documents
     as sequences (windows of one document are kept together only when every
-    document has the same number; otherwise the first window of each).
-    ``t4_marginal_floor`` is the Miller–Madow sum (point estimate) and
-    ``t4_marginal_floor_lower`` the proven McDiarmid lower bound at ``delta``.
+    document has the same number; otherwise the first window of each),
+    ``delta / 2`` for position 0 and for positions >= 1.
+    ``t4_marginal_floor`` is the Miller–Madow sum (point estimate),
+    ``t4_marginal_floor_plugin`` the plug-in sum and
+    ``t4_marginal_floor_lower`` the proven McDiarmid lower bound at ``delta``
+    (documents i.i.d., tokens inside a document may be dependent), radius
+    ``t4_marginal_floor_deviation``. Why it clips to 0 on real data: one
+    document moves ``Σ_j Ĥ_j`` by up to ``n m h_b(1/(Nm)) ≈ n log2(eNm) / N``
+    bits, so the radius is about ``n log2(eNm) sqrt(ln(2/delta) / (2N))``:
+    it shrinks with the number ``N`` of documents only, not with their
+    length, and grows with the width ``n`` (576 channels, 32 documents:
+    ~1,800 bits per token, above the floor itself). ``t4_documents_needed``
+    is the number of documents that brings it to 0.1 × the plug-in floor.
+    ``t4_marginal_floor_lower_iid`` is the same bound with *tokens* as the
+    unit (``marginal_entropy_floor`` with ``m = 1``, radius
+    ``t4_marginal_floor_deviation_iid``), under the stated hypothesis that
+    tokens are i.i.d. — false for text (tokens of a document depend on each
+    other), so it is a separately named figure, never the proven one.
 T9 (the generalisation of the fitted entropy model)
     Construction, stated here because the bound is only as good as its class.
     In the symbol domain a factorized discretised Gaussian (or Laplace) model
@@ -70,8 +114,15 @@ T9 (the generalisation of the fitted entropy model)
     with the smaller of the two complexities, range ``B`` as for T8, at
     ``delta``. Caveats, said plainly: ``W`` is read off the fitted codec
     (not union-bounded over a grid), the steps are held fixed, and the code
-    length is the Jensen form of the model, not its table. With a handful of
-    fit documents the bound is vacuous; it is reported anyway.
+    length is the Jensen form of the model, not its table. Why it is vacuous: its range term
+    ``t9_range_term = 3 B sqrt(ln(2/delta) / (2N))`` with ``B`` as for T8
+    (tens of thousands of bits per token) and ``N = t9_documents`` fit
+    documents (16) is larger than the rate itself; ``t9_informative`` says
+    whether the bound lies within 10 % of the fit rate, and
+    ``t9_documents_needed`` = :func:`rdgap.bounds.sample_size` at ``0.1 ·
+    fit rate / 3`` is the number of fit documents at which the range term
+    alone reaches 10 % of the fit rate (a lower bound on the documents
+    needed: the complexity term comes on top). It is reported anyway.
 T7
     Differential entropies ``h(Y_j)`` of the fit states (positions >= 1) by
     :func:`scipy.stats.differential_entropy` (Vasicek spacings), the Fisher
@@ -130,8 +181,9 @@ from scipy import stats as scipy_stats
 
 from rdgap.bounds import (dependency_headroom, empirical_rademacher_linf, gaussian_logdet_bound,
                           gaussian_rate_distortion, jacobian_spectral_norm,
-                          marginal_entropy_floor, massart_linf_bound, predicted_rate_curve,
-                          rademacher_generalization_bound, rate_interval)
+                          marginal_entropy_floor, massart_linf_bound, mcdiarmid_deviation,
+                          predicted_rate_curve, rademacher_generalization_bound, rate_interval,
+                          sample_size)
 from rdgap.codecs import ans
 from rdgap.codecs.container import header_size
 
@@ -150,6 +202,8 @@ _FIXED_BITS = {"fp16": 16, "bf16": 16, "int8-absmax": 8, "int4-absmax": 4}
 _ZSTD_RAW_BITS = {"zstd-fp16": 16, "zstd-symbols": 32}
 RADEMACHER_DRAWS = 500
 T7_CURVE_POINTS = 12
+#: The radius, relative to the estimate, that the ``*_documents_needed`` figures aim at.
+TARGET_RELATIVE_RADIUS = 0.1
 MAX_TOKENS = 65_536
 MAX_COV_TOKENS = 16_384
 #: Tokens of the covariance behind the T6 reference curve (a reference, not a bound).
@@ -229,30 +283,75 @@ def _tables(quantizer):
     return (first, rest) if isinstance(first, list) and isinstance(rest, list) else (None, None)
 
 
-def stream_bound_bits(codec, quantizer, tokens: int, channels: int) -> float | None:
-    """Worst-case bits per token of one stream of ``tokens`` tokens (``B`` of T8/T9)."""
+def stream_bound_parts(codec, quantizer, tokens: int, channels: int) -> dict | None:
+    """Where the worst case ``B`` of one stream comes from, in bits per token.
+
+    ``{"header", "flush", "position_0", "in_table", "escape"}`` for table
+    codecs: the container header; constriction's flush and the lanes' state
+    words; position 0's symbols at their worst entry; positions >= 1 at their
+    most expensive *table entry* (+1 bit of T2 rounding) and, on top of that,
+    what an escape costs beyond it (escape entry + :data:`ESCAPE_WORST_BITS`).
+    Symbol parts include T2's 0.5 %. Their sum is :func:`stream_bound_bits`.
+    ``{"header", "payload"}`` for fixed-size and zstd formats; None otherwise.
+    """
     header = 8.0 * header_size(codec.codec_id, 2)
     elements = tokens * channels
     if codec.codec_id in _FIXED_BITS:
         payload = _FIXED_BITS[codec.codec_id] * elements + (32 * tokens if "absmax" in
                                                             codec.codec_id else 0)
         payload += 4 * tokens if codec.codec_id == "int4-absmax" else 0  # odd-width padding
-    elif codec.codec_id in _ZSTD_RAW_BITS:
+        return {"header": header / tokens, "payload": payload / tokens}
+    if codec.codec_id in _ZSTD_RAW_BITS:
         raw = _ZSTD_RAW_BITS[codec.codec_id] * elements / 8
         payload = 8 * (raw + raw / 256 + max(0.0, (131072 - raw) / 2048) + 64)
-    else:
-        first, rest = _tables(quantizer) if quantizer is not None else (None, None)
-        if first is None:
+        return {"header": header / tokens, "payload": payload / tokens}
+    first, rest = _tables(quantizer) if quantizer is not None else (None, None)
+    if first is None:
+        return None
+    factor = 1 + ans.RELATIVE_OVERHEAD
+
+    def in_table(tables):
+        return sum(float(t.neg_log2[:-1].max()) + 1.0 for t in tables)
+
+    def worst(tables):
+        return sum(max(float(t.neg_log2[:-1].max()),
+                       float(t.neg_log2[-1]) + ESCAPE_WORST_BITS) + 1.0 for t in tables)
+
+    lanes = int(getattr(codec, "lanes", 1))
+    rest_in_table = in_table(rest)
+    return {"header": header / tokens, "flush": (32 + 64 * (1 + lanes)) / tokens,
+            "position_0": factor * worst(first) / tokens,
+            "in_table": factor * (tokens - 1) * rest_in_table / tokens,
+            "escape": factor * (tokens - 1) * (worst(rest) - rest_in_table) / tokens}
+
+
+def stream_bound_bits(codec, quantizer, tokens: int, channels: int) -> float | None:
+    """Worst-case bits per token of one stream of ``tokens`` tokens (``B`` of T8/T9).
+
+    For table codecs ``(header + 32 + 64 (1 + lanes) + 1.005 Σ_symbols (max
+    table cost + 40)) / m``; the sum of :func:`stream_bound_parts`.
+    """
+    parts = stream_bound_parts(codec, quantizer, tokens, channels)
+    return None if parts is None else float(sum(parts.values()))
+
+
+def smallest_sample_size(radius, epsilon: float, limit: int = 10 ** 12) -> int | None:
+    """The smallest ``N >= 2`` with ``radius(N) <= epsilon`` for a radius that decreases
+    in ``N`` (doubling, then bisection); None when even ``limit`` does not reach it."""
+    if not epsilon > 0:
+        return None
+    high = 2
+    while radius(high) > epsilon:
+        if high >= limit:
             return None
-
-        def worst(tables):
-            return sum(max(float(t.neg_log2[:-1].max()),
-                           float(t.neg_log2[-1]) + ESCAPE_WORST_BITS) + 1.0 for t in tables)
-
-        lanes = int(getattr(codec, "lanes", 1))
-        payload = (32 + 64 * (1 + lanes) + (1 + ans.RELATIVE_OVERHEAD)
-                   * (worst(first) + (tokens - 1) * worst(rest)))
-    return (header + payload) / tokens
+        high *= 2
+    low = high // 2
+    if low < 2 or radius(low) <= epsilon:
+        return max(2, low)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if radius(middle) <= epsilon else (middle, high)
+    return high
 
 
 # ----------------------------------------------------------------- helpers
@@ -304,6 +403,26 @@ def _subsample(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.nda
     return rows[np.sort(rng.choice(rows.shape[0], limit, replace=False))]
 
 
+def _t8_documents_needed(per_document: np.ndarray, rate: float, bound: float,
+                         delta: float) -> dict:
+    """Documents for the T8 interval to reach radius ``TARGET_RELATIVE_RADIUS · rate``.
+
+    ``hoeffding``: :func:`rdgap.bounds.sample_size` (a guarantee for any variance);
+    ``bernstein_projected``: the smallest ``N`` whose two-sided empirical
+    Bernstein radius ``sqrt(2 V ln(4/delta) / N) + 7 B ln(4/delta) / (3 (N - 1))``
+    (:func:`rdgap.bounds.empirical_bernstein_interval`) reaches it if the
+    sample variance stayed at today's ``V`` — a projection, not a bound.
+    """
+    epsilon = TARGET_RELATIVE_RADIUS * rate
+    if not epsilon > 0:
+        return {"epsilon": epsilon, "hoeffding": None, "bernstein_projected": None}
+    variance, log_term = float(np.var(per_document, ddof=1)), math.log(4.0 / delta)
+    return {"epsilon": epsilon, "hoeffding": sample_size(epsilon, delta, bound),
+            "bernstein_projected": smallest_sample_size(
+                lambda n: math.sqrt(2 * variance * log_term / n)
+                + 7 * bound * log_term / (3 * (n - 1)), epsilon)}
+
+
 # ----------------------------------------------------------------- T3, T4, T6
 def _diagonal_bound(variances: np.ndarray, steps: np.ndarray) -> float:
     """T3's diagonal bound as the sum of its one-dimensional terms (no n×n algebra)."""
@@ -331,17 +450,65 @@ def _t3(symbols: np.ndarray, step: np.ndarray, first_step: np.ndarray,
             "_cov_rows": rest.shape[0]}
 
 
+def _floor_radius(channels: int, tokens: int, per_document: int, documents: int,
+                  delta: float) -> float:
+    """Per-token McDiarmid radius of the T4 floor over ``documents`` i.i.d. documents of
+    ``per_document`` windows (``delta / 2`` for position 0 and for the rest)."""
+    rest = mcdiarmid_deviation(channels, per_document * (tokens - 1), documents, delta / 2)
+    first = mcdiarmid_deviation(channels, per_document, documents, delta / 2)
+    return _per_token(first, rest, tokens)
+
+
 def _t4(symbols: np.ndarray, documents: np.ndarray, delta: float) -> dict:
     blocks, per_document = _document_blocks(symbols, documents)
-    tokens, channels = symbols.shape[1], symbols.shape[2]
-    rest = marginal_entropy_floor(blocks[:, 1:].reshape(-1, channels), delta,
+    windows, tokens, channels = symbols.shape
+    # delta / 2 for each position group (a union bound: both hold with prob >= 1 - delta)
+    rest = marginal_entropy_floor(blocks[:, 1:].reshape(-1, channels), delta / 2,
                                   tokens_per_sequence=per_document * (tokens - 1))
-    first = marginal_entropy_floor(blocks[:, 0], delta, tokens_per_sequence=per_document)
+    first = marginal_entropy_floor(blocks[:, 0], delta / 2, tokens_per_sequence=per_document)
+    plugin = _per_token(first.plugin_sum, rest.plugin_sum, tokens)
+    # Tokens as the unit (hypothesis: i.i.d. tokens): the same plug-ins, McDiarmid over the
+    # M tokens of each position group (marginal_entropy_floor with m = 1).
+    iid_radius = _per_token(
+        mcdiarmid_deviation(channels, 1, first.num_sequences * first.tokens_per_sequence,
+                            delta / 2),
+        mcdiarmid_deviation(channels, 1, rest.num_sequences * rest.tokens_per_sequence,
+                            delta / 2), tokens)
+    radius = _per_token(first.deviation, rest.deviation, tokens)
+    needed = smallest_sample_size(
+        lambda n: _floor_radius(channels, tokens, per_document, n, delta),
+        TARGET_RELATIVE_RADIUS * plugin)
     return {"t4_marginal_floor": _per_token(first.miller_madow_sum, rest.miller_madow_sum,
                                             tokens),
-            "t4_marginal_floor_plugin": _per_token(first.plugin_sum, rest.plugin_sum, tokens),
-            "t4_marginal_floor_lower": max(0.0, _per_token(first.lower_bound, rest.lower_bound,
-                                                           tokens))}
+            "t4_marginal_floor_plugin": plugin,
+            "t4_marginal_floor_lower": max(0.0, plugin - radius),
+            "t4_marginal_floor_deviation": radius,
+            "t4_marginal_floor_lower_iid": max(0.0, plugin - iid_radius),
+            "t4_marginal_floor_deviation_iid": iid_radius,
+            "t4_documents": int(blocks.shape[0]),
+            "t4_documents_needed": needed,
+            "_all_windows": blocks.shape[0] == windows}
+
+
+def _gibbs_sample(quantizer, kind: str | None, symbols: np.ndarray, t4: dict,
+                  bits: np.ndarray, estimated: np.ndarray | None) -> dict:
+    """T4 on the sample itself: a factorized codec's estimate of the very symbols it coded
+    is at least their plug-in marginal entropies (Gibbs on the empirical distribution)."""
+    out = dict.fromkeys(("gibbs_sample_floor", "gibbs_sample_estimated",
+                         "gibbs_sample_actual", "gibbs_sample_windows"))
+    if kind != "factorized" or estimated is None or isinstance(quantizer, LatticeQuantizer):
+        return out
+    windows, tokens, channels = symbols.shape
+    if t4["_all_windows"]:
+        floor = t4["t4_marginal_floor_plugin"]
+    else:
+        floor = _per_token(
+            marginal_entropy_floor(symbols[:, 0], 0.5).plugin_sum,
+            marginal_entropy_floor(symbols[:, 1:].reshape(-1, channels), 0.5).plugin_sum,
+            tokens)
+    scale = 1.0 / (windows * tokens)
+    return {"gibbs_sample_floor": floor, "gibbs_sample_estimated": float(estimated.sum()) * scale,
+            "gibbs_sample_actual": float(bits.sum()) * scale, "gibbs_sample_windows": int(windows)}
 
 
 _SHARED: dict = {}
@@ -402,7 +569,8 @@ def _t9(codec, quantizer, fit_symbols: np.ndarray, fit_hidden: torch.Tensor,
         bound: float | None, delta: float, seed: int) -> dict:
     out = dict.fromkeys(("t9_fit_rate", "t9_rademacher_mc", "t9_rademacher_mc_upper",
                          "t9_rademacher_massart", "t9_complexity", "t9_generalization_bound",
-                         "t9_weight_l1"))
+                         "t9_weight_l1", "t9_documents", "t9_range_term",
+                         "t9_informative", "t9_documents_needed"))
     if quantizer is not None and codec.estimate_bits(fit_hidden[0]) is not None:
         tokens = fit_hidden.shape[1]
         out["t9_fit_rate"] = float(np.mean([codec.estimate_bits(w) for w in fit_hidden])) / tokens
@@ -421,8 +589,17 @@ def _t9(codec, quantizer, fit_symbols: np.ndarray, fit_hidden: torch.Tensor,
                t9_rademacher_massart=massart, t9_weight_l1=weight, t9_complexity=complexity)
     if out["t9_fit_rate"] is not None and bound is not None:
         fit_rate = min(out["t9_fit_rate"], bound)
+        n = features.shape[0]
         out["t9_generalization_bound"] = float(rademacher_generalization_bound(
-            fit_rate, complexity, features.shape[0], delta, bound))
+            fit_rate, complexity, n, delta, bound))
+        # Why it is vacuous: the range term 3 B sqrt(ln(2/delta) / (2N)) alone; even with
+        # no complexity it needs sample_size(eps / 3) documents to fall to eps.
+        out.update(t9_documents=int(n),
+                   t9_range_term=3.0 * bound * math.sqrt(math.log(2.0 / delta) / (2.0 * n)),
+                   t9_informative=bool(out["t9_generalization_bound"] - fit_rate
+                                       <= TARGET_RELATIVE_RADIUS * fit_rate),
+                   t9_documents_needed=sample_size(TARGET_RELATIVE_RADIUS * fit_rate / 3.0,
+                                                   delta, bound) if fit_rate > 0 else None)
     return out
 
 
@@ -559,6 +736,8 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
         "rate_interval": None, "rate_interval_bound": bound, "rate_interval_method": None,
         "rate_interval_informative": None, "subsampled": False,
         "rate_ci_student_t": None,
+        "rate_interval_bound_parts": stream_bound_parts(codec, quantizer, tokens, width),
+        "t8_documents_needed": None,
     }
     if per_document.size >= 2:  # the practical interval (assumes near-normal means)
         t_interval = document_estimate(bits / tokens, documents, confidence=float(confidence))
@@ -572,9 +751,14 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
                    rate_interval_method=f"empirical Bernstein (T8) over {interval.n} documents, "
                                         f"per-document bits/token in [0, {bound:.6g}]",
                    rate_interval_informative=bool(interval.width < out["rate_actual"]))
+        out["t8_documents_needed"] = _t8_documents_needed(per_document, out["rate_actual"],
+                                                          bound, delta)
     keys = ("t3_logdet_full", "t3_logdet_full_raw", "t3_logdet_diag", "t3_dependency_headroom",
             "t3_dependency_headroom_null", "t4_marginal_floor",
-            "t4_marginal_floor_plugin", "t4_marginal_floor_lower", "mse", "t6_rate_at_mse",
+            "t4_marginal_floor_plugin", "t4_marginal_floor_lower", "t4_marginal_floor_deviation",
+            "t4_marginal_floor_lower_iid", "t4_marginal_floor_deviation_iid", "t4_documents",
+            "t4_documents_needed", "gibbs_sample_floor", "gibbs_sample_estimated",
+            "gibbs_sample_actual", "gibbs_sample_windows", "mse", "t6_rate_at_mse",
             "t6_curve", "t9_eval_rate")
     out.update(dict.fromkeys(keys))
     out["t10_entropy_model_lipschitz"] = _lipschitz(codec, eval_hidden, seed)
@@ -587,9 +771,9 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
     if keep < windows:
         notes.append(f"symbol statistics on {keep} of {windows} eval windows")
         chosen = np.sort(rng.choice(windows, keep, replace=False))
-        eval_hidden, documents_kept = eval_hidden[chosen], documents[chosen]
     else:
-        documents_kept = documents
+        chosen = np.arange(windows)
+    eval_hidden, documents_kept = eval_hidden[chosen], documents[chosen]
     symbols = _symbols(quantizer, eval_hidden)
     step = np.asarray(quantizer.step, float)
     first_step = np.asarray(quantizer.first_step, float)
@@ -598,7 +782,11 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
         notes.append(f"covariances on {max_cov_tokens} tokens")
     out["subsampled"] = "; ".join(notes) or False
     out.update(t3)
-    out.update(_t4(symbols, documents_kept, delta))
+    t4 = _t4(symbols, documents_kept, delta)
+    out.update(_gibbs_sample(quantizer, kind, symbols, t4, bits[chosen],
+                             None if estimated is None else estimated[chosen]))
+    t4.pop("_all_windows")
+    out.update(t4)
     out.update(_t6(eval_hidden, quantizer, symbols, seed))
     fit_symbols = _symbols(quantizer, fit_hidden)
     out.update(_t9(codec, quantizer, fit_symbols, fit_hidden, bound, delta, seed))

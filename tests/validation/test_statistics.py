@@ -222,3 +222,157 @@ def test_student_t_interval_agrees_with_the_rate(matched):
     low, high = matched["rate_ci_student_t"]
     assert low < matched["rate_actual"] < high
     assert matched["rate_interval"][0] <= low and high <= matched["rate_interval"][1]
+
+
+# ----------------------------------------------------------------- Gibbs on the sample, T4, T8, T9
+def _plugin_bits(columns: np.ndarray) -> float:
+    """Σ_j plug-in entropy of the columns (bits), by scipy."""
+    from scipy import stats as scipy_stats
+
+    return float(sum(scipy_stats.entropy(np.unique(c, return_counts=True)[1], base=2)
+                     for c in columns.T))
+
+
+def test_gibbs_sample_floor_is_the_plugin_entropy_of_the_coded_symbols(source):
+    """The floor is Σ_j Ĥ of exactly the symbols coded (scipy, independently), per token,
+    and the codec's estimate of them is above it — here even for mis-specified tables."""
+    fit, evaluation = source
+    for scale_error in (1.0, 5.0):
+        codec = fitted_codec(fit, scale_error=scale_error)
+        s = run_statistics(codec, fit[:60], evaluation[:60])
+        symbols = np.stack([codec.quantize(w) for w in evaluation[:60]])
+        expected = (_plugin_bits(symbols[:, 0])
+                    + _plugin_bits(symbols[:, 1:].reshape(-1, symbols.shape[2]))
+                    * (TOKENS - 1)) / TOKENS
+        assert s["gibbs_sample_floor"] == pytest.approx(expected, rel=1e-12)
+        assert s["gibbs_sample_estimated"] == pytest.approx(s["rate_estimated"], rel=1e-12)
+        assert s["gibbs_sample_estimated"] >= s["gibbs_sample_floor"]
+        assert s["gibbs_sample_windows"] == 60
+
+
+def test_gibbs_sample_floor_uses_the_kept_windows_when_subsampling(source):
+    fit, evaluation = source
+    codec = fitted_codec(fit)
+    bits, estimated = measure(codec, evaluation[:40])
+    s = codec_statistics(codec, fit[:40], evaluation[:40], bits, np.arange(40),
+                         estimated_bits=estimated, max_tokens=10 * TOKENS)
+    assert s["gibbs_sample_windows"] == 10
+    chosen = np.sort(np.random.default_rng(0).choice(40, 10, replace=False))  # seed 0's draw
+    assert s["gibbs_sample_estimated"] == pytest.approx(estimated[chosen].sum() / (10 * TOKENS))
+    assert s["gibbs_sample_actual"] == pytest.approx(bits[chosen].sum() / (10 * TOKENS))
+    assert s["gibbs_sample_estimated"] != pytest.approx(s["rate_estimated"], rel=1e-9)
+    assert s["gibbs_sample_estimated"] >= s["gibbs_sample_floor"]
+
+
+def test_gibbs_sample_floor_catches_tables_that_do_not_sum_to_one(source):
+    """A bug: tables scaled by 4 (sum 4) make the estimate 2 bits per symbol too small —
+    below the plug-in entropy of the symbols, which Gibbs forbids."""
+    fit, evaluation = source
+    codec = fitted_codec(fit)
+    for table in codec._tables + codec._first_tables:
+        table.neg_log2 = table.neg_log2 - 2.0
+    s = run_statistics(codec, fit[:40], evaluation[:40])
+    assert s["gibbs_sample_estimated"] < s["gibbs_sample_floor"]
+
+
+def test_gibbs_sample_figures_are_none_without_own_symbols(source):
+    fit, evaluation = source
+    factorized = fitted_codec(fit)
+    bits, _ = measure(factorized, evaluation[:20])
+    s = codec_statistics(_PredictiveStub(factorized), fit[:20], evaluation[:20], bits,
+                         np.arange(20), estimated_bits=0.99 * bits)
+    assert s["gibbs_sample_floor"] is None and s["t4_marginal_floor_plugin"] is not None
+
+
+def test_stream_bound_parts_sum_to_the_range_and_escapes_dominate(matched):
+    parts = matched["rate_interval_bound_parts"]
+    assert set(parts) == {"header", "flush", "position_0", "in_table", "escape"}
+    assert sum(parts.values()) == pytest.approx(matched["rate_interval_bound"], rel=1e-12)
+    assert parts["escape"] > parts["in_table"] > parts["position_0"]
+
+
+def test_t8_documents_needed_reach_the_target_radius(source):
+    from rdgap.bounds import hoeffding_radius
+
+    fit, evaluation = source
+    s = run_statistics(fitted_codec(fit), fit[:20], evaluation[:20])
+    assert not s["rate_interval_informative"] or s["rate_interval"] is not None
+    needed = s["t8_documents_needed"]
+    bound, delta = s["rate_interval_bound"], 1 - s["confidence"]
+    assert needed["epsilon"] == pytest.approx(0.1 * s["rate_actual"])
+    n = needed["hoeffding"]
+    assert hoeffding_radius(n, delta, bound) <= needed["epsilon"] < hoeffding_radius(
+        n - 1, delta, bound)
+    per_document = np.array([8.0 * len(fitted_codec(fit).encode(w)) for w in evaluation[:20]])
+    variance, log_term = np.var(per_document / TOKENS, ddof=1), math.log(4 / delta)
+
+    def radius(m):
+        return math.sqrt(2 * variance * log_term / m) + 7 * bound * log_term / (3 * (m - 1))
+
+    m = needed["bernstein_projected"]
+    assert radius(m) <= needed["epsilon"] < radius(m - 1)
+    assert m < n        # the range enters Bernstein linearly, Hoeffding squared
+
+
+def test_t4_radius_shrinks_with_documents_only_and_needed_documents_reach_it(source):
+    """One document per window: the document-level radius matches marginal_entropy_floor's
+    on the same windows, the token-level one is smaller, and t4_documents_needed reaches
+    0.1 × the plug-in floor."""
+    from rdgap.bounds import mcdiarmid_deviation
+
+    fit, evaluation = source
+    s = run_statistics(fitted_codec(fit), fit[:50], evaluation[:50])
+    n, delta = len(SCALES), 1 - s["confidence"]
+    doc = (mcdiarmid_deviation(n, 1, 50, delta / 2)
+           + (TOKENS - 1) * mcdiarmid_deviation(n, TOKENS - 1, 50, delta / 2)) / TOKENS
+    assert s["t4_marginal_floor_deviation"] == pytest.approx(doc, rel=1e-12)
+    assert s["t4_marginal_floor_deviation_iid"] < s["t4_marginal_floor_deviation"]
+    assert s["t4_marginal_floor_lower_iid"] == pytest.approx(
+        s["t4_marginal_floor_plugin"] - s["t4_marginal_floor_deviation_iid"])
+    k = s["t4_documents_needed"]
+
+    def radius(m):
+        return (mcdiarmid_deviation(n, 1, m, delta / 2)
+                + (TOKENS - 1) * mcdiarmid_deviation(n, TOKENS - 1, m, delta / 2)) / TOKENS
+
+    target = 0.1 * s["t4_marginal_floor_plugin"]
+    assert radius(k) <= target < radius(k - 1) and s["t4_documents"] == 50
+
+
+def test_t4_token_level_floor_covers_iid_sources():
+    """Coverage of t4_marginal_floor_lower_iid on i.i.d. tokens of a source with known
+    marginal entropies (position 0 and the rest: two different laws), exact binomial test."""
+    from scipy import stats as scipy_stats
+
+    from rdgap.validation.coverage import run_coverage
+    from rdgap.validation.statistics import _t4
+
+    first_p = np.array([0.6, 0.3, 0.1])
+    rest_p = np.array([0.4, 0.3, 0.2, 0.1])
+    windows, tokens, channels = 8, 16, 2
+    truth = (channels * scipy_stats.entropy(first_p, base=2)
+             + (tokens - 1) * channels * scipy_stats.entropy(rest_p, base=2)) / tokens
+
+    def draw(rng):
+        symbols = np.empty((windows, tokens, channels), dtype=np.int64)
+        symbols[:, 0] = rng.choice(3, size=(windows, channels), p=first_p)
+        symbols[:, 1:] = rng.choice(4, size=(windows, tokens - 1, channels), p=rest_p)
+        lower = _t4(symbols, np.arange(windows), 0.05)["t4_marginal_floor_lower_iid"]
+        return lower <= truth, truth - lower
+
+    result = run_coverage(draw, delta=0.05, trials=1000, seed=2)
+    assert not result.contradicted and result.coverage >= 0.95
+
+
+def test_t9_documents_needed_bring_the_range_term_to_a_tenth_of_the_rate(matched):
+    s = matched
+    bound, delta = s["rate_interval_bound"], 1 - s["confidence"]
+
+    def term(n):
+        return 3 * bound * math.sqrt(math.log(2 / delta) / (2 * n))
+
+    assert s["t9_range_term"] == pytest.approx(term(s["t9_documents"]))
+    n = s["t9_documents_needed"]
+    assert term(n) <= 0.1 * s["t9_fit_rate"] < term(n - 1)
+    informative = s["t9_generalization_bound"] - s["t9_fit_rate"] <= 0.1 * s["t9_fit_rate"]
+    assert s["t9_informative"] is informative
