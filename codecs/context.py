@@ -239,13 +239,18 @@ class ContextCodec(HiddenStateCodec):
         if not (np.isfinite(factor) and factor > 0):
             raise ValueError(f"factor: expected a finite step multiplier > 0, got {factor}")
         shift = int(np.rint(SCALE_RESOLUTION * np.log2(factor)))
-        return ContextCodec(
-            self.mean, self.analysis, self.synthesis, factor * self.step,
-            np.clip(self.base_index - shift, MIN_INDEX, MAX_INDEX), self.predictor, self.bias,
-            self.group_starts,
-            self.side_probabilities if side_probabilities is None else side_probabilities,
-            self.first_mean, self.first_scale, factor * self.first_step,
-            rounding=self.rounding, label=self.label if label is None else label)
+        arguments = self._constructor_arguments()
+        arguments.update(
+            step=factor * self.step, first_step=factor * self.first_step,
+            base_index=np.clip(self.base_index - shift, MIN_INDEX, MAX_INDEX),
+            label=self.label if label is None else label)
+        if side_probabilities is not None:
+            arguments["side_probabilities"] = side_probabilities
+        return type(self)(**arguments)
+
+    def _constructor_arguments(self) -> dict:
+        """Keyword arguments that rebuild this codec (subclasses add theirs)."""
+        return {**self._arrays(), "rounding": self.rounding, "label": self.label}
 
     # -- the causal loop ---------------------------------------------------------
     def _indices(self, side: np.ndarray) -> np.ndarray:
@@ -258,8 +263,10 @@ class ContextCodec(HiddenStateCodec):
         offset = self._offsets[index - MIN_INDEX]
         return np.where(symbols == 0, 0.0, np.sign(symbols) * (np.abs(symbols) - offset))
 
-    def analyse(self, z: np.ndarray) -> _Analysis:
-        """Run the encoder's causal loop on KLT components ``z`` ``(B, T-1, C)``."""
+    def analyse(self, z: np.ndarray, offset: np.ndarray | None = None) -> _Analysis:
+        """Run the encoder's causal loop on KLT components ``z`` ``(B, T-1, C)``;
+        ``offset`` ``(B, T-1, C)``, if given, is added to every prediction ``m_t`` (a
+        mean the decoder knows without decoding, e.g. from token ids)."""
         batch, tokens, channels = z.shape
         symbols = np.empty(z.shape, dtype=np.int64)
         decoded = np.empty(z.shape)
@@ -269,6 +276,8 @@ class ContextCodec(HiddenStateCodec):
         previous = np.zeros((batch, channels))
         for t in range(tokens):
             prediction = self._predict(previous)
+            if offset is not None:
+                prediction += offset[:, t]
             r = z[:, t] - prediction
             x = r / self.step
             gain = np.add.reduceat(np.abs(x) / base, self.group_starts, axis=1) \
@@ -286,14 +295,19 @@ class ContextCodec(HiddenStateCodec):
             residual[:, t] = r
         return _Analysis(symbols, side, decoded, residual)
 
-    def _synthesise(self, symbols: np.ndarray, side: np.ndarray) -> np.ndarray:
-        """The decoder's causal loop: ``Ẑ`` ``(T-1, C)`` from symbols and side latents."""
+    def _synthesise(self, symbols: np.ndarray, side: np.ndarray,
+                    offset: np.ndarray | None = None) -> np.ndarray:
+        """The decoder's causal loop: ``Ẑ`` ``(T-1, C)`` from symbols and side latents
+        (and the prediction offsets ``(T-1, C)`` the encoder used)."""
         tokens, channels = symbols.shape
         steps = self.step * self._dequantize_step(symbols, self._indices(side))
         decoded = np.empty(symbols.shape)
         previous = np.zeros((1, channels))
         for t in range(tokens):  # the same operations as analyse() with a batch of one
-            previous = self._predict(previous) + steps[t]
+            prediction = self._predict(previous)
+            if offset is not None:
+                prediction += offset[None, t]
+            previous = prediction + steps[t]
             decoded[t] = previous[0]
         return decoded
 
@@ -304,6 +318,28 @@ class ContextCodec(HiddenStateCodec):
         p = self.predicted
         prediction[:, :p] += np.einsum("bi,oi->bo", previous[:, :p], self.predictor)
         return prediction
+
+    # -- T10: the context model as a differentiable map ------------------------------
+    def entropy_network(self, previous: torch.Tensor) -> torch.Tensor:
+        """The context model as a torch map (THEORY.md T10), in the coded (KLT) domain.
+
+        The predicted mean ``m_t = b + W Ẑ_{t−1}`` of each token from the previous
+        decoded token(s) ``previous`` ``(..., C)``: the same operation as
+        :meth:`_predict`, differentiable. It is linear, so its Jacobian is ``W``
+        (zero-padded to ``C × C``) at every point and its spectral norm ``‖W‖₂``;
+        :func:`rdgap.bounds.jacobian_spectral_norm` estimates it from below.
+        """
+        weight = torch.as_tensor(self.predictor, dtype=previous.dtype)
+        bias = torch.as_tensor(self.bias, dtype=previous.dtype)
+        head = previous[..., :self.predicted] @ weight.T
+        return bias + torch.cat([head, torch.zeros_like(previous[..., self.predicted:])], -1)
+
+    def entropy_network_inputs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Where :meth:`entropy_network` acts for a window: the previous decoded tokens
+        ``Ẑ_{t−1}``, t = 1..T−1 (``Ẑ_0 = 0``), as a float64 ``(T−1, C)`` tensor."""
+        _, result, _ = self._code(check_hidden(hidden))
+        decoded = np.empty((0, self.channels)) if result is None else result.decoded[0]
+        return torch.from_numpy(np.concatenate([np.zeros((1, self.channels)), decoded[:-1]]))
 
     def _to_klt(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean) @ self.analysis.T
@@ -328,14 +364,16 @@ class ContextCodec(HiddenStateCodec):
             raise ValueError(f"hidden: expected {self.channels} channels (the codec was fitted "
                              f"on them), got {channels}")
 
-    def _code(self, hidden: torch.Tensor):
-        """Symbols, side latents, decoded KLT components and the reconstruction."""
+    def _code(self, hidden: torch.Tensor, offset: np.ndarray | None = None):
+        """Symbols, side latents, decoded KLT components and the reconstruction
+        (``offset`` ``(T-1, C)``: see :meth:`analyse`)."""
         x = hidden.numpy().astype(np.float64)
         self._check_width(x.shape[1])
         first = self._first(x[0])
         if x.shape[0] == 1:
             return first, None, self._output(first, None)
-        result = self.analyse(self._to_klt(x[1:])[None])
+        result = self.analyse(self._to_klt(x[1:])[None],
+                              None if offset is None else offset[None])
         return first, result, self._output(first, result.decoded[0])
 
     def reconstruct(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -372,10 +410,19 @@ class ContextCodec(HiddenStateCodec):
         return ans.estimate_bits(*self._columns(first, result))
 
     def _decode_payload(self, stream: Stream):
-        tokens, channels = stream.shape
-        if channels != self.channels:
-            raise BitstreamError(f"data: stream has {channels} channels, the codec {self.channels}")
-        decoder = ans.Decoder(stream.payload)
+        self._check_stream(stream)
+        return self._decode_body(ans.Decoder(stream.payload), stream.shape[0])
+
+    def _check_stream(self, stream: Stream) -> None:
+        if stream.shape[1] != self.channels:
+            raise BitstreamError(f"data: stream has {stream.shape[1]} channels, the codec "
+                                 f"{self.channels}")
+
+    def _decode_body(self, decoder: ans.Decoder, tokens: int,
+                     offset: np.ndarray | None = None) -> torch.Tensor:
+        """Side latents, position 0 and the grouped symbols from ``decoder``, then the
+        causal loop (with the prediction ``offset`` the encoder used)."""
+        channels = self.channels
         groups = self.group_starts.size
         side = None
         if tokens > 1:
@@ -397,7 +444,7 @@ class ContextCodec(HiddenStateCodec):
         symbols = np.empty(flat_index.shape, dtype=np.int64)
         symbols[order] = np.concatenate(rest)
         symbols = symbols.reshape(tokens - 1, channels)
-        return self._output(first, self._synthesise(symbols, side))
+        return self._output(first, self._synthesise(symbols, side, offset))
 
     # -- persistence -------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:

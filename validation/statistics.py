@@ -139,12 +139,17 @@ T6
     covariance (positions >= 1) against total MSE per token, and ``mse`` the
     codec's measured MSE per token, for the reference plot.
 T10 (``t10_entropy_model_lipschitz``)
-    ``None`` for fixed tables. A learned entropy model exposes
-    ``entropy_network`` (a differentiable torch callable that predicts the
-    scales) and optionally ``entropy_network_inputs(hidden) -> tensor`` (what
-    it is applied to; the window's hidden states otherwise); the figure is
-    :func:`rdgap.bounds.jacobian_spectral_norm` at a few eval windows — a
-    LOWER bound on its Lipschitz constant.
+    ``None`` for fixed tables (every factorized codec shipped). A learned
+    entropy model exposes ``entropy_network`` (a differentiable torch callable
+    that predicts its parameters) and optionally
+    ``entropy_network_inputs(hidden) -> tensor`` (what it is applied to; the
+    window's hidden states otherwise); the figure is
+    :func:`rdgap.bounds.jacobian_spectral_norm` (20 steps) at 2 eval windows
+    — a LOWER bound on its Lipschitz constant. The context codec
+    (:class:`rdgap.codecs.context.ContextCodec`, variant ``klt-context``)
+    exposes its predictor: previous decoded token -> predicted mean, in the
+    KLT domain, whose Jacobian is the ridge matrix ``W`` at every point, so
+    the figure estimates ``‖W‖₂`` from below.
 
 T3 bias
     The log-det of a sample covariance of ``N`` rows in ``n`` dimensions is

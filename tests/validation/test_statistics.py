@@ -376,3 +376,50 @@ def test_t9_documents_needed_bring_the_range_term_to_a_tenth_of_the_rate(matched
     assert term(n) <= 0.1 * s["t9_fit_rate"] < term(n - 1)
     informative = s["t9_generalization_bound"] - s["t9_fit_rate"] <= 0.1 * s["t9_fit_rate"]
     assert s["t9_informative"] is informative
+
+
+# ----------------------------------------------------------------- T10 of the context codec
+def _context_codec(windows: int = 10, tokens: int = 32, channels: int = 6, seed: int = 3):
+    """A tiny ContextCodec fitted on AR(1) Laplace tokens (identity transform)."""
+    from rdgap.codecs.context_fit import fit_context_codec
+    from rdgap.codecs.factorized import ChannelStatistics
+
+    rng = np.random.default_rng(seed)
+    noise = rng.laplace(0.0, 1.0, (2 * windows, tokens, channels)) * np.linspace(1, 4, channels)
+    mixing = 0.6 * np.eye(channels) + 0.3 * rng.standard_normal((channels, channels)) / channels
+    x = np.empty_like(noise)
+    x[:, 0] = noise[:, 0]
+    for t in range(1, tokens):
+        x[:, t] = x[:, t - 1] @ mixing.T + noise[:, t]
+    hidden = torch.from_numpy(x).float()
+    fit, evaluation = hidden[:windows], hidden[windows:]
+    eye = np.eye(channels)
+    stats = ChannelStatistics.fit(fit, "laplace", analysis=eye)
+    codec = fit_context_codec(fit, stats.mean, eye, eye, 0.5 * np.ones(channels),
+                              stats.first_mean, stats.first_scale, 0.5 * stats.first_scale,
+                              predicted=4)
+    return codec, fit, evaluation
+
+
+def test_context_codec_entropy_network_is_its_predictor():
+    """entropy_network reproduces the codec's own prediction m_t = b + W Ẑ_{t-1} at the
+    points entropy_network_inputs gives, and its power-iteration norm is ||W||_2 (exact
+    SVD) — at 200 steps to 1e-6, and from below at the 20 steps the statistic uses."""
+    from rdgap.bounds import jacobian_spectral_norm
+
+    codec, fit, evaluation = _context_codec()
+    points = codec.entropy_network_inputs(evaluation[0])
+    assert points.shape == (evaluation.shape[1] - 1, evaluation.shape[2])
+    assert torch.all(points[0] == 0)
+    np.testing.assert_allclose(codec.entropy_network(points).numpy(),
+                               codec._predict(points.numpy()), rtol=1e-12, atol=1e-12)
+    exact = float(np.linalg.norm(codec.predictor, 2))
+    assert exact > 0.1
+    assert jacobian_spectral_norm(codec.entropy_network, points, iters=200) == pytest.approx(
+        exact, rel=1e-6)
+    bits = np.array([8.0 * len(codec.encode(w)) for w in evaluation])
+    estimated = np.array([codec.estimate_bits(w) for w in evaluation])
+    s = codec_statistics(codec, fit, evaluation, bits, np.arange(evaluation.shape[0]),
+                         estimated_bits=estimated)
+    assert s["entropy_model"] == "joint" and s["gibbs_sample_floor"] is None
+    assert 0.98 * exact <= s["t10_entropy_model_lipschitz"] <= exact * (1 + 1e-9)
