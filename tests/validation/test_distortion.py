@@ -7,7 +7,8 @@ import pytest
 import torch
 from scipy import special, stats
 
-from rdgap.validation.distortion import ExactOutputs, document_estimate, per_window_metrics
+from rdgap.validation.distortion import (ExactOutputs, document_estimate, output_moments,
+                                         per_window_metrics)
 
 
 def _logits(seed: int, shape=(3, 6, 11)):
@@ -87,3 +88,35 @@ def test_shared_exact_outputs_give_the_same_metrics():
     shared = ExactOutputs.of(exact)
     for name, values in per_window_metrics(exact, split, ids).items():
         assert torch.equal(values, per_window_metrics(exact, split, ids, shared)[name]), name
+
+
+def test_chunked_moments_do_not_depend_on_the_chunk_and_keep_exact_zero():
+    # chunk boundaries fall inside windows (3 × 6 positions, 4 rows per chunk)
+    exact, split = _logits(10), _logits(11)
+    ids = torch.randint(0, 11, (3, 6), generator=torch.Generator().manual_seed(12))
+    p = ExactOutputs.of(exact).p
+    for rows in (1, 4, 5):
+        for got, want in zip(output_moments(split, p, rows=rows), output_moments(split, p)):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    shared = ExactOutputs.of(exact)
+    same = per_window_metrics(exact, exact.clone(), ids, shared)
+    assert torch.equal(same["kl_nats"], torch.zeros(3, dtype=torch.float64))
+    assert torch.equal(same["delta_ce_nats"], torch.zeros(3, dtype=torch.float64))
+
+
+def test_metrics_match_the_float64_log_softmax_formula_on_a_large_vocabulary():
+    # the per-codec moments replace a float64 log-softmax of both outputs: the two must
+    # agree to 1e-12 nats on a 49,152-token vocabulary, from coarse to near-lossless
+    exact = _logits(13, (2, 5, 49152))
+    ids = torch.randint(0, 49152, (2, 5), generator=torch.Generator().manual_seed(14))
+    log_p = torch.log_softmax(exact.double(), -1)
+    for scale in (0.3, 1e-3, 1e-5):
+        split = exact + scale * _logits(15, (2, 5, 49152))
+        log_q = torch.log_softmax(split.double(), -1)
+        kl = (log_p.exp() * (log_p - log_q)).sum(-1).clamp_min(0).mean(1)
+        targets = ids[:, 1:, None]
+        delta = (log_p[:, :-1].gather(-1, targets) - log_q[:, :-1].gather(-1, targets)).mean((1, 2))
+        metrics = per_window_metrics(exact, split, ids)
+        torch.testing.assert_close(metrics["kl_nats"], kl, rtol=0, atol=1e-12)
+        torch.testing.assert_close(metrics["delta_ce_nats"], delta, rtol=0, atol=1e-12)
+        assert (metrics["kl_nats"] > 0).all()
