@@ -77,12 +77,19 @@ def fit_predictor(z: np.ndarray, step: np.ndarray, rounding: float,
     if z.ndim != 3 or z.shape[0] < 2:
         raise ValueError(f"z: expected KLT components of ≥ 2 windows (windows, tokens, "
                          f"channels), got shape {z.shape}")
-    context = _open_loop_context(z, step, rounding)
-    channels = z.shape[-1]
+    return fit_ridge(_open_loop_context(z, step, rounding), z, step, rounding, ridges)
+
+
+def fit_ridge(x: np.ndarray, z: np.ndarray, step: np.ndarray, rounding: float,
+              ridges=RIDGES) -> tuple[np.ndarray, np.ndarray, float]:
+    """Ridge regression ``z ≈ b + W x`` over windows ``(windows, tokens, ·)``, the ridge
+    chosen by the Laplace bits of ``z``'s residual (dead-zone quantized with ``step``) on
+    held-out windows (the last quarter); ``(W, b, ridge)`` refitted on every window."""
+    features, channels = x.shape[-1], z.shape[-1]
     held = max(1, z.shape[0] // 4)
-    train_x = context[:-held].reshape(-1, channels)
+    train_x = x[:-held].reshape(-1, features)
     train_y = z[:-held].reshape(-1, channels)
-    test_x = context[-held:].reshape(-1, channels)
+    test_x = x[-held:].reshape(-1, features)
     test_y = z[-held:].reshape(-1, channels)
     best = (np.inf, RIDGES[-1])
     for ridge, weights, bias in _ridge_solutions(train_x, train_y, ridges):
@@ -92,7 +99,7 @@ def fit_predictor(z: np.ndarray, step: np.ndarray, rounding: float,
                             rounding)
         best = min(best, (bits, ridge))
     ridge = best[1]
-    _, weights, bias = next(_ridge_solutions(context.reshape(-1, channels),
+    _, weights, bias = next(_ridge_solutions(x.reshape(-1, features),
                                              z.reshape(-1, channels), [ridge]))
     return weights, bias, ridge
 
@@ -120,14 +127,22 @@ def _klt_components(codec: ContextCodec, hidden: torch.Tensor) -> np.ndarray:
 
 
 def refit_side_density(codec: ContextCodec, hidden: torch.Tensor,
-                       density: str = "histogram") -> ContextCodec:
+                       density: str = "histogram", input_ids=None) -> ContextCodec:
     """``codec`` with side-latent densities (``density``, see :func:`side_probabilities`)
-    re-estimated from its own side latents on ``hidden`` (fit windows). Only the rate
+    re-estimated from its own side latents on ``hidden`` (fit windows; ``input_ids``
+    ``(windows, tokens)`` for a codec that predicts from them). Only the rate
     changes: the reconstruction is identical."""
     if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3 or hidden.shape[1] < 2:
         raise ValueError("hidden: expected fit windows (windows, tokens ≥ 2, channels), got "
                          f"{tuple(getattr(hidden, 'shape', ()))}")
-    side = codec.analyse(_klt_components(codec, hidden)).side
+    offset = None
+    if getattr(codec, "needs_input_ids", False):
+        if input_ids is None or len(input_ids) != hidden.shape[0]:
+            raise ValueError(f"input_ids: expected the token ids of the {hidden.shape[0]} "
+                             f"windows of hidden (the codec predicts from them)")
+        offset = np.stack([codec.offsets(codec._ids(ids, hidden.shape[1]))
+                           for ids in input_ids])
+    side = codec.analyse(_klt_components(codec, hidden), offset).side
     return codec.rescaled(1.0, side_probabilities(side, codec.group_starts.size, density))
 
 
@@ -159,6 +174,28 @@ def fit_context_codec(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarr
     side_density : {"histogram", "deep"}
         Model of the side-latent densities (:func:`side_probabilities`).
     """
+    return fit_context_model(hidden, mean, analysis, synthesis, step, first_mean, first_scale,
+                             first_step, groups=groups, rounding=rounding, predicted=predicted,
+                             label=label, side_density=side_density)
+
+
+def fit_context_model(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarray,
+                      synthesis: np.ndarray, step: np.ndarray, first_mean: np.ndarray,
+                      first_scale: np.ndarray, first_step: np.ndarray, groups: int = 1,
+                      rounding: float = 0.4, predicted: int = PREDICTED, label: str = "",
+                      side_density: str = "histogram", features: np.ndarray | None = None,
+                      make=ContextCodec):
+    """:func:`fit_context_codec` with optional extra regressors of the mean.
+
+    ``features`` ``(windows, tokens − 1, F)`` are regressors the decoder knows
+    without decoding (e.g. token embeddings): the mean of token ``t`` becomes
+    ``m_t = b + W Ẑ_{t−1} + V f_t`` (``W`` on the ``P`` leading components as before,
+    ``V`` on every component; ``[W V]`` of the leading components and ``V`` of the
+    rest are two ridge regressions, each with its held-out ridge). The codec is
+    built by ``make(**arguments)``, where the arguments of :class:`ContextCodec`
+    get ``token_weights = V`` when ``features`` is given; its ``analyse`` is then
+    called with the offsets ``V f_t``.
+    """
     if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3 or hidden.shape[1] < 2:
         raise ValueError("hidden: expected fit windows (windows, tokens ≥ 2, channels), got "
                          f"{tuple(getattr(hidden, 'shape', ()))}")
@@ -168,26 +205,55 @@ def fit_context_codec(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarr
     step = np.asarray(step, dtype=np.float64)
     data = hidden.detach().double().numpy()
     z = (data[:, 1:] - mean) @ np.asarray(analysis).T
+    if features is not None and features.shape[:2] != z.shape[:2]:
+        raise ValueError(f"features: expected shape {z.shape[:2]} + (F,), got {features.shape}")
     p = min(max(predicted, 0), channels)
-    if p:
-        weights, bias_p, ridge = fit_predictor(z[..., :p], step[:p], rounding)
-    else:  # no context: every component predicted by its mean
-        weights, bias_p, ridge = np.zeros((0, 0)), np.zeros(0), np.inf
-    bias = np.concatenate([bias_p, z[..., p:].mean((0, 1))])
+    weights, bias, token_weights, ridge = _fit_means(z, step, rounding, p, features)
+    offset = None if features is None else features @ token_weights.T
     starts = np.array([c[0] for c in np.array_split(np.arange(channels), groups)])
-    base = scale_index(np.abs(z - bias).reshape(-1, channels).mean(0) / step)
+    centred = z - bias if offset is None else z - bias - offset
+    base = scale_index(np.abs(centred).reshape(-1, channels).mean(0) / step)
     uniform = np.full((groups, 2 * GAIN_LIMIT + 2), 1.0 / (2 * GAIN_LIMIT + 2))
+    extra = {} if features is None else {"token_weights": token_weights}
 
     def build(base_index, probabilities):
-        return ContextCodec(mean, analysis, synthesis, step, base_index, weights, bias, starts,
-                            probabilities, first_mean, first_scale, first_step,
-                            rounding=rounding, label=f"{label} ridge={ridge:g}".strip())
+        return make(mean=mean, analysis=analysis, synthesis=synthesis, step=step,
+                    base_index=base_index, predictor=weights, bias=bias, group_starts=starts,
+                    side_probabilities=probabilities, first_mean=first_mean,
+                    first_scale=first_scale, first_step=first_step, rounding=rounding,
+                    label=f"{label} ridge={ridge}".strip(), **extra)
 
     codec = build(base, uniform)
     for _ in range(SCALE_ITERATIONS):
-        result = codec.analyse(z)
+        result = codec.analyse(z, offset)
         gain = np.exp2(result.side[..., codec.group_of] * GAIN_STEP / SCALE_RESOLUTION)
         base = scale_index((np.abs(result.residual) / step / gain).reshape(-1, channels).mean(0))
         codec = build(base, uniform)
-    result = codec.analyse(z)
+    result = codec.analyse(z, offset)
     return build(base, side_probabilities(result.side, groups, side_density))
+
+
+def _fit_means(z: np.ndarray, step: np.ndarray, rounding: float, p: int,
+               features: np.ndarray | None):
+    """``(W, b, V, ridge)`` of ``m_t = b + W Ẑ_{t−1} + V f_t`` (``V`` None without
+    features; ``ridge`` a label: the chosen ridges)."""
+    channels = z.shape[-1]
+    if features is None:
+        if p:
+            weights, bias_p, ridge = fit_predictor(z[..., :p], step[:p], rounding)
+        else:  # no context: every component predicted by its mean
+            weights, bias_p, ridge = np.zeros((0, 0)), np.zeros(0), np.inf
+        return weights, np.concatenate([bias_p, z[..., p:].mean((0, 1))]), None, f"{ridge:g}"
+    if z.shape[0] < 2:
+        raise ValueError(f"hidden: expected ≥ 2 fit windows to choose a ridge, got {z.shape[0]}")
+    token_weights = np.zeros((channels, features.shape[-1]))
+    weights, bias, ridges = np.zeros((p, p)), np.zeros(channels), []
+    if p:
+        x = np.concatenate([_open_loop_context(z[..., :p], step[:p], rounding), features], -1)
+        both, bias[:p], ridge = fit_ridge(x, z[..., :p], step[:p], rounding)
+        weights, token_weights[:p] = both[:, :p], both[:, p:]
+        ridges.append(ridge)
+    if p < channels:
+        token_weights[p:], bias[p:], ridge = fit_ridge(features, z[..., p:], step[p:], rounding)
+        ridges.append(ridge)
+    return weights, bias, token_weights, "/".join(f"{r:g}" for r in ridges)
