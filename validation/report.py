@@ -218,11 +218,12 @@ def _bounds_section(runs: list[dict]) -> list[str]:
             f"{bound:,.0f} ({100 * parts.get('escape', 0.0) / bound:.0f} %)",
             f"{high - low:,.0f}", f"{_count(t8.get('hoeffding'))} / "
                                   f"{_count(t8.get('bernstein_projected'))}",
-            f"{_fmt(s.get('t4_marginal_floor_plugin'), 5)}: "
-            f"{_fmt(s.get('t4_marginal_floor_deviation'), 4)} / "
-            f"{_fmt(s.get('t4_marginal_floor_deviation_iid'), 4)}",
+            f"{s['t4_marginal_floor_plugin']:.1f}; {s['t4_marginal_floor_deviation']:,.1f} / "
+            f"{s['t4_marginal_floor_deviation_iid']:,.1f}"
+            if s.get("t4_marginal_floor_plugin") is not None else "—",
             _count(s.get("t4_documents_needed")),
-            f"{_fmt(s.get('t9_range_term'), 4)} ({s.get('t9_documents', '—')})",
+            "—" if s.get("t9_range_term") is None else
+            f"{s['t9_range_term']:,.0f} ({s.get('t9_documents')})",
             _count(s.get("t9_documents_needed"))])
     if not rows:
         return []
@@ -245,7 +246,8 @@ def _bounds_section(runs: list[dict]) -> list[str]:
             "theorem check (Gibbs on the sample) and the prediction at the measured rate.", ""] \
         + _markdown_table(("architecture", "split", "codec", "rate", "B (escapes)",
                            "T8 width", "T8 docs needed (Hoeffding / Bernstein)",
-                           "T4 plug-in: radius docs / i.i.d. tokens", "T4 docs needed",
+                           "T4 plug-in; radius: documents / i.i.d. tokens",
+                           "T4 docs needed",
                            "T9 range term (N)", "T9 docs needed"), rows)
 
 

@@ -216,3 +216,18 @@ def test_coverage_results_are_passed_on_and_checked(document):
         evaluate_claims(dict(document, coverage="bad"), n_boot=100)
     with pytest.raises(ValueError, match="results"):
         evaluate_claims({"no": "runs"})
+
+
+def test_report_says_what_kind_each_claim_is_and_why_the_pac_bounds_are_wide(document):
+    from rdgap.validation.report import _claims_section
+
+    results = dict(document, claims=evaluate_claims(document, n_boot=100))
+    text = "\n".join(_claims_section(results))
+    assert "| claim | kind | status | gates |" in text
+    assert "| `gibbs_sample_floor[synthetic]` | theorem check (fails only on a bug) |" in text
+    assert "| `rate_within_bounds[synthetic]` | prediction of a bound" in text
+    assert "correlation (reported, does not gate)" in text
+    assert "## How informative the PAC bounds are" in text
+    s = document["runs"][0]["statistics"]
+    needed = s["t8_documents_needed"]
+    assert f"{needed['hoeffding']:,} / {needed['bernstein_projected']:,}" in text
