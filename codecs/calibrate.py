@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .split import SplitModel
@@ -29,12 +30,22 @@ class DistortionProbe:
         ``(windows, tokens)`` token ids of the windows.
     hidden : torch.Tensor
         ``(windows, tokens, channels)`` exact hidden states at the split.
+    batch_size : int
+        Windows per suffix pass.
+    documents : torch.Tensor, optional
+        ``(windows,)`` document of each window, for the standard error over
+        documents (:meth:`estimate`); without it every window is its own document.
     """
 
     def __init__(self, split: SplitModel, input_ids: torch.Tensor, hidden: torch.Tensor,
-                 batch_size: int = 4):
+                 batch_size: int = 4, documents: torch.Tensor | None = None):
+        if documents is not None and len(documents) != hidden.shape[0]:
+            raise ValueError(f"documents: expected one document per window "
+                             f"({hidden.shape[0]}), got {len(documents)}")
         self.split, self.input_ids, self.hidden = split, input_ids, hidden
         self.batch_size = batch_size
+        self.documents = (np.arange(hidden.shape[0]) if documents is None
+                          else np.asarray(documents))
         self.exact_ce = self._ce(hidden)
 
     def _ce(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -46,26 +57,107 @@ class DistortionProbe:
             values.append(-log_probs.gather(-1, ids[:, 1:, None]).squeeze(-1))
         return torch.cat(values)
 
+    def per_window(self, reconstruct: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``(windows, tokens − 1)`` ΔCE of every predicted token when every window's
+        hidden state is replaced by ``reconstruct(window)``."""
+        recon = torch.stack([reconstruct(window) for window in self.hidden])
+        return self._ce(recon) - self.exact_ce
+
     def delta_ce(self, reconstruct: Callable[[torch.Tensor], torch.Tensor]) -> float:
         """Mean ΔCE when every window's hidden state is replaced by ``reconstruct(window)``."""
-        recon = torch.stack([reconstruct(window) for window in self.hidden])
-        return float((self._ce(recon) - self.exact_ce).mean())
+        return float(self.per_window(reconstruct).mean())
+
+    def estimate(self, reconstruct: Callable[[torch.Tensor], torch.Tensor]):
+        """Mean ΔCE and its standard error over documents
+        (:func:`rdgap.validation.distortion.document_estimate`); the mean is exactly
+        :meth:`delta_ce`'s."""
+        from rdgap.validation.distortion import document_estimate
+
+        values = self.per_window(reconstruct)
+        spread = document_estimate(values.mean(1).numpy(), self.documents)
+        return float(values.mean()), spread.stderr
 
 
 @dataclass
 class Calibration:
-    """The chosen scale and every (scale, ΔCE) evaluated on the way."""
+    """The chosen scale and every (scale, ΔCE) evaluated on the way.
+
+    Attributes
+    ----------
+    scale, delta_ce : float
+        The chosen scale and the ΔCE measured there (nats/token).
+    target : float
+        The ΔCE target.
+    met : bool
+        Whether ``delta_ce ≤ target`` (measured, not fitted).
+    trace : list of (float, float)
+        Every ``(α, ΔCE)`` measured, in order.
+    fitted_scale : float or None
+        The scale at which the least-squares power law through the trace
+        reaches the target (``method="fit"``), else None.
+    exponent : float or None
+        The fitted exponent ``p`` of ``ΔCE ∝ α^p`` (THEORY.md T7: ``p ≈ 2``).
+    stderr : float or None
+        Standard error over documents of ``delta_ce``, where the measure gives one.
+    """
 
     scale: float
     delta_ce: float
     target: float
     met: bool
     trace: list[tuple[float, float]] = field(default_factory=list)
+    fitted_scale: float | None = None
+    exponent: float | None = None
+    stderr: float | None = None
+
+
+def power_law(trace: list[tuple[float, float]], target: float,
+              prior_exponent: float = 2.0, prior_weight: float = 0.01) -> tuple[float, float]:
+    """Scale where the fitted ``log ΔCE = a + p·log α`` reaches ``target``, and ``p``.
+
+    Weighted least squares over every positive ``(α, ΔCE)`` in ``trace``, the
+    weights ``exp(−(log(ΔCE/target))²/2)`` favouring points near the target, with
+    a ridge ``prior_weight·(p − prior_exponent)²`` towards THEORY.md T7's
+    high-resolution exponent (``ΔCE ≈ Σ F Δ²/24 ∝ α²``, eq. T7), so that one point,
+    or points spanning a tiny range of scales, still give a finite answer.
+
+    Parameters
+    ----------
+    trace : list of (float, float)
+        Measured ``(α, ΔCE)`` pairs (``α > 0``); pairs with ``ΔCE ≤ 0`` are ignored.
+    target : float
+        ΔCE target (> 0).
+    prior_exponent, prior_weight : float
+        The ridge's centre and weight (weight ≥ 0; in squared log units).
+
+    Returns
+    -------
+    (float, float)
+        The scale that meets the target on the fitted curve, and the exponent
+        ``p``, clamped to ``[1, 4]``.
+    """
+    if not target > 0:
+        raise ValueError(f"target: expected a ΔCE target > 0 nats/token, got {target}")
+    points = [(math.log(a), math.log(v)) for a, v in trace if a > 0 and v > 0]
+    if not points:
+        raise ValueError(f"trace: expected at least one (α > 0, ΔCE > 0) pair, got {trace}")
+    x, y = (np.array(v) for v in zip(*points))
+    w = np.exp(-0.5 * (y - math.log(target)) ** 2)
+    # minimise Σ w (y − a − p x)² + λ (p − p0)²: normal equations in (a, p)
+    lam = prior_weight
+    sw, sx, sy = w.sum(), (w * x).sum(), (w * y).sum()
+    sxx, sxy = (w * x * x).sum() + lam, (w * x * y).sum() + lam * prior_exponent
+    det = sw * sxx - sx * sx
+    p = (sw * sxy - sx * sy) / det
+    p = float(min(max(p, 1.0), 4.0))
+    a = (sy - p * sx) / sw
+    return math.exp((math.log(target) - a) / p), p
 
 
 def calibrate_scale(measure: Callable[[float], float], target: float, initial: float,
-                    evaluations: int = 7, ratio: float = 1.15) -> Calibration:
-    """Largest scale ``α`` with ``measure(α) ≤ target``, to within a factor ``ratio``.
+                    evaluations: int = 7, ratio: float = 1.15,
+                    method: str = "fit") -> Calibration:
+    """A scale ``α`` with ``measure(α) ≤ target``, as large as the measurements allow.
 
     Parameters
     ----------
@@ -77,11 +169,64 @@ def calibrate_scale(measure: Callable[[float], float], target: float, initial: f
         First scale to try (e.g. from the T7 prediction).
     evaluations : int
         At most this many calls of ``measure``.
+    ratio : float
+        Resolution in scale (> 1).
+    method : {"fit", "bracket"}
+        ``"fit"`` (default): each next scale is where the least-squares power law
+        through *all* points so far (:func:`power_law`, T7's ``p ≈ 2`` as prior)
+        reaches the target; it stops once a measured point within ``ratio`` of
+        that scale meets the target, and returns the largest point that meets the
+        target *and* is no larger than the fitted scale times ``√ratio``. A single
+        lucky draw above the fitted curve is thus never chosen, which removes the
+        upward bias of picking the largest point that happens to measure below
+        the target. ``"bracket"``: the largest scale that measured ≤ target, by
+        bracketing and geometric bisection, to within ``ratio``.
+
+    Returns
+    -------
+    Calibration
+        ``met`` only when the returned scale *measured* ≤ target.
     """
     if not target > 0:
         raise ValueError(f"target: expected a ΔCE target > 0 nats/token, got {target}")
     if not initial > 0:
         raise ValueError(f"initial: expected a scale > 0, got {initial}")
+    if not ratio > 1:
+        raise ValueError(f"ratio: expected a scale resolution > 1, got {ratio}")
+    if evaluations < 1:
+        raise ValueError(f"evaluations: expected ≥ 1, got {evaluations}")
+    if method == "bracket":
+        return _bracket(measure, target, initial, evaluations, ratio)
+    if method != "fit":
+        raise ValueError(f"method: expected 'fit' or 'bracket', got {method!r}")
+    trace: list[tuple[float, float]] = []
+    alpha = initial
+    fitted = exponent = None
+    for _ in range(evaluations):
+        trace.append((alpha, measure(alpha)))
+        if all(v <= 0 for _, v in trace):  # no signal yet: grow
+            alpha *= 4.0
+            continue
+        fitted, exponent = power_law(trace, target)
+        near = [(a, v) for a, v in trace if fitted / ratio <= a <= fitted * math.sqrt(ratio)]
+        if any(v <= target for _, v in near):
+            break  # a point near the fitted scale meets the target: verified
+        over = [a for a, v in near if v > target]
+        nearest = min((a for a, _ in trace), key=lambda a: abs(math.log(a / fitted)))
+        alpha = min(fitted, min(over) / ratio) if over else fitted
+        alpha = min(max(alpha, nearest / 4.0), nearest * 4.0)
+    meeting = [(a, v) for a, v in trace if v <= target]
+    if not meeting:
+        best = min(trace, key=lambda t: t[1])
+        return Calibration(best[0], best[1], target, False, trace, fitted, exponent)
+    cap = fitted * math.sqrt(ratio) if fitted is not None else math.inf
+    capped = [(a, v) for a, v in meeting if a <= cap] or [min(meeting)]
+    scale, value = max(capped)
+    return Calibration(scale, value, target, True, trace, fitted, exponent)
+
+
+def _bracket(measure, target, initial, evaluations, ratio) -> Calibration:
+    """``calibrate_scale(method="bracket")``."""
     trace: list[tuple[float, float]] = []
     low = high = None  # low meets the target, high does not
     alpha = initial

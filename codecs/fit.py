@@ -23,7 +23,9 @@ A *variant* names an entropy-model family and a step rule:
 Every variant codes position 0 with its own statistics and steps
 ``Δ0_j ∝ 1/√F0_j`` (``c·σ0_j`` for ``gaussian-std``). The common scale of the
 steps is then chosen by :func:`rdgap.codecs.calibrate.calibrate_scale` so that
-ΔCE on the fit windows meets the target, starting from T7's prediction.
+ΔCE on the fit windows meets the target, starting from T7's prediction: each
+next scale is where a least-squares power law through every scale tried reaches
+the target, and the chosen scale measured ≤ target but is never above that fit.
 """
 
 from __future__ import annotations
@@ -57,17 +59,21 @@ class FitContext:
 
     @classmethod
     def build(cls, split: SplitModel, input_ids: torch.Tensor, hidden: torch.Tensor,
-              fisher_samples: int = 1) -> "FitContext":
-        """Statistics and Fisher from the first half of the fit windows; the ΔCE probe
-        that calibrates the steps from the second half, so that the calibration is not
-        flattered by a transform fitted to the very gradients it is measured on."""
-        if hidden.shape[0] < 2:
-            raise ValueError(f"hidden: expected ≥ 2 fit windows (half fit, half calibrate), "
-                             f"got {hidden.shape[0]}")
-        half = hidden.shape[0] // 2
-        fisher = fisher_diagonal(split, hidden[:half], samples=fisher_samples, full=True)
-        probe = DistortionProbe(split, input_ids[half:], hidden[half:])
-        return cls(split, hidden[:half], fisher, probe)
+              fisher_samples: int = 1, statistics_windows: int | None = None,
+              documents: torch.Tensor | None = None) -> "FitContext":
+        """Statistics and Fisher from the first ``statistics_windows`` fit windows (default:
+        the first half); the ΔCE probe that calibrates the steps from the rest, so that the
+        calibration is not flattered by a transform fitted to the very gradients it is
+        measured on. ``documents`` (one per window) gives the probe's standard error over
+        documents."""
+        count = hidden.shape[0] // 2 if statistics_windows is None else statistics_windows
+        if not 1 <= count < hidden.shape[0]:
+            raise ValueError(f"statistics_windows: expected 1 ≤ windows < {hidden.shape[0]} "
+                             f"(the rest calibrate; ≥ 2 fit windows in all), got {count}")
+        fisher = fisher_diagonal(split, hidden[:count], samples=fisher_samples, full=True)
+        probe = DistortionProbe(split, input_ids[count:], hidden[count:],
+                                documents=None if documents is None else documents[count:])
+        return cls(split, hidden[:count], fisher, probe)
 
 
 @dataclass
@@ -107,8 +113,24 @@ def _predicted(variant: str, fisher: FisherDiagonal, step, first_step) -> float:
 
 
 def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
-              evaluations: int = 6) -> FittedCodec:
-    """The cheapest codec of ``variant`` whose ΔCE on the fit windows meets the target."""
+              evaluations: int = 6, method: str = "fit") -> FittedCodec:
+    """The cheapest codec of ``variant`` whose ΔCE on the fit windows meets the target.
+
+    Parameters
+    ----------
+    variant : str
+        One of :data:`VARIANTS`.
+    context : FitContext
+        Statistics, Fisher and the calibration probe at the split.
+    target_delta_ce : float
+        ΔCE level in nats/token (> 0).
+    evaluations : int
+        At most this many probe passes for the calibration.
+    method : {"fit", "bracket"}
+        How :func:`rdgap.codecs.calibrate.calibrate_scale` chooses the step scale:
+        from a least-squares power law through every scale tried (resolution 2 %),
+        or by bracketing (resolution 8 %, the previous default).
+    """
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
     stats, base, first_base, klt, family = _base_steps(variant, context)
@@ -132,9 +154,18 @@ def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
                                label=f"{variant} scale={alpha:.6g}",
                                analysis=analysis, synthesis=synthesis)
 
-    calibration = calibrate_scale(lambda a: context.probe.delta_ce(make(a).reconstruct),
-                                  target_delta_ce, initial, evaluations=evaluations,
-                                  ratio=1.08)
+    stderr: dict[float, float | None] = {}
+
+    def measure(alpha: float) -> float:
+        reconstruct = make(alpha).reconstruct
+        if not hasattr(context.probe, "estimate"):  # e.g. validate's task probes
+            return context.probe.delta_ce(reconstruct)
+        value, stderr[alpha] = context.probe.estimate(reconstruct)
+        return value
+
+    calibration = calibrate_scale(measure, target_delta_ce, initial, evaluations=evaluations,
+                                  ratio=1.02 if method == "fit" else 1.08, method=method)
+    calibration.stderr = stderr.get(calibration.scale)
     codec = make(calibration.scale)
     if reference is not None:  # densities of the chosen scale's side latents: rate only
         codec = refit_side_density(codec, context.hidden)
