@@ -191,3 +191,33 @@ def test_without_token_information_it_costs_only_the_ids():
                 - tokens.id_bits(i) for w, i in zip(x, held_ids))
     total = sum(plain.estimate_bits(w) for w in x)
     assert abs(extra) < 0.03 * total, (extra, total)
+
+
+def test_fit_token_codec_calibrates_with_the_ids(tiny_model):
+    """fit_token_codec fits on the statistics windows with their ids, calibrates the scale
+    on the probe windows (each window reconstructed with its own ids) and reproduces the
+    calibration's ΔCE; the codec predicts from the model's own embedding table."""
+    from rdgap.codecs.fit import FitContext
+    from rdgap.codecs.split import SplitModel
+    from rdgap.codecs.token_fit import fit_token_codec, with_ids
+
+    ids = torch.randint(0, 128, (12, 48), generator=torch.Generator().manual_seed(0))
+    split = SplitModel(tiny_model, 2)
+    with torch.no_grad():
+        hidden = split.prefix(ids)
+    context = FitContext.build(split, ids, hidden)
+    half = context.hidden.shape[0]
+    fitted = fit_token_codec(context, ids[:half], 0.02)
+    codec = fitted.codec
+    assert isinstance(codec, TokenContextCodec) and fitted.calibration.met
+    assert codec.vocabulary == tiny_model.get_input_embeddings().weight.shape[0]
+    probe = context.probe
+    assert probe.delta_ce(with_ids(codec, probe.hidden, probe.input_ids)) \
+        == fitted.calibration.delta_ce <= 0.02
+    window, window_ids = hidden[-1], ids[-1]
+    assert torch.equal(codec.decode(codec.encode(window, input_ids=window_ids)),
+                       codec.reconstruct(window, input_ids=window_ids))
+    with pytest.raises(ValueError, match="input_ids"):
+        fit_token_codec(context, ids, 0.02)
+    with pytest.raises(ValueError, match="window"):
+        with_ids(codec, probe.hidden, probe.input_ids)(torch.zeros_like(window))

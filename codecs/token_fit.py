@@ -1,0 +1,86 @@
+"""Fit and calibrate ``klt-context-tokens`` (:mod:`rdgap.codecs.token_context`) at a split.
+
+The same recipe as ``klt-context`` in :func:`rdgap.codecs.fit.fit_codec`: the
+Fisher-whitened KLT and T7's steps from the first fit windows, the codec fitted
+once at T7's predicted scale (THEORY.md T7: ``ΔCE ≈ Σ Δ²/24`` in the whitened
+domain), the step scale calibrated on the probe windows by rescaling only, the
+side-latent densities refitted at the chosen scale. The only difference: the
+windows' token ids are needed (to fit, to calibrate, and by every ``encode``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .calibrate import calibrate_scale
+from .context_fit import refit_side_density
+from .fit import FitContext, FittedCodec, _base_steps, _predicted
+from .token_context import TokenContextCodec, fit_token_context_codec
+
+VARIANT = "klt-context-tokens"
+
+
+def embedding_table(context: FitContext) -> np.ndarray:
+    """The LM's token-embedding table (``(V, D)`` float32) of the split's model."""
+    return context.split.model.get_input_embeddings().weight.detach().float().numpy()
+
+
+def with_ids(codec: TokenContextCodec, hidden: torch.Tensor, input_ids: torch.Tensor):
+    """``reconstruct(window)`` for the windows of ``hidden`` (as a probe iterates them):
+    each window's ids are found by the window's storage address, else by equality."""
+    by_address = {hidden[w].data_ptr(): w for w in range(hidden.shape[0])}
+
+    def reconstruct(window: torch.Tensor) -> torch.Tensor:
+        w = by_address.get(window.data_ptr())
+        if w is None:
+            w = next((i for i in range(hidden.shape[0]) if torch.equal(hidden[i], window)), None)
+        if w is None:
+            raise ValueError("window: expected one of the probe's windows (its ids are needed)")
+        return codec.reconstruct(window, input_ids=input_ids[w])
+
+    return reconstruct
+
+
+def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
+                    evaluations: int = 6, embedding=None, lags=(0,)) -> FittedCodec:
+    """The cheapest ``klt-context-tokens`` codec whose ΔCE on the probe windows meets
+    the target.
+
+    Parameters
+    ----------
+    context : FitContext
+        Statistics, Fisher and the calibration probe at the split.
+    input_ids : torch.Tensor
+        ``(windows, tokens)`` token ids of ``context.hidden`` (the statistics windows,
+        e.g. ``fit_ids[:count]`` for ``FitContext.build(..., statistics_windows=count)``).
+    target_delta_ce : float
+        ΔCE level in nats/token (> 0).
+    evaluations : int
+        At most this many probe passes for the calibration.
+    embedding : (V, D) array, optional
+        The token-embedding table (default: the split model's input embeddings).
+    lags : tuple of int
+        Token offsets whose embeddings predict the mean.
+    """
+    if tuple(input_ids.shape) != tuple(context.hidden.shape[:2]):
+        raise ValueError(f"input_ids: expected the ids of the statistics windows, shape "
+                         f"{tuple(context.hidden.shape[:2])}, got {tuple(input_ids.shape)}")
+    table = embedding_table(context) if embedding is None else embedding
+    stats, base, first_base, klt, _ = _base_steps("klt-context", context)
+    unit = _predicted("klt-context", context.fisher, base, first_base)
+    initial = float(np.sqrt(target_delta_ce / unit))  # T7: ΔCE ∝ α²
+    reference = fit_token_context_codec(context.hidden, input_ids, table, stats.mean,
+                                        klt.analysis, klt.synthesis, initial * base,
+                                        stats.first_mean, stats.first_scale,
+                                        initial * first_base, lags=lags, label=VARIANT)
+    probe = context.probe
+
+    def make(alpha: float) -> TokenContextCodec:
+        return reference.rescaled(alpha / initial, label=f"{reference.label} scale={alpha:.6g}")
+
+    calibration = calibrate_scale(
+        lambda a: probe.delta_ce(with_ids(make(a), probe.hidden, probe.input_ids)),
+        target_delta_ce, initial, evaluations=evaluations, ratio=1.08)
+    codec = refit_side_density(make(calibration.scale), context.hidden, input_ids=input_ids)
+    return FittedCodec(VARIANT, codec, calibration, unit * calibration.scale ** 2)
