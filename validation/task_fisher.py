@@ -150,14 +150,17 @@ class TaskSuffix:
 
 
 def task_fit_context(task: SplitTask, k: int, fit: TaskWindows, hidden: torch.Tensor,
-                     loss: SampledLoss, units: int, samples: int = 1):
+                     loss: SampledLoss, units: int, samples: int = 1,
+                     probe_all: bool = False):
     """The :class:`rdgap.codecs.fit.FitContext` of a task at split ``k``.
 
     As :meth:`rdgap.codecs.fit.FitContext.build` does for the LM: statistics
     and the Fisher (:func:`sampled_fisher`) from the first half of the fit
     windows, the probe (:class:`MetricProbe`) on the second half, so the
     calibration is not flattered by statistics fitted on the very windows it
-    is measured on.
+    is measured on. With ``probe_all`` the probe measures *every* fit window
+    instead (twice the calibration data, for tasks whose distortion is so noisy
+    that the probe's sampling error outweighs that flattery, e.g. the ViT).
     """
     from rdgap.codecs.fit import FitContext
 
@@ -168,5 +171,6 @@ def task_fit_context(task: SplitTask, k: int, fit: TaskWindows, hidden: torch.Te
     first, second = slice(0, half), slice(half, None)
     fisher = sampled_fisher(loss, fit.select(first), hidden[first], units,
                             batch_size=task.batch_size, samples=samples)
-    probe = MetricProbe(task, k, fit.select(second), hidden[second])
+    probed = slice(0, None) if probe_all else second
+    probe = MetricProbe(task, k, fit.select(probed), hidden[probed])
     return FitContext(TaskSuffix(task, k), hidden[first], fisher, probe)

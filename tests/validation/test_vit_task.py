@@ -131,3 +131,21 @@ def test_load_task_knows_the_vit(quick_cache, monkeypatch):
 
 def test_prefix_map_is_differentiable_both_ways(tiny_task):
     check_prefix_map(tiny_task, tiny_task.windows("eval", 2, None), 2)
+
+
+def test_vit_probe_measures_every_fit_window_and_statistics_the_first_half(tiny_task):
+    # the ViT's ΔCE is carried by a few boundary images: the calibration probe uses all
+    # fit windows (twice the images of the half the LM uses), statistics the first half
+    fit = tiny_task.windows("fit", 6, None)
+    _, hidden = tiny_task.forward(fit.inputs, [2])
+    context = tiny_task.fit_context(2, fit, hidden[2])
+    assert context.probe.hidden.shape[0] == 6 and torch.equal(context.probe.hidden, hidden[2])
+    assert torch.equal(context.hidden, hidden[2][:3])
+    # the probe's mean is the mean of the task's own metric over all six windows
+    noisy = lambda h: h + 0.05 * torch.randn(h.shape, generator=torch.Generator().manual_seed(0))  # noqa: E731
+    recon = torch.stack([noisy(w) for w in hidden[2]])
+    with torch.no_grad():
+        reference = tiny_task.suffix(2, fit.inputs, hidden[2])
+        output = tiny_task.suffix(2, fit.inputs, recon)
+    direct = tiny_task.metrics(reference, output, fit.inputs)["delta_ce_nats"].mean()
+    assert context.probe.delta_ce(noisy) == pytest.approx(float(direct), rel=1e-9, abs=1e-12)
