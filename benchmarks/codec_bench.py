@@ -1,10 +1,12 @@
 """Benchmark the codecs on the embedded default: rate, distortion, speed, BD-rate, targets.
 
-For each split: hidden states of 32 fit windows and of ≥ 32 evaluation windows
-(256 tokens, documents never used for fitting), the Fisher and the ΔCE probe
-of :class:`rdgap.codecs.fit.FitContext`, then every requested reference-codec
-variant fitted and calibrated at every level, and (optionally) the baseline
-codecs. Every evaluation window is one real stream: the row reports the actual
+For each split: hidden states of the fit windows (by default 32 for the
+statistics, the Fisher and the entropy models, then 32 more for the ΔCE probe
+that calibrates the step scale) and of ≥ 32 evaluation windows (256 tokens,
+documents never used for fitting), the :class:`rdgap.codecs.fit.FitContext`,
+then every requested reference-codec variant fitted and calibrated at every
+level (the calibration's ΔCE is reported with its standard error over
+documents), and (optionally) the baseline codecs. Every evaluation window is one real stream: the row reports the actual
 and estimated bits per token, ΔCE with its standard error over documents, KL,
 top-1 agreement, encode / decode seconds and T2 violations. Per split it prints
 the BD-rate of each variant against the ``gaussian-std`` anchor, the codec time
@@ -13,13 +15,16 @@ from the issue's targets.
 
 Rows are merged into ``benchmarks/results/codec_bench.json``: a re-run replaces
 the rows of the (split, codec, level) it measured and keeps the others (same
-windows, same seed), so variants can be added without re-running everything.
+evaluation windows, same seed), so variants can be added without re-running
+everything. Each row names the fit windows it was fitted and calibrated on
+(``statistics_windows``, ``fit_windows``).
 
 Usage::
 
     python benchmarks/codec_bench.py [--splits 8,15] [--variants klt-laplace,klt-context]
                                      [--levels 0.05,0.01] [--windows 32] [--baselines]
-                                     [--out FILE] [--no-merge]
+                                     [--statistics-windows 32] [--probe-windows 32]
+                                     [--method fit|bracket] [--out FILE] [--no-merge]
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ HERE = Path(__file__).resolve().parent
 ANCHOR = "gaussian-std"
 TARGETS = {0.05: 700.0, 0.01: 1200.0}  # bits/token at ΔCE ≤ level, best split (issue 4)
 WINDOW_LENGTH = 256
-FIT_WINDOWS = 32
+STATISTICS_WINDOWS = 32  # statistics, Fisher, entropy models
+PROBE_WINDOWS = 32  # the ΔCE probe that calibrates the step scale
 BATCH = 4
 
 
@@ -123,7 +129,8 @@ def measure(codec, split: SplitModel, hidden: torch.Tensor, input_ids: torch.Ten
 
 
 def run(splits: list[int], variants: list[str], levels: list[float], windows: int,
-        baselines: bool, partial: Path | None = None) -> tuple[list[dict], dict]:
+        baselines: bool, partial: Path | None = None, statistics_windows: int = STATISTICS_WINDOWS,
+        probe_windows: int = PROBE_WINDOWS, method: str = "fit") -> tuple[list[dict], dict]:
     """Rows for every (split, codec, level) requested, and facts about the run (the rows
     so far are also written to ``partial`` after each split, if given)."""
     loaded = load_model("smollm2-135m")
@@ -131,7 +138,11 @@ def run(splits: list[int], variants: list[str], levels: list[float], windows: in
     torch.manual_seed(0)
     documents = load_documents(DEFAULT_CORPUS)
     fit_indices, evaluation = split_documents(len(documents), seed=0)
-    fit = token_windows(documents, fit_indices, tokenizer, WINDOW_LENGTH, max_windows=FIT_WINDOWS)
+    fit = token_windows(documents, fit_indices, tokenizer, WINDOW_LENGTH,
+                        max_windows=statistics_windows + probe_windows)
+    if len(fit) < statistics_windows + probe_windows:
+        raise ValueError(f"probe_windows: the fit documents give only {len(fit)} windows of "
+                         f"{WINDOW_LENGTH} tokens, fewer than {statistics_windows} + {probe_windows}")
     ev = token_windows(documents, evaluation, tokenizer, WINDOW_LENGTH, max_windows=windows)
     _, fit_hidden = _states(model, fit.input_ids, splits)
     exact, ev_hidden = _states(model, ev.input_ids, splits)
@@ -148,22 +159,29 @@ def run(splits: list[int], variants: list[str], levels: list[float], windows: in
                 split.prefix(ev.input_ids[s:s + BATCH])
         prefix[k] = time.perf_counter() - start
         start = time.perf_counter()
-        context = FitContext.build(split, fit.input_ids, fit_hidden[k])
+        context = FitContext.build(split, fit.input_ids, fit_hidden[k],
+                                   statistics_windows=statistics_windows, documents=fit.document)
         fit_s[f"{k}:fisher"] = time.perf_counter() - start
         jobs = [(c, c.codec_id, None, {}) for c in (baseline_codecs() if baselines else [])]
         for variant in variants:
             for level in levels:
                 bar.set_postfix_str(f"split {k} fit {variant} ΔCE≤{level}")
                 start = time.perf_counter()
-                fitted = fit_codec(variant, context, level)
+                fitted = fit_codec(variant, context, level, method=method)
                 fit_s[f"{k}:{variant}:{level:g}"] = time.perf_counter() - start
+                calibration = fitted.calibration
                 jobs.append((fitted.codec, variant, f"dce<={level:g}",
-                             {"fit_delta_ce_nats": fitted.calibration.delta_ce,
+                             {"fit_delta_ce_nats": calibration.delta_ce,
+                              "fit_delta_ce_nats_stderr": calibration.stderr,
                               "predicted_delta_ce_nats": fitted.predicted_delta_ce,
+                              "scale": calibration.scale, "fitted_scale": calibration.fitted_scale,
+                              "exponent": calibration.exponent,
+                              "calibration_trace": calibration.trace, "method": method,
                               "fit_s": fit_s[f"{k}:{variant}:{level:g}"]}))
         for codec, name, level, extra in jobs:
             bar.set_postfix_str(f"split {k} code {name} {level or ''}")
-            row = {"split": k, "codec": name, "level": level}
+            row = {"split": k, "codec": name, "level": level,
+                   "statistics_windows": statistics_windows, "fit_windows": len(fit)}
             row |= measure(codec, split, ev_hidden[k], ev.input_ids, exact, log_p, docs)
             row |= extra | {"prefix_forward_s": prefix[k],
                             "symbols_per_s": row["tokens"] * ev_hidden[k].shape[2]
@@ -177,6 +195,7 @@ def run(splits: list[int], variants: list[str], levels: list[float], windows: in
                        "num_layers": int(model.config.num_hidden_layers)},
              "corpus": {"source": DEFAULT_CORPUS, "documents": len(documents),
                         "evaluation_windows": len(ev.input_ids), "fit_windows": len(fit.input_ids),
+                        "statistics_windows": statistics_windows,
                         "window_length": WINDOW_LENGTH},
              "fit_s": fit_s}
     return rows, facts
@@ -193,7 +212,8 @@ def merge(old: list[dict], new: list[dict]) -> list[dict]:
 def summarise(rows: list[dict]) -> tuple[dict, dict]:
     """Print the table, BD-rates against the anchor and distances to the targets."""
     print(f"{'split':>5} {'codec':>16} {'level':>10} {'bits act':>9} {'bits est':>9} "
-          f"{'ΔCE':>8} {'±SE':>7} {'KL':>7} {'codec s':>8} {'prefix s':>9} {'T2 viol':>7}")
+          f"{'ΔCE':>8} {'±SE':>7} {'fit ΔCE':>8} {'KL':>7} {'codec s':>8} {'prefix s':>9} "
+          f"{'T2 viol':>7}")
     for r in rows:
         est = r["bits_per_token_estimated"]
         se = r.get("delta_ce_nats_stderr")
@@ -201,6 +221,7 @@ def summarise(rows: list[dict]) -> tuple[dict, dict]:
         print(f"{r['split']:>5} {r['codec']:>16} {r['level'] or '—':>10} "
               f"{r['bits_per_token_actual']:>9.1f} {'—' if est is None else f'{est:.1f}':>9} "
               f"{r['delta_ce_nats']:>8.4f} {'—' if se is None else f'{se:.4f}':>7} "
+              f"{r.get('fit_delta_ce_nats') or float('nan'):>8.4f} "
               f"{r['kl_nats']:>7.4f} {seconds:>8.2f} "
               f"{r.get('prefix_forward_s') or float('nan'):>9.2f} "
               f"{r.get('t2_violations', '—')!s:>7}")
@@ -244,6 +265,12 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=32)
     parser.add_argument("--baselines", action="store_true",
                         help="also measure fp16, bf16, int8/int4 absmax and zstd")
+    parser.add_argument("--statistics-windows", type=int, default=STATISTICS_WINDOWS,
+                        help="fit windows for statistics, Fisher and entropy models")
+    parser.add_argument("--probe-windows", type=int, default=PROBE_WINDOWS,
+                        help="further fit windows for the ΔCE probe of the calibration")
+    parser.add_argument("--method", choices=("fit", "bracket"), default="fit",
+                        help="step-scale calibration (rdgap.codecs.calibrate.calibrate_scale)")
     parser.add_argument("--out", default=str(HERE / "results" / "codec_bench.json"))
     parser.add_argument("--no-merge", action="store_true",
                         help="overwrite the output instead of merging rows into it")
@@ -252,21 +279,26 @@ def main() -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"--variants: expected names from {VARIANTS}, got {unknown}")
-    if args.windows < 1:
-        parser.error(f"--windows: expected ≥ 1, got {args.windows}")
+    for name in ("windows", "statistics_windows", "probe_windows"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}: expected ≥ 1, got {getattr(args, name)}")
     splits = [int(k) for k in args.splits.split(",")]
     levels = [float(v) for v in args.levels.split(",")]
     started = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, facts = run(splits, variants, levels, args.windows, args.baselines,
-                      partial=Path("/tmp") / f"codec_bench.{out.stem}.partial.json")
+                      partial=Path("/tmp") / f"codec_bench.{out.stem}.partial.json",
+                      statistics_windows=args.statistics_windows,
+                      probe_windows=args.probe_windows, method=args.method)
     previous = json.loads(out.read_text()) if out.is_file() and not args.no_merge else {}
     rows = merge(previous.get("rows", []), rows)
     bd, targets = summarise(rows)
     runs = previous.get("runs", []) + [{
         "splits": splits, "variants": variants, "levels": levels, "windows": args.windows,
-        "baselines": args.baselines, "seconds": time.perf_counter() - started,
+        "baselines": args.baselines, "statistics_windows": args.statistics_windows,
+        "probe_windows": args.probe_windows, "method": args.method,
+        "seconds": time.perf_counter() - started,
         "fit_s": facts["fit_s"]}]
     document = {"schema_version": 2, "generator": "rdgap benchmarks/codec_bench.py",
                 "model": facts["model"], "corpus": facts["corpus"], "anchor": ANCHOR,
