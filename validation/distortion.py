@@ -34,35 +34,57 @@ def exact_log_probs(exact_logits: torch.Tensor) -> torch.Tensor:
 CHUNK_ROWS = 64
 
 
-def output_moments(logits: torch.Tensor, p: torch.Tensor, center: torch.Tensor | None = None,
-                   rows: int = CHUNK_ROWS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def output_moments(logits: torch.Tensor, p: torch.Tensor | None,
+                   center: torch.Tensor | None = None, rows: int = CHUNK_ROWS
+                   ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Per position, in float64: ``Z = logsumexp_v x_v``, ``Σ_v p_v (x_v − c)`` and the arg-max.
 
-    ``Z`` is ``m + log Σ_v exp(x_v − m)`` with ``m = max_v x_v`` (found with the
-    arg-max in one float32 pass); ``c`` is ``center`` per position (default ``m``;
-    pass the reference's peak so that two outputs' sums share it and their difference
-    loses no digits to the logit scale). The float64 copy of the logits is made
-    ``rows`` positions at a time and shifted and exponentiated in place (the float32
-    differences are exact in float64). The result depends only on the values, so
-    identical logits give identical bits (hence exactly zero distortion).
+    ``Z`` is ``x_m − log softmax(x)_m`` at the arg-max ``m`` (found in one float32
+    pass; torch's fused float64 log-softmax subtracts the maximum, so this is
+    ``x_m + log Σ_v exp(x_v − x_m)``); ``c`` is ``center`` per position (default
+    ``x_m``; pass the reference's peak so that two outputs' sums share it and their
+    difference loses no digits to the logit scale). The float64 copy of the logits
+    is made ``rows`` positions at a time, so it stays in cache between the passes
+    (2.5× faster than one float64 log-softmax of the whole output, measured on one
+    core); float32 differences are exact in float64. The result depends only on the
+    values, so identical logits give identical bits (hence exactly zero distortion).
+    With ``p`` None only ``Z`` and the arg-max are computed (the mean is None).
     """
-    if p.shape != logits.shape:
+    if p is not None and p.shape != logits.shape:
         raise ValueError(f"p: expected the shape of logits {tuple(logits.shape)}, "
                          f"got {tuple(p.shape)}")
-    flat, weights = logits.reshape(-1, logits.shape[-1]), p.reshape(-1, p.shape[-1])
+    flat = logits.reshape(-1, logits.shape[-1])
+    weights = None if p is None else p.reshape(-1, p.shape[-1])
     peak, top1 = flat.max(-1)
-    peak = peak.double()
-    center = peak if center is None else center.reshape(-1).double()
+    center = peak.double() if center is None else center.reshape(-1).double()
     normaliser = torch.empty(flat.shape[0], dtype=torch.float64)
-    mean = torch.empty(flat.shape[0], dtype=torch.float64)
+    mean = None if weights is None else torch.empty(flat.shape[0], dtype=torch.float64)
     for start in range(0, flat.shape[0], rows):
         chunk = slice(start, start + rows)
-        part = flat[chunk].double().sub_(center[chunk, None])
-        mean[chunk] = torch.einsum("tv,tv->t", weights[chunk], part)
-        part.sub_((peak[chunk] - center[chunk])[:, None]).exp_()
-        normaliser[chunk] = peak[chunk] + part.sum(-1).log()
+        part = flat[chunk].double()
+        at_peak = top1[chunk, None]
+        normaliser[chunk] = (part.gather(-1, at_peak)
+                             - torch.log_softmax(part, dim=-1).gather(-1, at_peak)).squeeze(-1)
+        if mean is not None:
+            mean[chunk] = torch.einsum("tv,tv->t", weights[chunk], part.sub_(center[chunk, None]))
     shape = logits.shape[:-1]
-    return normaliser.reshape(shape), mean.reshape(shape), top1.reshape(shape)
+    return (normaliser.reshape(shape), None if mean is None else mean.reshape(shape),
+            top1.reshape(shape))
+
+
+def next_token_cross_entropy(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """``−log softmax(logits)[next token]`` in float64, ``(windows, tokens − 1)``.
+
+    Equal to the float64 log-softmax's value to ≈ 1e-15 nats but without a float64
+    copy of the whole output (:func:`output_moments`); e.g. for a ΔCE probe that
+    measures many reconstructions against one cached exact cross-entropy.
+    """
+    if logits.dim() != 3 or input_ids.shape != logits.shape[:2]:
+        raise ValueError(f"input_ids: expected shape {tuple(logits.shape[:2])} (windows, "
+                         f"tokens) of logits {tuple(logits.shape)}, got {tuple(input_ids.shape)}")
+    normaliser = output_moments(logits[:, :-1], None)[0]
+    picked = logits[:, :-1].gather(-1, input_ids[:, 1:, None]).squeeze(-1).double()
+    return normaliser - picked
 
 
 @dataclass(frozen=True)

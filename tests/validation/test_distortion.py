@@ -7,7 +7,8 @@ import pytest
 import torch
 from scipy import special, stats
 
-from rdgap.validation.distortion import (ExactOutputs, document_estimate, output_moments,
+from rdgap.validation.distortion import (ExactOutputs, document_estimate,
+                                         next_token_cross_entropy, output_moments,
                                          per_window_metrics)
 
 
@@ -120,3 +121,12 @@ def test_metrics_match_the_float64_log_softmax_formula_on_a_large_vocabulary():
         torch.testing.assert_close(metrics["kl_nats"], kl, rtol=0, atol=1e-12)
         torch.testing.assert_close(metrics["delta_ce_nats"], delta, rtol=0, atol=1e-12)
         assert (metrics["kl_nats"] > 0).all()
+
+
+def test_next_token_cross_entropy_is_the_float64_log_softmax():
+    logits = _logits(16, (2, 7, 3000)) * 3
+    ids = torch.randint(0, 3000, (2, 7), generator=torch.Generator().manual_seed(17))
+    want = -torch.log_softmax(logits.double(), -1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+    torch.testing.assert_close(next_token_cross_entropy(logits, ids), want, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="input_ids: expected shape"):
+        next_token_cross_entropy(logits, ids[:, 1:])
