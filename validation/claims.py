@@ -181,6 +181,7 @@ def _rate_check(row: dict) -> dict | None:
     fails_lower = floor is not None and rate < floor
     needed = s.get("t8_documents_needed") or {}
     return {"where": _where(row), "entropy_model": kind, "rate": rate, "floor": floor,
+            "estimated": s.get("rate_estimated"),
             "upper_limit": upper, "t3_logdet_diag": diag, "fails": bool(fails_upper or fails_lower),
             "fails_upper": bool(fails_upper), "fails_lower": bool(fails_lower),
             "rate_interval": s.get("rate_interval"),

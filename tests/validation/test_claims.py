@@ -228,6 +228,9 @@ def test_report_says_what_kind_each_claim_is_and_why_the_pac_bounds_are_wide(doc
     assert "| `rate_within_bounds[synthetic]` | prediction of a bound" in text
     assert "correlation (reported, does not gate)" in text
     assert "## How informative the PAC bounds are" in text
+    assert "## Measured rates against their bounds" in text
+    check = by_name(results["claims"])["rate_within_bounds[synthetic]"]["numbers"]["checks"][0]
+    assert f"| {check['rate']:.1f} | {check['upper_limit']:.1f} |" in text
     s = document["runs"][0]["statistics"]
     needed = s["t8_documents_needed"]
     assert f"{needed['hoeffding']:,} / {needed['bernstein_projected']:,}" in text
