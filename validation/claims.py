@@ -178,7 +178,8 @@ def _rate_check(row: dict) -> dict | None:
     upper = diag + ans.RELATIVE_OVERHEAD * diag + ans.STREAM_OVERHEAD_BITS / tokens + header
     floor = s.get("gibbs_sample_floor") if kind == "factorized" else None
     fails_upper = rate > upper
-    fails_lower = floor is not None and rate < floor
+    # the floor's own windows (all of them unless the statistics subsampled)
+    fails_lower = floor is not None and float(s.get("gibbs_sample_actual") or rate) < floor
     needed = s.get("t8_documents_needed") or {}
     return {"where": _where(row), "entropy_model": kind, "rate": rate, "floor": floor,
             "estimated": s.get("rate_estimated"),
