@@ -76,6 +76,25 @@ def centroid_offset(scale: np.ndarray, rounding: float) -> np.ndarray:
     return rounding - (s - decay / (1.0 - decay))
 
 
+def rdo_symbols(x: np.ndarray, symbols: np.ndarray, scale: np.ndarray, offset: np.ndarray,
+                rounding: float, weight: float) -> np.ndarray:
+    """Dead-zone ``symbols`` of values ``x`` (in steps), each nonzero one moved one step
+    toward zero where ``ΔD + weight·Δbits < 0``: ``D`` the squared error of the centroid
+    reconstruction (``offset`` per value), bits under the dead-zone Laplace law of
+    ``scale`` steps (``−log2 q(k) = (k − ρ)/s·log2 e + const`` for ``k ≥ 1``)."""
+    a = np.abs(symbols)
+    ax = np.abs(x)
+    error_now = (ax - np.where(a > 0, a - offset, 0.0)) ** 2
+    lower = np.maximum(a - 1, 0)
+    error_lower = (ax - np.where(lower > 0, lower - offset, 0.0)) ** 2
+    log2e = 1.0 / np.log(2.0)
+    one = (1.0 - rounding) / scale * log2e - np.log2(0.5 * -np.expm1(-1.0 / scale))
+    zero = -np.log2(-np.expm1(-(1.0 - rounding) / scale))
+    saved = np.where(a >= 2, log2e / scale, one - zero)
+    move = (a >= 1) & (error_lower - error_now < weight * saved)
+    return symbols - np.sign(symbols) * move
+
+
 def scale_index(scale_in_steps: np.ndarray) -> np.ndarray:
     """Integer table index of a positive scale (in steps), clipped to the table range."""
     raw = np.rint(SCALE_RESOLUTION * np.log2(np.maximum(scale_in_steps, 1e-300)))
@@ -119,6 +138,11 @@ class ContextCodec(HiddenStateCodec):
         Position 0's mean, Laplace scale and step (channel domain).
     rounding : float
         Dead-zone rounding offset ``ρ`` in ``(0, ½]``.
+    rdo : float
+        Encoder-only rate–distortion optimised quantization: a nonzero symbol moves
+        one step toward zero when that lowers ``ΔD + rdo·Δbits`` (``D`` in squared
+        steps, bits under the symbol's Laplace table; :func:`rdo_symbols`). ``0``: off.
+        The decoder does not depend on it.
     label : str
         Free text saved with the codec.
     """
@@ -127,7 +151,7 @@ class ContextCodec(HiddenStateCodec):
 
     def __init__(self, mean, analysis, synthesis, step, base_index, predictor, bias,
                  group_starts, side_probabilities, first_mean, first_scale, first_step,
-                 rounding: float = 0.4, label: str = ""):
+                 rounding: float = 0.4, label: str = "", rdo: float = 0.0):
         mean = np.asarray(mean, dtype=np.float64)
         channels = mean.shape[0] if mean.ndim == 1 else -1
         if channels < 1:
@@ -169,6 +193,10 @@ class ContextCodec(HiddenStateCodec):
         if not 0 < rounding <= 0.5:
             raise ValueError(f"rounding: expected an offset in (0, 0.5], got {rounding}")
         self.rounding = float(rounding)
+        if not (np.isfinite(rdo) and rdo >= 0):
+            raise ValueError(f"rdo: expected a rate–distortion multiplier ≥ 0 (squared steps "
+                             f"per bit), got {rdo}")
+        self.rdo = float(rdo)
         self.label = label
         self._side_tables = [ans.ChannelTable(p, GAIN_LIMIT) for p in self.side_probabilities]
         self._first_tables = build_tables("laplace", self.first_scale / self.first_step)
@@ -250,7 +278,8 @@ class ContextCodec(HiddenStateCodec):
 
     def _constructor_arguments(self) -> dict:
         """Keyword arguments that rebuild this codec (subclasses add theirs)."""
-        return {**self._arrays(), "rounding": self.rounding, "label": self.label}
+        return {**self._arrays(), "rounding": self.rounding, "label": self.label,
+                "rdo": self.rdo}
 
     # -- the causal loop ---------------------------------------------------------
     def _indices(self, side: np.ndarray) -> np.ndarray:
@@ -285,12 +314,16 @@ class ContextCodec(HiddenStateCodec):
             k = np.rint(np.log2(np.maximum(gain, 1e-300)) * SCALE_RESOLUTION / GAIN_STEP)
             side[:, t] = np.minimum(np.maximum(k, -GAIN_LIMIT), GAIN_LIMIT)
             s = np.sign(x) * np.floor(np.abs(x) + self.rounding)
+            index = self._indices(side[:, t])
+            if self.rdo > 0:
+                s = rdo_symbols(x, s, table_scale(index), self._offsets[index - MIN_INDEX],
+                                self.rounding, self.rdo)
             if np.abs(s).max(initial=0) > ans.MAX_MAGNITUDE:
                 raise ValueError("hidden: a value is more than 2^32 steps from its prediction; "
                                  "expected hidden states like those the codec was fitted on")
             symbols[:, t] = s
             previous = prediction + self.step * self._dequantize_step(
-                symbols[:, t], self._indices(side[:, t]))  # decoder: _synthesise
+                symbols[:, t], index)  # decoder: _synthesise
             decoded[:, t] = previous
             residual[:, t] = r
         return _Analysis(symbols, side, decoded, residual)
@@ -452,7 +485,7 @@ class ContextCodec(HiddenStateCodec):
         return persist.write(folder, self._arrays(), {
             "rdgap_codec": "context", "format_version": FORMAT_VERSION,
             "rounding": self.rounding, "label": self.label, "channels": self.channels,
-            "hash": self._digest.hex()})
+            "rdo": self.rdo, "hash": self._digest.hex()})
 
     @classmethod
     def load(cls, folder: str | Path) -> "ContextCodec":
@@ -460,7 +493,7 @@ class ContextCodec(HiddenStateCodec):
         names = _FLOAT_ARRAYS + _INT_ARRAYS
         config, arrays = persist.read(folder, "context", FORMAT_VERSION, names, cls.__name__)
         codec = cls(**{n: arrays[n] for n in names}, rounding=config["rounding"],
-                    label=config.get("label", ""))
+                    label=config.get("label", ""), rdo=config.get("rdo", 0.0))
         persist.check_hash(codec, config, folder)
         return codec
 

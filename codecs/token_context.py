@@ -230,7 +230,8 @@ class TokenContextCodec(ContextCodec):
         return persist.write(folder, self._arrays(), {
             "rdgap_codec": "context-tokens", "format_version": FORMAT_VERSION,
             "rounding": self.rounding, "label": self.label, "channels": self.channels,
-            "embedding_hash": self.embedding_hash, "hash": self._digest.hex()})
+            "rdo": self.rdo, "embedding_hash": self.embedding_hash,
+            "hash": self._digest.hex()})
 
     @classmethod
     def load(cls, folder: str | Path, embedding=None) -> "TokenContextCodec":
@@ -244,7 +245,7 @@ class TokenContextCodec(ContextCodec):
                              f"{folder} was fitted with (digest {config.get('embedding_hash')})")
         lags = tuple(int(v) for v in arrays.pop("lags"))
         codec = cls(embedding=embedding, lags=lags, rounding=config["rounding"],
-                    label=config.get("label", ""), **arrays)
+                    label=config.get("label", ""), rdo=config.get("rdo", 0.0), **arrays)
         persist.check_hash(codec, config, folder)
         return codec
 
