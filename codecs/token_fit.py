@@ -43,7 +43,8 @@ def with_ids(codec: TokenContextCodec, hidden: torch.Tensor, input_ids: torch.Te
 
 
 def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
-                    evaluations: int = 6, embedding=None, lags=(0,)) -> FittedCodec:
+                    evaluations: int = 6, embedding=None, lags=(0,), rdo: float = 0.0,
+                    **calibration) -> FittedCodec:
     """The cheapest ``klt-context-tokens`` codec whose ΔCE on the probe windows meets
     the target.
 
@@ -62,6 +63,12 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
         The token-embedding table (default: the split model's input embeddings).
     lags : tuple of int
         Token offsets whose embeddings predict the mean.
+    rdo : float
+        Encoder-only rate–distortion optimised quantization
+        (:class:`rdgap.codecs.context.ContextCodec`; 0: off).
+    **calibration
+        Passed to :func:`rdgap.codecs.calibrate.calibrate_scale` (default
+        ``ratio=1.08``), e.g. its ``method`` where it has one.
     """
     if tuple(input_ids.shape) != tuple(context.hidden.shape[:2]):
         raise ValueError(f"input_ids: expected the ids of the statistics windows, shape "
@@ -74,13 +81,24 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
                                         klt.analysis, klt.synthesis, initial * base,
                                         stats.first_mean, stats.first_scale,
                                         initial * first_base, lags=lags, label=VARIANT)
+    if rdo:
+        reference = TokenContextCodec(**{**reference._constructor_arguments(), "rdo": rdo})
     probe = context.probe
+    stderr: dict[float, float | None] = {}
 
     def make(alpha: float) -> TokenContextCodec:
         return reference.rescaled(alpha / initial, label=f"{reference.label} scale={alpha:.6g}")
 
-    calibration = calibrate_scale(
-        lambda a: probe.delta_ce(with_ids(make(a), probe.hidden, probe.input_ids)),
-        target_delta_ce, initial, evaluations=evaluations, ratio=1.08)
-    codec = refit_side_density(make(calibration.scale), context.hidden, input_ids=input_ids)
-    return FittedCodec(VARIANT, codec, calibration, unit * calibration.scale ** 2)
+    def measure(alpha: float) -> float:
+        reconstruct = with_ids(make(alpha), probe.hidden, probe.input_ids)
+        if not hasattr(probe, "estimate"):
+            return probe.delta_ce(reconstruct)
+        value, stderr[alpha] = probe.estimate(reconstruct)
+        return value
+
+    result = calibrate_scale(measure, target_delta_ce, initial, evaluations=evaluations,
+                             **({"ratio": 1.08} | calibration))
+    if hasattr(result, "stderr"):
+        result.stderr = stderr.get(result.scale)
+    codec = refit_side_density(make(result.scale), context.hidden, input_ids=input_ids)
+    return FittedCodec(VARIANT, codec, result, unit * result.scale ** 2)
