@@ -24,7 +24,8 @@ Usage::
     python benchmarks/codec_bench.py [--splits 8,15] [--variants klt-laplace,klt-context]
                                      [--levels 0.05,0.01] [--windows 32] [--baselines]
                                      [--statistics-windows 32] [--probe-windows 32]
-                                     [--method fit|bracket] [--out FILE] [--no-merge]
+                                     [--method fit|bracket] [--cache DIR]
+                                     [--out FILE] [--no-merge]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from rdgap.codecs import ans
 from rdgap.codecs.baselines import baseline_codecs
 from rdgap.codecs.capture import logits_and_hidden
 from rdgap.codecs.container import header_size
+from rdgap.codecs.fisher import FisherDiagonal
 from rdgap.codecs.fit import VARIANTS, FitContext, fit_codec
 from rdgap.codecs.split import SplitModel
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents, split_documents,
@@ -85,6 +87,28 @@ def _states(model, input_ids: torch.Tensor, splits: list[int]):
             for k in splits:
                 hidden[k].append(states[k])
     return torch.cat(logits), {k: torch.cat(v) for k, v in hidden.items()}
+
+
+def _fit_states(model, fit, splits: list[int], cache: Path | None, tag: str):
+    """Fit-window hidden states at every split, and the Fisher saved for each split by an
+    earlier run with the same ``tag`` under ``cache`` (or None)."""
+    paths = {k: cache / f"fit-{tag}-split{k}.pt" for k in splits} if cache else {}
+    if paths and all(path.is_file() for path in paths.values()):
+        saved = {k: torch.load(path, weights_only=True) for k, path in paths.items()}
+        return ({k: v["hidden"] for k, v in saved.items()},
+                {k: FisherDiagonal(v["rest"].numpy(), v["first"].numpy(), int(v["tokens"]),
+                                   v["matrix"].numpy()) for k, v in saved.items()})
+    return _states(model, fit.input_ids, splits)[1], {k: None for k in splits}
+
+
+def _save_fit_state(cache: Path | None, tag: str, k: int, hidden: torch.Tensor,
+                    fisher: FisherDiagonal) -> None:
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        torch.save({"hidden": hidden, "rest": torch.from_numpy(fisher.rest),
+                    "first": torch.from_numpy(fisher.first), "tokens": fisher.tokens,
+                    "matrix": torch.from_numpy(fisher.matrix)},
+                   cache / f"fit-{tag}-split{k}.pt")
 
 
 def _timed(function, argument):
@@ -130,9 +154,11 @@ def measure(codec, split: SplitModel, hidden: torch.Tensor, input_ids: torch.Ten
 
 def run(splits: list[int], variants: list[str], levels: list[float], windows: int,
         baselines: bool, partial: Path | None = None, statistics_windows: int = STATISTICS_WINDOWS,
-        probe_windows: int = PROBE_WINDOWS, method: str = "fit") -> tuple[list[dict], dict]:
+        probe_windows: int = PROBE_WINDOWS, method: str = "fit",
+        cache: Path | None = None) -> tuple[list[dict], dict]:
     """Rows for every (split, codec, level) requested, and facts about the run (the rows
-    so far are also written to ``partial`` after each split, if given)."""
+    so far are also written to ``partial`` after each split, if given; fit-window hidden
+    states and Fisher are kept under ``cache``, if given, for a later run)."""
     loaded = load_model("smollm2-135m")
     model, tokenizer = loaded.model, loaded.tokenizer
     torch.manual_seed(0)
@@ -144,7 +170,8 @@ def run(splits: list[int], variants: list[str], levels: list[float], windows: in
         raise ValueError(f"probe_windows: the fit documents give only {len(fit)} windows of "
                          f"{WINDOW_LENGTH} tokens, fewer than {statistics_windows} + {probe_windows}")
     ev = token_windows(documents, evaluation, tokenizer, WINDOW_LENGTH, max_windows=windows)
-    _, fit_hidden = _states(model, fit.input_ids, splits)
+    tag = f"{loaded.name}-{statistics_windows}+{probe_windows}x{WINDOW_LENGTH}"
+    fit_hidden, saved_fisher = _fit_states(model, fit, splits, cache, tag)
     exact, ev_hidden = _states(model, ev.input_ids, splits)
     log_p = exact_log_probs(exact)
     docs = ev.document.numpy()
@@ -160,7 +187,10 @@ def run(splits: list[int], variants: list[str], levels: list[float], windows: in
         prefix[k] = time.perf_counter() - start
         start = time.perf_counter()
         context = FitContext.build(split, fit.input_ids, fit_hidden[k],
-                                   statistics_windows=statistics_windows, documents=fit.document)
+                                   statistics_windows=statistics_windows, documents=fit.document,
+                                   fisher=saved_fisher[k])
+        if saved_fisher[k] is None:
+            _save_fit_state(cache, tag, k, fit_hidden[k], context.fisher)
         fit_s[f"{k}:fisher"] = time.perf_counter() - start
         jobs = [(c, c.codec_id, None, {}) for c in (baseline_codecs() if baselines else [])]
         for variant in variants:
@@ -271,6 +301,8 @@ def main() -> None:
                         help="further fit windows for the ΔCE probe of the calibration")
     parser.add_argument("--method", choices=("fit", "bracket"), default="fit",
                         help="step-scale calibration (rdgap.codecs.calibrate.calibrate_scale)")
+    parser.add_argument("--cache", default=None,
+                        help="folder keeping fit-window hidden states and Fisher between runs")
     parser.add_argument("--out", default=str(HERE / "results" / "codec_bench.json"))
     parser.add_argument("--no-merge", action="store_true",
                         help="overwrite the output instead of merging rows into it")
@@ -290,7 +322,8 @@ def main() -> None:
     rows, facts = run(splits, variants, levels, args.windows, args.baselines,
                       partial=Path("/tmp") / f"codec_bench.{out.stem}.partial.json",
                       statistics_windows=args.statistics_windows,
-                      probe_windows=args.probe_windows, method=args.method)
+                      probe_windows=args.probe_windows, method=args.method,
+                      cache=Path(args.cache) if args.cache else None)
     previous = json.loads(out.read_text()) if out.is_file() and not args.no_merge else {}
     rows = merge(previous.get("rows", []), rows)
     bd, targets = summarise(rows)

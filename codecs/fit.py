@@ -60,17 +60,20 @@ class FitContext:
     @classmethod
     def build(cls, split: SplitModel, input_ids: torch.Tensor, hidden: torch.Tensor,
               fisher_samples: int = 1, statistics_windows: int | None = None,
-              documents: torch.Tensor | None = None) -> "FitContext":
+              documents: torch.Tensor | None = None,
+              fisher: FisherDiagonal | None = None) -> "FitContext":
         """Statistics and Fisher from the first ``statistics_windows`` fit windows (default:
         the first half); the ΔCE probe that calibrates the steps from the rest, so that the
         calibration is not flattered by a transform fitted to the very gradients it is
         measured on. ``documents`` (one per window) gives the probe's standard error over
-        documents."""
+        documents. A ``fisher`` given (e.g. saved from an earlier build on the same
+        windows) is used as it is instead of being estimated."""
         count = hidden.shape[0] // 2 if statistics_windows is None else statistics_windows
         if not 1 <= count < hidden.shape[0]:
             raise ValueError(f"statistics_windows: expected 1 ≤ windows < {hidden.shape[0]} "
                              f"(the rest calibrate; ≥ 2 fit windows in all), got {count}")
-        fisher = fisher_diagonal(split, hidden[:count], samples=fisher_samples, full=True)
+        if fisher is None:
+            fisher = fisher_diagonal(split, hidden[:count], samples=fisher_samples, full=True)
         probe = DistortionProbe(split, input_ids[count:], hidden[count:],
                                 documents=None if documents is None else documents[count:])
         return cls(split, hidden[:count], fisher, probe)

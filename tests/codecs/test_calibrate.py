@@ -109,6 +109,8 @@ def test_fit_context_windows_and_calibration_stderr(tiny_model):
     assert fitted.calibration.met
     assert context.probe.delta_ce(fitted.codec.reconstruct) == fitted.calibration.delta_ce
     assert fitted.calibration.stderr is not None and fitted.calibration.stderr > 0
+    again = FitContext.build(split, ids, hidden, statistics_windows=2, fisher=context.fisher)
+    assert again.fisher is context.fisher  # a saved Fisher is used as it is
     for bad in (0, 6):
         with pytest.raises(ValueError, match="statistics_windows"):
             FitContext.build(split, ids, hidden, statistics_windows=bad)
