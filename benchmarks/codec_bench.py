@@ -1,6 +1,6 @@
 """Benchmark the codecs on the embedded default: rate, distortion, speed, BD-rate, targets.
 
-For each split: hidden states of the fit windows (by default 32 for the
+For each split: hidden states of the fit windows (by default 22 for the
 statistics, the Fisher and the entropy models, then 32 more for the ΔCE probe
 that calibrates the step scale) and of ≥ 32 evaluation windows (256 tokens,
 documents never used for fitting), the :class:`rdgap.codecs.fit.FitContext`,
@@ -23,7 +23,7 @@ Usage::
 
     python benchmarks/codec_bench.py [--splits 8,15] [--variants klt-laplace,klt-context]
                                      [--levels 0.05,0.01] [--windows 32] [--baselines]
-                                     [--statistics-windows 32] [--probe-windows 32]
+                                     [--statistics-windows 22] [--probe-windows 32]
                                      [--method fit|bracket] [--cache DIR]
                                      [--out FILE] [--no-merge]
 """
@@ -56,7 +56,8 @@ HERE = Path(__file__).resolve().parent
 ANCHOR = "gaussian-std"
 TARGETS = {0.05: 700.0, 0.01: 1200.0}  # bits/token at ΔCE ≤ level, best split (issue 4)
 WINDOW_LENGTH = 256
-STATISTICS_WINDOWS = 32  # statistics, Fisher, entropy models
+# The fit documents give 54 windows of 256 tokens (one per document):
+STATISTICS_WINDOWS = 22  # statistics, Fisher, entropy models
 PROBE_WINDOWS = 32  # the ΔCE probe that calibrates the step scale
 BATCH = 4
 
