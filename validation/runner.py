@@ -217,6 +217,52 @@ class Stages:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+class Work:
+    """Units of work per architecture and their wall time: the run's cost model.
+
+    ``counts[arch][unit]`` and ``seconds[arch][unit]`` for the units ``suffix`` (one
+    suffix pass over a batch of evaluation windows), ``metrics`` (one codec's
+    distortions of one batch), ``coding`` (one codec's encode + decode + estimate of
+    one batch), ``fit context`` (statistics, Fisher and probe at one split),
+    ``calibration`` (probe passes while fitting the variants; counted from their
+    traces), ``prefix jacobian`` (T10 of the prefix at one split) and
+    ``codec statistics`` (:func:`.statistics.codec_statistics` of one row).
+    """
+
+    def __init__(self):
+        self.counts: dict[str, dict[str, int]] = {}
+        self.seconds: dict[str, dict[str, float]] = {}
+
+    def add(self, arch: str, unit: str, seconds: float, count: int = 1) -> None:
+        counts = self.counts.setdefault(arch, {})
+        times = self.seconds.setdefault(arch, {})
+        counts[unit] = counts.get(unit, 0) + count
+        times[unit] = times.get(unit, 0.0) + seconds
+
+    @contextmanager
+    def __call__(self, arch: str, unit: str, count: int = 1):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(arch, unit, time.perf_counter() - start, count)
+
+    def as_dict(self) -> dict:
+        return {arch: {unit: {"count": self.counts[arch][unit],
+                              "seconds": self.seconds[arch][unit]}
+                       for unit in self.counts[arch]} for arch in self.counts}
+
+    @staticmethod
+    def merged(parts: list[dict]) -> dict:
+        """Sum of several :meth:`as_dict` results (shards of one run)."""
+        total = Work()
+        for part in parts:
+            for arch, units in part.items():
+                for unit, value in units.items():
+                    total.add(arch, unit, value["seconds"], value["count"])
+        return total.as_dict()
+
+
 def _code_windows(coded: _Coded, hidden: torch.Tensor) -> torch.Tensor:
     """Encode and decode each window as one stream; return the reconstructions."""
     codec = coded.codec
@@ -313,9 +359,16 @@ class _Architecture:
         return self.contexts[k]
 
 
-def _fit_job(arch: _Architecture, job: Job, config: ValidateConfig) -> list[_Coded]:
+def _fit_job(arch: _Architecture, job: Job, config: ValidateConfig,
+             work: Work) -> list[_Coded]:
     """Fit and calibrate one variant at one split; with its zstd-of-symbols companion."""
+    if job.split not in arch.contexts:
+        with work(arch.task.name, "fit context"):
+            arch.fit_context(job.split)
+    start = time.perf_counter()
     fitted = fit_codec(job.codec, arch.fit_context(job.split), job.level)
+    work.add(arch.task.name, "calibration", time.perf_counter() - start,
+             len(fitted.calibration.trace))
     primary = arch.task.metrics_names[0]
     level = f"{'dce' if primary == 'delta_ce_nats' else primary}<={job.level:g}"
     coded = [_Coded(fitted.codec, job.codec, level, fitted.calibration.delta_ce,
@@ -351,6 +404,7 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
     config.check()
     started = time.perf_counter()
     stages = Stages()
+    work = Work()
     codecs = codecs if codecs is not None else baseline_codecs()
     by_id = {codec.codec_id: codec for codec in codecs}
     cache = HiddenCache(config.cache_dir)
@@ -385,16 +439,16 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
         bar = tqdm(fitted_jobs, disable=not progress, desc="fit codecs", unit="codec")
         for job in bar:
             bar.set_postfix_str(job.job_id)
-            coded_jobs[job] = _fit_job(archs[job.architecture], job, config)
+            coded_jobs[job] = _fit_job(archs[job.architecture], job, config, work)
     for job in mine:
         if not job.fitted:
             coded_jobs[job] = [_Coded(by_id[job.codec], job.codec)]
 
     with stages("code and evaluate"):
-        _evaluate(archs, mine, coded_jobs, config, progress)
+        _evaluate(archs, mine, coded_jobs, config, progress, work)
 
     with stages("statistics"):
-        _add_statistics(archs, mine, coded_jobs, config, progress)
+        _add_statistics(archs, mine, coded_jobs, config, progress, work)
 
     rows = [row for job in mine for row in _rows(archs[job.architecture], job,
                                                  coded_jobs[job])]
@@ -412,6 +466,7 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
                   "hidden_rejected": cache.rejected},
         "environment": environment(),
         "stages_s": stages.seconds,
+        "work": work.as_dict(),
         "runs": rows,
     }
 
@@ -428,10 +483,11 @@ def _describe(arch: _Architecture) -> dict:
 
 def _evaluate(archs: dict[str, _Architecture], mine: list[Job],
               coded_jobs: dict[Job, list[_Coded]], config: ValidateConfig,
-              progress: bool) -> None:
+              progress: bool, work: Work) -> None:
     """Code every evaluation window with every codec of ``mine``, run the suffix on the
     reconstruction and measure the task's distortions. Identical reconstructions (e.g.
-    fp16 and zstd of fp16) share one suffix pass."""
+    fp16 and zstd of fp16) share one suffix pass and its metrics. Suffix passes run in
+    ``torch.inference_mode`` (no autograd bookkeeping; the outputs only feed metrics)."""
     units = sum(len(coded_jobs[j]) * len(_batches(len(archs[j.architecture].window_set("eval")),
                                                   config.batch_size)) for j in mine)
     bar = tqdm(total=units, disable=not progress, desc="code and evaluate", unit="codec-batch")
@@ -445,7 +501,8 @@ def _evaluate(archs: dict[str, _Architecture], mine: list[Job],
         for batch in _batches(len(windows), config.batch_size):
             inputs = windows.select(batch).inputs
             documents = windows.document[batch].tolist()
-            with torch.no_grad():  # bit-exact with the unsplit model (tested in codecs/split)
+            # bit-exact with the unsplit model (tested in codecs/split)
+            with work(name, "suffix"), torch.inference_mode():
                 reference = arch.task.suffix(deepest, inputs, arch.hidden[("eval", deepest)][batch])
             seen: dict[tuple[int, str], tuple[dict, object]] = {}
             keep = isinstance(reference, torch.Tensor) and \
@@ -456,12 +513,14 @@ def _evaluate(archs: dict[str, _Architecture], mine: list[Job],
                 hidden = arch.hidden[("eval", job.split)][batch]
                 for coded in coded_jobs[job]:
                     bar.set_postfix_str(f"{job.job_id} {coded.name}")
-                    recon = _code_windows(coded, hidden)
+                    with work(name, "coding"):
+                        recon = _code_windows(coded, hidden)
                     key = (job.split, tensor_digest([recon]))
                     if key not in seen:
-                        with torch.no_grad():
+                        with work(name, "suffix"), torch.inference_mode():
                             output = arch.task.suffix(job.split, inputs, recon)
-                        seen[key] = (arch.task.metrics(reference, output, inputs), output)
+                        with work(name, "metrics"):
+                            seen[key] = (arch.task.metrics(reference, output, inputs), output)
                     metrics, output = seen[key]
                     if keep and coded.outputs is not None:
                         coded.outputs.append(output)
@@ -491,7 +550,7 @@ def _corpus_metrics(arch: _Architecture, coded_list: list[_Coded],
 
 def _add_statistics(archs: dict[str, _Architecture], mine: list[Job],
                     coded_jobs: dict[Job, list[_Coded]], config: ValidateConfig,
-                    progress: bool) -> None:
+                    progress: bool, work: Work) -> None:
     """THEORY.md statistics of each row: the split's (T10 of the prefix, once per split)
     and the codec's (T3, T4, T6–T9; :func:`.statistics.codec_statistics`)."""
     bar = tqdm(mine, disable=not progress, desc="statistics", unit="job")
@@ -499,11 +558,12 @@ def _add_statistics(archs: dict[str, _Architecture], mine: list[Job],
         bar.set_postfix_str(job.job_id)
         arch = archs[job.architecture]
         if job.split not in arch.split_statistics:
-            arch.split_statistics[job.split] = _split_statistics(arch, job.split, config)
+            with work(job.architecture, "prefix jacobian"):
+                arch.split_statistics[job.split] = _split_statistics(arch, job.split, config)
         context = arch.contexts.get(job.split)
         for coded in coded_jobs[job]:
-            coded.statistics = dict(arch.split_statistics[job.split]) | \
-                statistics.codec_statistics(
+            with work(job.architecture, "codec statistics"):
+                found = statistics.codec_statistics(
                     coded.codec, arch.hidden[("fit", job.split)],
                     arch.hidden[("eval", job.split)], np.asarray(coded.window_bits),
                     np.asarray(coded.documents),
@@ -511,6 +571,7 @@ def _add_statistics(archs: dict[str, _Architecture], mine: list[Job],
                     else np.asarray(coded.window_estimates),
                     fisher=getattr(context, "fisher", None) if coded.fitted else None,
                     seed=config.seed)
+            coded.statistics = dict(arch.split_statistics[job.split]) | found
 
 
 def _split_statistics(arch: _Architecture, k: int, config: ValidateConfig) -> dict:
@@ -610,6 +671,7 @@ def merge_results(partials: list[dict]) -> dict:
     merged = {key: first[key] for key in first if key not in ("shard", "jobs_done")}
     merged.update(partial=False, shard=None, jobs_done=list(first["jobs"]),
                   architectures=list(architectures.values()), stages_s=stages, runs=runs,
+                  work=Work.merged([p.get("work", {}) for p in partials]),
                   shards=len(partials),
                   cache={k: sum(p["cache"][k] for p in partials) for k in first["cache"]})
     return merged

@@ -85,6 +85,32 @@ def test_shards_merge_into_the_single_run(tiny_model_folder, tmp_path, capsys):
     assert _measured(merged["runs"]) == _measured(single["runs"])
     assert [c["name"] for c in merged["claims"]] == [c["name"] for c in single["claims"]]
     assert "## Claims" in (tmp_path / "merged" / "report.md").read_text()
+    # work per codec adds up; per-split work (reference passes, T10) is repeated by shards
+    merged_work, single_work = (r["work"][tiny_model_folder.name] for r in (merged, single))
+    assert merged_work["coding"]["count"] == single_work["coding"]["count"] == 10
+    assert merged_work["codec statistics"]["count"] == single_work["codec statistics"]["count"]
+    assert merged_work["prefix jacobian"]["count"] == 6 > single_work["prefix jacobian"]["count"]
+
+
+def test_the_run_counts_its_units_of_work(tiny_model_folder, tmp_path):
+    """The cost model's counts follow from the configuration: per split and batch one
+    reference pass and one pass per distinct reconstruction; metrics once per distinct
+    reconstruction; coding once per codec; one calibration probe pass per trace point."""
+    config = _config(tiny_model_folder, tmp_path, splits=[2], windows=6, batch_size=3,
+                     window_length=32, fit_windows=8, variants=("gaussian-fisher",),
+                     levels=(0.2,), zstd_symbols_of="gaussian-fisher")
+    result = run_validation(config, progress=False)
+    work = result["work"][tiny_model_folder.name]
+    batches, codecs = 2, 5 + 2  # 5 baselines, the fitted variant and its zstd-of-symbols
+    distinct = codecs - 2  # zstd-fp16 ≡ fp16, zstd-symbols ≡ its quantizer
+    assert work["coding"]["count"] == batches * codecs
+    assert work["metrics"]["count"] == batches * distinct
+    assert work["suffix"]["count"] == batches * (1 + distinct)
+    assert work["fit context"]["count"] == 1
+    assert 1 <= work["calibration"]["count"] <= 6
+    assert work["prefix jacobian"]["count"] == 1
+    assert work["codec statistics"]["count"] == codecs
+    assert all(unit["seconds"] >= 0 for unit in work.values())
 
 
 def test_bad_merges_are_refused(tiny_model_folder, tmp_path, capsys):
