@@ -47,6 +47,8 @@ from rdgap.codecs.container import header_size
 from rdgap.codecs.fisher import FisherDiagonal
 from rdgap.codecs.fit import VARIANTS, FitContext, fit_codec
 from rdgap.codecs.split import SplitModel
+from rdgap.codecs.token_fit import VARIANT as TOKEN_VARIANT
+from rdgap.codecs.token_fit import fit_token_codec
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents, split_documents,
                                      token_windows)
 from rdgap.validation.distortion import document_estimate, exact_log_probs, per_window_metrics
@@ -56,6 +58,7 @@ HERE = Path(__file__).resolve().parent
 ANCHOR = "gaussian-std"
 TARGETS = {0.05: 700.0, 0.01: 1200.0}  # bits/token at ΔCE ≤ level, best split (issue 4)
 WINDOW_LENGTH = 256
+BENCH_VARIANTS = VARIANTS + (TOKEN_VARIANT,)
 # The fit documents give 54 windows of 256 tokens (one per document):
 STATISTICS_WINDOWS = 22  # statistics, Fisher, entropy models
 PROBE_WINDOWS = 32  # the ΔCE probe that calibrates the step scale
@@ -124,11 +127,13 @@ def measure(codec, split: SplitModel, hidden: torch.Tensor, input_ids: torch.Ten
     total_bytes, estimate, encode_s, decode_s, violations = 0, 0.0, 0.0, 0.0, 0
     recon = torch.empty_like(hidden)
     for w in range(hidden.shape[0]):
-        data, seconds = _timed(codec.encode, hidden[w])
+        # codecs that code the token ids too (klt-context-tokens) take them at the encoder
+        ids = {"input_ids": input_ids[w]} if getattr(codec, "needs_input_ids", False) else {}
+        data, seconds = _timed(lambda h: codec.encode(h, **ids), hidden[w])  # noqa: B023
         recon[w], back = _timed(codec.decode, data)
         encode_s, decode_s = encode_s + seconds, decode_s + back
         total_bytes += len(data)
-        bits = codec.estimate_bits(hidden[w])
+        bits = codec.estimate_bits(hidden[w], **ids)
         estimate = None if bits is None or estimate is None else estimate + bits
         if bits is not None:
             payload = 8 * (len(data) - header_size(codec.codec_id, 2))
@@ -198,7 +203,10 @@ def run(splits: list[int], variants: list[str], levels: list[float], windows: in
             for level in levels:
                 bar.set_postfix_str(f"split {k} fit {variant} ΔCE≤{level}")
                 start = time.perf_counter()
-                fitted = fit_codec(variant, context, level, method=method)
+                fitted = (fit_token_codec(context, fit.input_ids[:statistics_windows], level,
+                                          method=method, ratio=1.02 if method == "fit" else 1.08)
+                          if variant == TOKEN_VARIANT else
+                          fit_codec(variant, context, level, method=method))
                 fit_s[f"{k}:{variant}:{level:g}"] = time.perf_counter() - start
                 calibration = fitted.calibration
                 jobs.append((fitted.codec, variant, f"dce<={level:g}",
@@ -291,7 +299,7 @@ def summarise(rows: list[dict]) -> tuple[dict, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--splits", default="8,15")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(BENCH_VARIANTS))
     parser.add_argument("--levels", default=",".join(str(v) for v in TARGETS))
     parser.add_argument("--windows", type=int, default=32)
     parser.add_argument("--baselines", action="store_true",
@@ -309,9 +317,9 @@ def main() -> None:
                         help="overwrite the output instead of merging rows into it")
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
-    unknown = [v for v in variants if v not in VARIANTS]
+    unknown = [v for v in variants if v not in BENCH_VARIANTS]
     if unknown:
-        parser.error(f"--variants: expected names from {VARIANTS}, got {unknown}")
+        parser.error(f"--variants: expected names from {BENCH_VARIANTS}, got {unknown}")
     for name in ("windows", "statistics_windows", "probe_windows"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: expected ≥ 1, got {getattr(args, name)}")
