@@ -39,9 +39,10 @@ T8 (``rate_interval``)
     bits per token) is the worst case of the stream format: for table codecs
     ``(header + 32 + 64 (1 + lanes) + 1.005 Σ_symbols (max table cost + 40)) / m``
     (every symbol at its most expensive table entry or escape, T2's working
-    form, the escape count and lane flushes), for fixed-size formats their
-    exact size, for zstd the library's compress bound.
-    ``rate_interval_bound_parts`` says where ``B`` comes from (header, flush,
+    form, the escape count and lane flushes; for the context codec every
+    symbol at its worst over all the tables it may pick, plus its side
+    latents), for fixed-size formats their exact size, for zstd the
+    library's compress bound. ``rate_interval_bound_parts`` says where ``B`` comes from (header, flush,
     position 0, positions >= 1 at their worst table entry, and the escapes on
     top): on SmolLM2 (B ≈ 35,300 bits per token) the escapes (40 raw bits +
     the escape entry, possible for every value) are 65 % of ``B``, positions
@@ -284,17 +285,40 @@ def entropy_model_kind(codec, quantizer, has_likelihood: bool = True) -> str | N
     return "joint" if has_likelihood else "generic"
 
 
-def _tables(quantizer):
-    first, rest = getattr(quantizer, "_first_tables", None), getattr(quantizer, "_tables", None)
-    return (first, rest) if isinstance(first, list) and isinstance(rest, list) else (None, None)
+def _in_table(table) -> float:
+    """Worst bits of one value inside ``table`` (+1 bit of T2 table rounding)."""
+    return float(table.neg_log2[:-1].max()) + 1.0
+
+
+def _worst(table) -> float:
+    """Worst bits of one value under ``table``: inside it, or escaped."""
+    return max(_in_table(table), float(table.neg_log2[-1]) + ESCAPE_WORST_BITS + 1.0)
+
+
+def _table_layout(codec, quantizer):
+    """``(side, first, rest)`` of a table codec: the side-latent tables (per token), position
+    0's tables, and ``(channels, tables)`` pairs for positions >= 1 (that many channels
+    whose symbols may use any of those tables); None for other codecs. A :class:`~rdgap.codecs.context.ContextCodec` picks one of its
+    tables ``MIN_INDEX..MAX_INDEX`` per symbol, so each channel may use any of them."""
+    from rdgap.codecs import context
+
+    if isinstance(codec, context.ContextCodec):
+        every = [codec._table(i) for i in range(context.MIN_INDEX, context.MAX_INDEX + 1)]
+        return list(codec._side_tables), list(codec._first_tables), [(codec.channels, every)]
+    first = getattr(quantizer, "_first_tables", None)
+    rest = getattr(quantizer, "_tables", None)
+    if isinstance(first, list) and isinstance(rest, list):
+        return [], first, [(1, [table]) for table in rest]
+    return None
 
 
 def stream_bound_parts(codec, quantizer, tokens: int, channels: int) -> dict | None:
     """Where the worst case ``B`` of one stream comes from, in bits per token.
 
-    ``{"header", "flush", "position_0", "in_table", "escape"}`` for table
-    codecs: the container header; constriction's flush and the lanes' state
-    words; position 0's symbols at their worst entry; positions >= 1 at their
+    ``{"header", "flush", "position_0", "side", "in_table", "escape"}`` for
+    table codecs: the container header; constriction's flush and the lanes'
+    state words; position 0's symbols at their worst entry; side latents (the
+    context codec's hyperprior) at their worst entry; positions >= 1 at their
     most expensive *table entry* (+1 bit of T2 rounding) and, on top of that,
     what an escape costs beyond it (escape entry + :data:`ESCAPE_WORST_BITS`).
     Symbol parts include T2's 0.5 %. Their sum is :func:`stream_bound_bits`.
@@ -311,24 +335,19 @@ def stream_bound_parts(codec, quantizer, tokens: int, channels: int) -> dict | N
         raw = _ZSTD_RAW_BITS[codec.codec_id] * elements / 8
         payload = 8 * (raw + raw / 256 + max(0.0, (131072 - raw) / 2048) + 64)
         return {"header": header / tokens, "payload": payload / tokens}
-    first, rest = _tables(quantizer) if quantizer is not None else (None, None)
-    if first is None:
+    layout = _table_layout(codec, quantizer)
+    if layout is None:
         return None
-    factor = 1 + ans.RELATIVE_OVERHEAD
-
-    def in_table(tables):
-        return sum(float(t.neg_log2[:-1].max()) + 1.0 for t in tables)
-
-    def worst(tables):
-        return sum(max(float(t.neg_log2[:-1].max()),
-                       float(t.neg_log2[-1]) + ESCAPE_WORST_BITS) + 1.0 for t in tables)
-
+    side, first, rest = layout
+    factor, later = 1 + ans.RELATIVE_OVERHEAD, (tokens - 1) / tokens
     lanes = int(getattr(codec, "lanes", 1))
-    rest_in_table = in_table(rest)
+    rest_in_table = sum(count * max(map(_in_table, tables)) for count, tables in rest)
+    rest_worst = sum(count * max(map(_worst, tables)) for count, tables in rest)
     return {"header": header / tokens, "flush": (32 + 64 * (1 + lanes)) / tokens,
-            "position_0": factor * worst(first) / tokens,
-            "in_table": factor * (tokens - 1) * rest_in_table / tokens,
-            "escape": factor * (tokens - 1) * (worst(rest) - rest_in_table) / tokens}
+            "position_0": factor * sum(map(_worst, first)) / tokens,
+            "side": factor * later * sum(map(_worst, side)),
+            "in_table": factor * later * rest_in_table,
+            "escape": factor * later * (rest_worst - rest_in_table)}
 
 
 def stream_bound_bits(codec, quantizer, tokens: int, channels: int) -> float | None:

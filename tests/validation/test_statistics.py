@@ -286,7 +286,8 @@ def test_gibbs_sample_figures_are_none_without_own_symbols(source):
 
 def test_stream_bound_parts_sum_to_the_range_and_escapes_dominate(matched):
     parts = matched["rate_interval_bound_parts"]
-    assert set(parts) == {"header", "flush", "position_0", "in_table", "escape"}
+    assert set(parts) == {"header", "flush", "position_0", "side", "in_table", "escape"}
+    assert parts["side"] == 0.0                                  # no side latents
     assert sum(parts.values()) == pytest.approx(matched["rate_interval_bound"], rel=1e-12)
     assert parts["escape"] > parts["in_table"] > parts["position_0"]
 
@@ -423,3 +424,24 @@ def test_context_codec_entropy_network_is_its_predictor():
                          estimated_bits=estimated)
     assert s["entropy_model"] == "joint" and s["gibbs_sample_floor"] is None
     assert 0.98 * exact <= s["t10_entropy_model_lipschitz"] <= exact * (1 + 1e-9)
+
+
+def test_context_codec_gets_a_t8_interval_from_its_worst_case():
+    """B of the context codec: every symbol at its worst over all tables it may pick, side
+    latents and position 0 included; every stream stays below it, T8 is reported."""
+    from rdgap.codecs import context
+
+    codec, fit, evaluation = _context_codec()
+    bits = np.array([8.0 * len(codec.encode(w)) for w in evaluation])
+    estimated = np.array([codec.estimate_bits(w) for w in evaluation])
+    s = codec_statistics(codec, fit, evaluation, bits, np.arange(evaluation.shape[0]),
+                         estimated_bits=estimated)
+    parts, tokens = s["rate_interval_bound_parts"], evaluation.shape[1]
+    every = [codec._table(i) for i in range(context.MIN_INDEX, context.MAX_INDEX + 1)]
+    worst = max(max(t.neg_log2[:-1].max(), t.neg_log2[-1] + 40.0) + 1.0 for t in every)
+    rest = 1.005 * (tokens - 1) * evaluation.shape[2] * worst / tokens
+    assert parts["in_table"] + parts["escape"] == pytest.approx(rest, rel=1e-12)
+    assert parts["side"] > 0 and parts["position_0"] > 0
+    assert (bits / tokens).max() < s["rate_interval_bound"]
+    low, high = s["rate_interval"]
+    assert low <= s["rate_actual"] <= high and s["t8_documents_needed"]["hoeffding"] > 1
