@@ -1,9 +1,13 @@
 """Throughput of encode + decode on real SmolLM2 hidden states, one thread.
 
-Prints million symbols (tokens × channels) per second for every codec, next
-to two named baselines measured in the same run on the same windows: the fp16
-cast codec, and the prefix forward pass that produces the hidden states (the
-codec should cost less than the computation it sits behind).
+Prints million symbols (tokens × channels), thousand tokens and MB of fp16
+input per second, encode and decode, for every codec, next to two named
+baselines measured in the same run on the same windows: the fp16 cast codec,
+and the prefix forward pass that produces the hidden states (the codec should
+cost less than the computation it sits behind; issue 4). The joint codecs
+``klt-context`` and ``klt-context-tokens`` (its encoder gets the token ids) are
+fitted once, at THEORY.md T7's step scale for ``--level`` without the ΔCE
+calibration (a representative rate; the measured bits/token are printed).
 
 Usage::
 
@@ -19,8 +23,13 @@ import numpy as np
 import torch
 
 from rdgap.codecs.baselines import baseline_codecs
+from rdgap.codecs.context_fit import fit_context_codec
 from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
+from rdgap.codecs.fisher import fisher_diagonal
+from rdgap.codecs.fit import FitContext, _base_steps, _predicted
 from rdgap.codecs.split import SplitModel
+from rdgap.codecs.token_context import fit_token_context_codec
+from rdgap.codecs.token_fit import embedding_table
 from rdgap.codecs.transform import fisher_klt
 from rdgap.validation.corpus import load_documents, split_documents, token_windows
 from rdgap.validation.models import load_model
@@ -35,21 +44,45 @@ def best_time(function, repeat: int) -> float:
     return min(times)
 
 
+def joint_codecs(split: SplitModel, hidden: torch.Tensor, input_ids: torch.Tensor,
+                 level: float) -> list:
+    """``klt-context`` and ``klt-context-tokens`` fitted on ``hidden`` at T7's step scale
+    for ΔCE ``level`` (``α = √(level / predicted ΔCE at α = 1)``, THEORY.md T7), with no
+    calibration pass."""
+    fisher = fisher_diagonal(split, hidden, samples=1, full=True)
+    context = FitContext(split, hidden, fisher, probe=None)
+    stats, base, first_base, klt, _ = _base_steps("klt-context", context)
+    alpha = float(np.sqrt(level / _predicted("klt-context", fisher, base, first_base)))
+    common = (stats.mean, klt.analysis, klt.synthesis, alpha * base, stats.first_mean,
+              stats.first_scale, alpha * first_base)
+    return [fit_context_codec(hidden, *common, label=f"klt-context T7 scale={alpha:.4g}"),
+            fit_token_context_codec(hidden, input_ids, embedding_table(context), *common,
+                                    label=f"klt-context-tokens T7 scale={alpha:.4g}")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", type=int, default=15)
     parser.add_argument("--windows", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--joint-windows", type=int, default=10,
+                        help="fit windows of the joint codecs (≥ 10: the 576 × 576 KLT)")
+    parser.add_argument("--level", type=float, default=0.05,
+                        help="ΔCE level whose T7 step scale the joint codecs use")
     args = parser.parse_args()
-    torch.set_num_threads(1)
     loaded = load_model("smollm2-135m")
     documents = load_documents()
     fit, evaluation = split_documents(len(documents))
     split = SplitModel(loaded.model, args.split)
-    fit_ids = token_windows(documents, fit, loaded.tokenizer, 256, max_windows=8).input_ids
+    joint_ids = token_windows(documents, fit, loaded.tokenizer, 256,
+                              max_windows=max(args.joint_windows, 8)).input_ids
     eval_ids = token_windows(documents, evaluation, loaded.tokenizer, 256,
                              max_windows=args.windows).input_ids
-    fit_hidden = split.prefix(fit_ids)
+    joint_hidden = split.prefix(joint_ids)
+    joint = joint_codecs(split, joint_hidden[:args.joint_windows],
+                         joint_ids[:args.joint_windows], args.level)
+    torch.set_num_threads(1)  # fitting above may use every core; the timings use one
+    fit_hidden = joint_hidden[:8]
     prefix_s = best_time(lambda: split.prefix(eval_ids), 1)
     hidden = split.prefix(eval_ids)
     symbols = hidden.shape[0] * hidden.shape[1] * hidden.shape[2]
@@ -62,22 +95,34 @@ def main() -> None:
         FactorizedCodec(stats, 0.5 * stats.scale, 0.5 * stats.first_scale, "laplace"),
         FactorizedCodec(klt_stats, 0.5 * np.median(klt_stats.scale) * np.ones(hidden.shape[2]),
                         0.5 * stats.first_scale, "laplace", analysis=klt.analysis,
-                        synthesis=klt.synthesis)]
+                        synthesis=klt.synthesis)] + joint
     print(f"SmolLM2-135M split {args.split}: {hidden.shape[0]} windows × {hidden.shape[1]} "
-          f"tokens × {hidden.shape[2]} channels = {symbols / 1e6:.2f} M symbols; one thread")
+          f"tokens × {hidden.shape[2]} channels = {symbols / 1e6:.2f} M symbols "
+          f"({symbols * 2 / 1e6:.2f} MB as fp16); one thread")
     print(f"prefix forward pass: {prefix_s:.2f} s")
-    print(f"{'codec':>20} {'encode Msym/s':>14} {'decode Msym/s':>14} {'enc+dec s':>10} "
-          f"{'vs fp16':>8} {'vs prefix':>10}")
+    print(f"joint codecs fitted on {args.joint_windows} windows at T7's step scale for ΔCE "
+          f"{args.level} (no calibration; a representative rate, bits/token below)")
+    print(f"{'codec':>20} {'bits/tok':>9} {'enc Msym/s':>11} {'dec Msym/s':>11} "
+          f"{'enc ktok/s':>11} {'dec ktok/s':>11} {'enc MB/s':>9} {'dec MB/s':>9} "
+          f"{'enc+dec s':>10} {'vs fp16':>8} {'vs prefix':>10}")
+    tokens = hidden.shape[0] * hidden.shape[1]
     fp16_s = None
     for codec in codecs:
-        streams = [codec.encode(w) for w in hidden]
-        encode_s = best_time(lambda: [codec.encode(w) for w in hidden], args.repeat)
+        ids = eval_ids if codec.codec_id == "klt-context-tokens" else [None] * len(hidden)
+        encode = (lambda w, i: codec.encode(w, input_ids=i)) if ids is eval_ids else \
+            (lambda w, i: codec.encode(w))
+        streams = [encode(w, i) for w, i in zip(hidden, ids)]
+        encode_s = best_time(lambda: [encode(w, i) for w, i in zip(hidden, ids)], args.repeat)
         decode_s = best_time(lambda: [codec.decode(s) for s in streams], args.repeat)
         total = encode_s + decode_s
         fp16_s = fp16_s or total
-        name = codec.codec_id
-        print(f"{name:>20} {symbols / encode_s / 1e6:>14.1f} {symbols / decode_s / 1e6:>14.1f} "
-              f"{total:>10.3f} {total / fp16_s:>7.1f}× {total / prefix_s:>9.2f}×")
+        bits = 8 * sum(len(s) for s in streams) / tokens
+        rates = [symbols / encode_s / 1e6, symbols / decode_s / 1e6, tokens / encode_s / 1e3,
+                 tokens / decode_s / 1e3, 2 * symbols / encode_s / 1e6,
+                 2 * symbols / decode_s / 1e6]
+        print(f"{codec.codec_id:>20} {bits:>9.0f} " + " ".join(
+            f"{r:>{w}.1f}" for r, w in zip(rates, (11, 11, 11, 11, 9, 9)))
+            + f" {total:>10.3f} {total / fp16_s:>7.1f}× {total / prefix_s:>9.2f}×")
 
 
 if __name__ == "__main__":
