@@ -26,7 +26,7 @@ from rdgap.codecs.baselines import baseline_codecs
 from rdgap.codecs.context_fit import fit_context_codec
 from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
 from rdgap.codecs.fisher import fisher_diagonal
-from rdgap.codecs.fit import FitContext, _base_steps, _predicted
+from rdgap.codecs.fit import FitContext, base_steps, unit_delta_ce
 from rdgap.codecs.split import SplitModel
 from rdgap.codecs.token_context import fit_token_context_codec
 from rdgap.codecs.token_fit import embedding_table
@@ -51,8 +51,8 @@ def joint_codecs(split: SplitModel, hidden: torch.Tensor, input_ids: torch.Tenso
     calibration pass."""
     fisher = fisher_diagonal(split, hidden, samples=1, full=True)
     context = FitContext(split, hidden, fisher, probe=None)
-    stats, base, first_base, klt, _ = _base_steps("klt-context", context)
-    alpha = float(np.sqrt(level / _predicted("klt-context", fisher, base, first_base)))
+    stats, base, first_base, klt, _ = base_steps("klt-context", context)
+    alpha = float(np.sqrt(level / unit_delta_ce("klt-context", fisher, base, first_base)))
     common = (stats.mean, klt.analysis, klt.synthesis, alpha * base, stats.first_mean,
               stats.first_scale, alpha * first_base)
     return [fit_context_codec(hidden, *common, label=f"klt-context T7 scale={alpha:.4g}"),

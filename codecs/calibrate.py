@@ -57,23 +57,28 @@ class DistortionProbe:
             values.append(-log_probs.gather(-1, ids[:, 1:, None]).squeeze(-1))
         return torch.cat(values)
 
-    def per_window(self, reconstruct: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def per_window(self, reconstruct: Callable[..., torch.Tensor],
+                   with_ids: bool = False) -> torch.Tensor:
         """``(windows, tokens − 1)`` ΔCE of every predicted token when every window's
-        hidden state is replaced by ``reconstruct(window)``."""
-        recon = torch.stack([reconstruct(window) for window in self.hidden])
+        hidden state is replaced by ``reconstruct(window)`` — or by
+        ``reconstruct(window, ids)`` with the window's token ids if ``with_ids`` (for
+        codecs that code the ids too, e.g. :mod:`rdgap.codecs.token_context`)."""
+        recon = torch.stack([reconstruct(window, ids) if with_ids else reconstruct(window)
+                             for window, ids in zip(self.hidden, self.input_ids)])
         return self._ce(recon) - self.exact_ce
 
-    def delta_ce(self, reconstruct: Callable[[torch.Tensor], torch.Tensor]) -> float:
-        """Mean ΔCE when every window's hidden state is replaced by ``reconstruct(window)``."""
-        return float(self.per_window(reconstruct).mean())
+    def delta_ce(self, reconstruct: Callable[..., torch.Tensor],
+                 with_ids: bool = False) -> float:
+        """Mean ΔCE of :meth:`per_window`."""
+        return float(self.per_window(reconstruct, with_ids).mean())
 
-    def estimate(self, reconstruct: Callable[[torch.Tensor], torch.Tensor]):
-        """Mean ΔCE and its standard error over documents
+    def estimate(self, reconstruct: Callable[..., torch.Tensor], with_ids: bool = False):
+        """Mean ΔCE of :meth:`per_window` and its standard error over documents
         (:func:`rdgap.validation.distortion.document_estimate`); the mean is exactly
         :meth:`delta_ce`'s."""
         from rdgap.validation.distortion import document_estimate
 
-        values = self.per_window(reconstruct)
+        values = self.per_window(reconstruct, with_ids)
         spread = document_estimate(values.mean(1).numpy(), self.documents)
         return float(values.mean()), spread.stderr
 

@@ -87,7 +87,7 @@ class FittedCodec:
     predicted_delta_ce: float
 
 
-def _base_steps(variant: str, context: FitContext):
+def base_steps(variant: str, context: FitContext):
     """Statistics, per-channel base steps (rest, first), and optional transform."""
     family = "gaussian" if variant.startswith("gaussian") else "laplace"
     fisher = context.fisher
@@ -108,7 +108,11 @@ def _base_steps(variant: str, context: FitContext):
     return stats, 1 / np.sqrt(fisher.rest), 1 / np.sqrt(fisher.first), None, family
 
 
-def _predicted(variant: str, fisher: FisherDiagonal, step, first_step) -> float:
+def unit_delta_ce(variant: str, fisher: FisherDiagonal, step, first_step) -> float:
+    """THEORY.md T7's predicted ΔCE (nats/token) of ``variant`` at steps ``step`` (rest)
+    and ``first_step`` (position 0): ``Σ F_jj Δ_j² / 24`` per token, with ``F = I`` in
+    the Fisher-whitened KLT domain. A prediction (second order, uniform independent
+    errors), not a bound; ΔCE at scale ``α`` is predicted as ``α²`` times this."""
     if variant in KLT_VARIANTS:  # isotropic distortion in the whitened domain (F_Z = I)
         rest = float(np.sum(step ** 2) / 24.0) * (fisher.tokens - 1) / fisher.tokens
         return rest + float(np.sum(fisher.first * first_step ** 2) / 24.0) / fisher.tokens
@@ -136,12 +140,12 @@ def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
-    stats, base, first_base, klt, family = _base_steps(variant, context)
+    stats, base, first_base, klt, family = base_steps(variant, context)
     analysis = synthesis = None
     if klt is not None:
         analysis, synthesis = klt.analysis, klt.synthesis
 
-    unit = _predicted(variant, context.fisher, base, first_base)
+    unit = unit_delta_ce(variant, context.fisher, base, first_base)
     initial = float(np.sqrt(target_delta_ce / unit))  # T7: ΔCE ∝ α²
     reference = None
     if variant == "klt-context":  # fitted once, at T7's scale; other scales only rescale it

@@ -15,7 +15,7 @@ import torch
 
 from .calibrate import calibrate_scale
 from .context_fit import refit_side_density
-from .fit import FitContext, FittedCodec, _base_steps, _predicted
+from .fit import FitContext, FittedCodec, base_steps, unit_delta_ce
 from .token_context import TokenContextCodec, fit_token_context_codec
 
 VARIANT = "klt-context-tokens"
@@ -24,22 +24,6 @@ VARIANT = "klt-context-tokens"
 def embedding_table(context: FitContext) -> np.ndarray:
     """The LM's token-embedding table (``(V, D)`` float32) of the split's model."""
     return context.split.model.get_input_embeddings().weight.detach().float().numpy()
-
-
-def with_ids(codec: TokenContextCodec, hidden: torch.Tensor, input_ids: torch.Tensor):
-    """``reconstruct(window)`` for the windows of ``hidden`` (as a probe iterates them):
-    each window's ids are found by the window's storage address, else by equality."""
-    by_address = {hidden[w].data_ptr(): w for w in range(hidden.shape[0])}
-
-    def reconstruct(window: torch.Tensor) -> torch.Tensor:
-        w = by_address.get(window.data_ptr())
-        if w is None:
-            w = next((i for i in range(hidden.shape[0]) if torch.equal(hidden[i], window)), None)
-        if w is None:
-            raise ValueError("window: expected one of the probe's windows (its ids are needed)")
-        return codec.reconstruct(window, input_ids=input_ids[w])
-
-    return reconstruct
 
 
 def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
@@ -74,8 +58,8 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
         raise ValueError(f"input_ids: expected the ids of the statistics windows, shape "
                          f"{tuple(context.hidden.shape[:2])}, got {tuple(input_ids.shape)}")
     table = embedding_table(context) if embedding is None else embedding
-    stats, base, first_base, klt, _ = _base_steps("klt-context", context)
-    unit = _predicted("klt-context", context.fisher, base, first_base)
+    stats, base, first_base, klt, _ = base_steps("klt-context", context)
+    unit = unit_delta_ce("klt-context", context.fisher, base, first_base)
     initial = float(np.sqrt(target_delta_ce / unit))  # T7: ΔCE ∝ α²
     reference = fit_token_context_codec(context.hidden, input_ids, table, stats.mean,
                                         klt.analysis, klt.synthesis, initial * base,
@@ -90,15 +74,13 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
         return reference.rescaled(alpha / initial, label=f"{reference.label} scale={alpha:.6g}")
 
     def measure(alpha: float) -> float:
-        reconstruct = with_ids(make(alpha), probe.hidden, probe.input_ids)
-        if not hasattr(probe, "estimate"):
-            return probe.delta_ce(reconstruct)
-        value, stderr[alpha] = probe.estimate(reconstruct)
+        codec = make(alpha)
+        value, stderr[alpha] = probe.estimate(
+            lambda window, ids: codec.reconstruct(window, input_ids=ids), with_ids=True)
         return value
 
     result = calibrate_scale(measure, target_delta_ce, initial, evaluations=evaluations,
                              **({"ratio": 1.08} | calibration))
-    if hasattr(result, "stderr"):
-        result.stderr = stderr.get(result.scale)
+    result.stderr = stderr.get(result.scale)
     codec = refit_side_density(make(result.scale), context.hidden, input_ids=input_ids)
     return FittedCodec(VARIANT, codec, result, unit * result.scale ** 2)

@@ -93,6 +93,15 @@ def test_probe_is_deterministic_across_batching_and_threads(tiny_model):
     documents = torch.tensor([0, 0, 1, 1, 2, 2])
     mean, stderr = DistortionProbe(split, ids, hidden, documents=documents).estimate(reconstruct)
     assert mean == values[0] and stderr > 0
+    seen = []
+
+    def reconstruct_with_ids(window, window_ids):  # each window must come with its own ids
+        seen.append(window_ids)
+        return window + noise * (window_ids[0] % 2 + 1)
+
+    probe = DistortionProbe(split, ids, hidden)
+    probe.delta_ce(reconstruct_with_ids, with_ids=True)
+    assert torch.equal(torch.stack(seen), ids)
     with pytest.raises(ValueError, match="documents"):
         DistortionProbe(split, ids, hidden, documents=documents[:4])
 

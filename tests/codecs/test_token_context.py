@@ -199,7 +199,7 @@ def test_fit_token_codec_calibrates_with_the_ids(tiny_model):
     calibration's ΔCE; the codec predicts from the model's own embedding table."""
     from rdgap.codecs.fit import FitContext
     from rdgap.codecs.split import SplitModel
-    from rdgap.codecs.token_fit import fit_token_codec, with_ids
+    from rdgap.codecs.token_fit import fit_token_codec
 
     ids = torch.randint(0, 128, (12, 48), generator=torch.Generator().manual_seed(0))
     split = SplitModel(tiny_model, 2)
@@ -212,12 +212,10 @@ def test_fit_token_codec_calibrates_with_the_ids(tiny_model):
     assert isinstance(codec, TokenContextCodec) and fitted.calibration.met
     assert codec.vocabulary == tiny_model.get_input_embeddings().weight.shape[0]
     probe = context.probe
-    assert probe.delta_ce(with_ids(codec, probe.hidden, probe.input_ids)) \
+    assert probe.delta_ce(lambda w, i: codec.reconstruct(w, input_ids=i), with_ids=True) \
         == fitted.calibration.delta_ce <= 0.02
     window, window_ids = hidden[-1], ids[-1]
     assert torch.equal(codec.decode(codec.encode(window, input_ids=window_ids)),
                        codec.reconstruct(window, input_ids=window_ids))
     with pytest.raises(ValueError, match="input_ids"):
         fit_token_codec(context, ids, 0.02)
-    with pytest.raises(ValueError, match="window"):
-        with_ids(codec, probe.hidden, probe.input_ids)(torch.zeros_like(window))
