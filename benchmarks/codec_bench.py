@@ -24,7 +24,7 @@ Usage::
     python benchmarks/codec_bench.py [--splits 8,15] [--variants klt-laplace,klt-context]
                                      [--levels 0.05,0.01] [--windows 32] [--baselines]
                                      [--statistics-windows 22] [--probe-windows 32]
-                                     [--method fit|bracket] [--cache DIR]
+                                     [--method fit|bracket] [--margin Z] [--cache DIR]
                                      [--out FILE] [--no-merge]
 """
 
@@ -60,16 +60,18 @@ TARGETS = {0.05: 700.0, 0.01: 1200.0}  # bits/token at ΔCE ≤ level, best spli
 WINDOW_LENGTH = 256
 
 
-def _fit_token(context, input_ids, level, method):
+def _fit_token(context, input_ids, level, method, margin=0.0):
     return fit_token_codec(context, input_ids, level, method=method,
-                           ratio=1.02 if method == "fit" else 1.08)
+                           ratio=1.02 if method == "fit" else 1.08, margin=margin)
 
 
 #: How each benchmarked variant is fitted: ``fitter(context, input_ids, level, method)``,
-#: ``input_ids`` the ids of the statistics windows (``context.hidden``). Variants outside
+#: ``input_ids`` the ids of the statistics windows (``context.hidden``); ``--margin z``
+#: adds ``margin=z`` (only when z ≠ 0). Variants outside
 #: :data:`rdgap.codecs.fit.VARIANTS` register here.
-FITTERS = {variant: (lambda context, ids, level, method, variant=variant:
-                     fit_codec(variant, context, level, method=method)) for variant in VARIANTS}
+FITTERS = {variant: (lambda context, ids, level, method, variant=variant, margin=0.0:
+                     fit_codec(variant, context, level, method=method, margin=margin))
+           for variant in VARIANTS}
 FITTERS[TOKEN_VARIANT] = _fit_token
 BENCH_VARIANTS = tuple(FITTERS)
 # The fit documents give 54 windows of 256 tokens (one per document):
@@ -174,7 +176,7 @@ def measure(codec, split: SplitModel, hidden: torch.Tensor, input_ids: torch.Ten
 def run(splits: list[int], variants: list[str], levels: list[float], windows: int,
         baselines: bool, partial: Path | None = None, statistics_windows: int = STATISTICS_WINDOWS,
         probe_windows: int = PROBE_WINDOWS, method: str = "fit",
-        cache: Path | None = None) -> tuple[list[dict], dict]:
+        cache: Path | None = None, margin: float = 0.0) -> tuple[list[dict], dict]:
     """Rows for every (split, codec, level) requested, and facts about the run (the rows
     so far are also written to ``partial`` after each split, if given; fit-window hidden
     states and Fisher are kept under ``cache``, if given, for a later run)."""
@@ -217,7 +219,7 @@ def run(splits: list[int], variants: list[str], levels: list[float], windows: in
                 bar.set_postfix_str(f"split {k} fit {variant} ΔCE≤{level}")
                 start = time.perf_counter()
                 fitted = FITTERS[variant](context, fit.input_ids[:statistics_windows], level,
-                                          method)
+                                          method, **({"margin": margin} if margin else {}))
                 fit_s[f"{k}:{variant}:{level:g}"] = time.perf_counter() - start
                 calibration = fitted.calibration
                 jobs.append((fitted.codec, variant, f"dce<={level:g}",
@@ -227,6 +229,8 @@ def run(splits: list[int], variants: list[str], levels: list[float], windows: in
                               "scale": calibration.scale, "fitted_scale": calibration.fitted_scale,
                               "exponent": calibration.exponent,
                               "calibration_trace": calibration.trace, "method": method,
+                              "margin": margin,
+                              "fit_delta_ce_upper_nats": calibration.upper,
                               "fit_s": fit_s[f"{k}:{variant}:{level:g}"]}))
         for codec, name, level, extra in jobs:
             bar.set_postfix_str(f"split {k} code {name} {level or ''}")
@@ -321,6 +325,8 @@ def main() -> None:
                         help="further fit windows for the ΔCE probe of the calibration")
     parser.add_argument("--method", choices=("fit", "bracket"), default="fit",
                         help="step-scale calibration (rdgap.codecs.calibrate.calibrate_scale)")
+    parser.add_argument("--margin", type=float, default=0.0,
+                        help="calibrate so that probe ΔCE + MARGIN standard errors ≤ level")
     parser.add_argument("--cache", default=None,
                         help="folder keeping fit-window hidden states and Fisher between runs")
     parser.add_argument("--out", default=str(HERE / "results" / "codec_bench.json"))
@@ -343,7 +349,7 @@ def main() -> None:
                       partial=Path("/tmp") / f"codec_bench.{out.stem}.partial.json",
                       statistics_windows=args.statistics_windows,
                       probe_windows=args.probe_windows, method=args.method,
-                      cache=Path(args.cache) if args.cache else None)
+                      margin=args.margin, cache=Path(args.cache) if args.cache else None)
     previous = json.loads(out.read_text()) if out.is_file() and not args.no_merge else {}
     rows = merge(previous.get("rows", []), rows)
     bd, targets = summarise(rows)
@@ -351,7 +357,7 @@ def main() -> None:
         "splits": splits, "variants": variants, "levels": levels, "windows": args.windows,
         "baselines": args.baselines, "statistics_windows": args.statistics_windows,
         "probe_windows": args.probe_windows, "method": args.method,
-        "seconds": time.perf_counter() - started,
+        "margin": args.margin, "seconds": time.perf_counter() - started,
         "fit_s": facts["fit_s"]}]
     document = {"schema_version": 2, "generator": "rdgap benchmarks/codec_bench.py",
                 "model": facts["model"], "corpus": facts["corpus"], "anchor": ANCHOR,

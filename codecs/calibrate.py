@@ -104,6 +104,11 @@ class Calibration:
         The fitted exponent ``p`` of ``ΔCE ∝ α^p`` (THEORY.md T7: ``p ≈ 2``).
     stderr : float or None
         Standard error over documents of ``delta_ce``, where the measure gives one.
+    margin : float
+        The ``z`` of the criterion ``ΔCE + z·s.e. ≤ target`` (0: the mean alone).
+    upper : float or None
+        ``delta_ce + margin·stderr``, the upper confidence bound the choice met
+        (equal to ``delta_ce`` for ``margin = 0``).
     """
 
     scale: float
@@ -114,6 +119,8 @@ class Calibration:
     fitted_scale: float | None = None
     exponent: float | None = None
     stderr: float | None = None
+    margin: float = 0.0
+    upper: float | None = None
 
 
 def power_law(trace: list[tuple[float, float]], target: float,
@@ -159,15 +166,25 @@ def power_law(trace: list[tuple[float, float]], target: float,
     return math.exp((math.log(target) - a) / p), p
 
 
-def calibrate_scale(measure: Callable[[float], float], target: float, initial: float,
-                    evaluations: int = 7, ratio: float = 1.15,
-                    method: str = "fit") -> Calibration:
+def calibrate_scale(measure: Callable[[float], float | tuple[float, float | None]],
+                    target: float, initial: float, evaluations: int = 7, ratio: float = 1.15,
+                    method: str = "fit", margin: float = 0.0) -> Calibration:
     """A scale ``α`` with ``measure(α) ≤ target``, as large as the measurements allow.
+
+    With a ``margin`` ``z > 0`` the criterion is the upper confidence bound
+    ``ΔCE(α) + z·s.e.(α) ≤ target``, with the standard error over documents
+    measured at each scale: the search and the power law below then run on the
+    bounds. Both the mean and its standard error scale as ``α²`` at high
+    resolution (THEORY.md T7: every window's ΔCE ≈ ``α²·Σ F Δ²/24``, so their
+    spread across documents does too), hence the bound follows the same power
+    law and the least-squares fit applies to it unchanged.
 
     Parameters
     ----------
     measure : callable
-        ΔCE at scale ``α`` (increasing in ``α`` up to noise).
+        ΔCE at scale ``α`` (increasing in ``α`` up to noise), or a pair
+        ``(ΔCE, standard error)`` (the error may be None where unknown; a margin
+        then needs it).
     target : float
         ΔCE target in nats per token (> 0).
     initial : float
@@ -186,11 +203,18 @@ def calibrate_scale(measure: Callable[[float], float], target: float, initial: f
         upward bias of picking the largest point that happens to measure below
         the target. ``"bracket"``: the largest scale that measured ≤ target, by
         bracketing and geometric bisection, to within ``ratio``.
+    margin : float
+        ``z ≥ 0`` of the criterion ``ΔCE + z·s.e. ≤ target`` (default 0: the mean
+        alone, the behaviour without a margin). ``z = 1`` asks the fit windows'
+        one-standard-error upper bound to meet the target, so that a level near
+        the noise of the probe (e.g. ΔCE 0.01 on 32 windows) is met by the
+        evaluation windows' mean more often than half the time.
 
     Returns
     -------
     Calibration
-        ``met`` only when the returned scale *measured* ≤ target.
+        ``met`` only when the returned scale *measured* ≤ target (its bound, with
+        a margin); ``trace`` holds the measured means, ``upper`` the bound.
     """
     if not target > 0:
         raise ValueError(f"target: expected a ΔCE target > 0 nats/token, got {target}")
@@ -200,10 +224,32 @@ def calibrate_scale(measure: Callable[[float], float], target: float, initial: f
         raise ValueError(f"ratio: expected a scale resolution > 1, got {ratio}")
     if evaluations < 1:
         raise ValueError(f"evaluations: expected ≥ 1, got {evaluations}")
-    if method == "bracket":
-        return _bracket(measure, target, initial, evaluations, ratio)
-    if method != "fit":
+    if not margin >= 0:
+        raise ValueError(f"margin: expected z ≥ 0 standard errors, got {margin}")
+    if method not in ("fit", "bracket"):
         raise ValueError(f"method: expected 'fit' or 'bracket', got {method!r}")
+    measured: list[tuple[float, float | None]] = []  # (mean, s.e.) of every call, in order
+
+    def bound(alpha: float) -> float:
+        result = measure(alpha)
+        value, stderr = result if isinstance(result, tuple) else (result, None)
+        if margin and stderr is None:
+            raise ValueError(f"margin: z = {margin} needs a measure that returns "
+                             f"(ΔCE, standard error); it returned {result!r}")
+        measured.append((float(value), stderr))
+        return float(value) + margin * (stderr or 0.0)
+
+    search = _bracket if method == "bracket" else _fitted
+    chosen = search(bound, target, initial, evaluations, ratio)  # its trace: the bounds
+    chosen.upper = chosen.delta_ce
+    chosen.delta_ce, chosen.stderr = measured[chosen.trace.index((chosen.scale, chosen.upper))]
+    chosen.trace = [(a, mean) for (a, _), (mean, _) in zip(chosen.trace, measured)]
+    chosen.margin = float(margin)
+    return chosen
+
+
+def _fitted(measure, target, initial, evaluations, ratio) -> Calibration:
+    """``calibrate_scale(method="fit")`` on the criterion values ``measure(α)``."""
     trace: list[tuple[float, float]] = []
     alpha = initial
     fitted = exponent = None

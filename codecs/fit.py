@@ -120,7 +120,7 @@ def unit_delta_ce(variant: str, fisher: FisherDiagonal, step, first_step) -> flo
 
 
 def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
-              evaluations: int = 6, method: str = "fit") -> FittedCodec:
+              evaluations: int = 6, method: str = "fit", margin: float = 0.0) -> FittedCodec:
     """The cheapest codec of ``variant`` whose ΔCE on the fit windows meets the target.
 
     Parameters
@@ -137,6 +137,10 @@ def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
         How :func:`rdgap.codecs.calibrate.calibrate_scale` chooses the step scale:
         from a least-squares power law through every scale tried (resolution 2 %),
         or by bracketing (resolution 8 %, the previous default).
+    margin : float
+        ``z ≥ 0``: the chosen scale's probe ΔCE plus ``z`` standard errors over
+        documents must meet the target (:func:`rdgap.codecs.calibrate.calibrate_scale`;
+        0, the default: the probe mean alone). Needs a probe with ``estimate``.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
@@ -161,18 +165,15 @@ def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
                                label=f"{variant} scale={alpha:.6g}",
                                analysis=analysis, synthesis=synthesis)
 
-    stderr: dict[float, float | None] = {}
-
-    def measure(alpha: float) -> float:
+    def measure(alpha: float) -> float | tuple[float, float | None]:
         reconstruct = make(alpha).reconstruct
         if not hasattr(context.probe, "estimate"):  # e.g. validate's task probes
             return context.probe.delta_ce(reconstruct)
-        value, stderr[alpha] = context.probe.estimate(reconstruct)
-        return value
+        return context.probe.estimate(reconstruct)
 
     calibration = calibrate_scale(measure, target_delta_ce, initial, evaluations=evaluations,
-                                  ratio=1.02 if method == "fit" else 1.08, method=method)
-    calibration.stderr = stderr.get(calibration.scale)
+                                  ratio=1.02 if method == "fit" else 1.08, method=method,
+                                  margin=margin)
     codec = make(calibration.scale)
     if reference is not None:  # densities of the chosen scale's side latents: rate only
         codec = refit_side_density(codec, context.hidden)

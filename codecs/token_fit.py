@@ -52,7 +52,8 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
         (:class:`rdgap.codecs.context.ContextCodec`; 0: off).
     **calibration
         Passed to :func:`rdgap.codecs.calibrate.calibrate_scale` (default
-        ``ratio=1.08``), e.g. its ``method`` where it has one.
+        ``ratio=1.08``), e.g. its ``method``, or ``margin=z`` (the probe ΔCE plus
+        ``z`` standard errors over documents must meet the target; default 0).
     """
     if tuple(input_ids.shape) != tuple(context.hidden.shape[:2]):
         raise ValueError(f"input_ids: expected the ids of the statistics windows, shape "
@@ -68,19 +69,16 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
     if rdo:
         reference = TokenContextCodec(**{**reference._constructor_arguments(), "rdo": rdo})
     probe = context.probe
-    stderr: dict[float, float | None] = {}
 
     def make(alpha: float) -> TokenContextCodec:
         return reference.rescaled(alpha / initial, label=f"{reference.label} scale={alpha:.6g}")
 
-    def measure(alpha: float) -> float:
+    def measure(alpha: float) -> tuple[float, float | None]:
         codec = make(alpha)
-        value, stderr[alpha] = probe.estimate(
-            lambda window, ids: codec.reconstruct(window, input_ids=ids), with_ids=True)
-        return value
+        return probe.estimate(lambda window, ids: codec.reconstruct(window, input_ids=ids),
+                              with_ids=True)
 
     result = calibrate_scale(measure, target_delta_ce, initial, evaluations=evaluations,
                              **({"ratio": 1.08} | calibration))
-    result.stderr = stderr.get(result.scale)
     codec = refit_side_density(make(result.scale), context.hidden, input_ids=input_ids)
     return FittedCodec(VARIANT, codec, result, unit * result.scale ** 2)

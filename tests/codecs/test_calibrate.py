@@ -106,12 +106,18 @@ def test_probe_is_deterministic_across_batching_and_threads(tiny_model):
         DistortionProbe(split, ids, hidden, documents=documents[:4])
 
 
-def test_fit_context_windows_and_calibration_stderr(tiny_model):
-    split = SplitModel(tiny_model, 2)
-    ids = torch.randint(3, 128, (6, 24), generator=torch.Generator().manual_seed(5))
+def _tiny_context(model, windows: int):
+    """Split 2 of the tiny model, ``windows`` fit windows of 24 tokens (2 for statistics)."""
+    split = SplitModel(model, 2)
+    ids = torch.randint(3, 128, (windows, 24), generator=torch.Generator().manual_seed(5))
     hidden = split.prefix(ids)
     context = FitContext.build(split, ids, hidden, statistics_windows=2,
-                               documents=torch.arange(6))
+                               documents=torch.arange(windows))
+    return split, ids, hidden, context
+
+
+def test_fit_context_windows_and_calibration_stderr(tiny_model):
+    split, ids, hidden, context = _tiny_context(tiny_model, 6)
     assert context.hidden.shape[0] == 2 and context.probe.hidden.shape[0] == 4
     assert torch.equal(context.probe.hidden, hidden[2:])
     fitted = fit_codec("gaussian-fisher", context, 0.02)
@@ -123,3 +129,66 @@ def test_fit_context_windows_and_calibration_stderr(tiny_model):
     for bad in (0, 6):
         with pytest.raises(ValueError, match="statistics_windows"):
             FitContext.build(split, ids, hidden, statistics_windows=bad)
+
+
+def _noisy_square_with_stderr(seed: int, sigma: float, c: float = 0.3, spread: float = 0.25):
+    """A probe of known noise: mean ``c·α²`` times a log-normal draw, standard error
+    ``spread·c·α²`` (both ∝ α², as T7 predicts for the mean and its spread)."""
+    draw = _noisy_square(seed, sigma, c)
+    return lambda alpha: (draw(alpha), spread * c * alpha ** 2)
+
+
+@pytest.mark.parametrize("method", ["fit", "bracket"])
+def test_margin_meets_the_upper_bound_with_a_smaller_scale(method):
+    """With ``margin = z`` the chosen scale's ΔCE + z·s.e. is ≤ the target, the scale is
+    smaller than without a margin (by ≈ √(1 + z·spread) for ΔCE ∝ α²), and z = 0 is the
+    behaviour without a margin, point for point."""
+    target, c, spread = 0.01, 0.3, 0.25
+    ratio = 1.02 if method == "fit" else 1.08
+    start = math.sqrt(target / c)
+    shrink = {1.0: [], 2.0: []}
+    for seed in range(20):
+        plain = calibrate_scale(_noisy_square(seed, 0.1, c), target, start, evaluations=6,
+                                ratio=ratio, method=method)
+        zero = calibrate_scale(_noisy_square_with_stderr(seed, 0.1, c, spread), target, start,
+                               evaluations=6, ratio=ratio, method=method, margin=0.0)
+        assert (zero.scale, zero.delta_ce, zero.trace) == (plain.scale, plain.delta_ce,
+                                                            plain.trace)
+        assert zero.upper == zero.delta_ce and zero.stderr == pytest.approx(
+            spread * c * zero.scale ** 2)
+        for z in (1.0, 2.0):
+            result = calibrate_scale(_noisy_square_with_stderr(seed, 0.1, c, spread), target,
+                                     start, evaluations=6, ratio=ratio, method=method, margin=z)
+            assert result.met and result.margin == z
+            assert result.upper == pytest.approx(result.delta_ce + z * result.stderr)
+            assert result.upper <= target
+            assert result.scale <= plain.scale  # never larger; smaller on average:
+            shrink[z].append(math.log(result.scale / plain.scale))
+            # the trace keeps the measured means, not the bounds
+            assert (result.scale, result.delta_ce) in result.trace
+    # ΔCE ∝ α²: z s.e. shrink the scale by √(1 + z·spread) (−0.11 / −0.20 in log for z = 1 / 2)
+    assert np.mean(shrink[1.0]) < -0.05 and np.mean(shrink[2.0]) < np.mean(shrink[1.0]) - 0.05
+    # the true (noise-free) criterion: the scale where c·α²(1 + z·spread) = target
+    exact = calibrate_scale(lambda a: (c * a ** 2, spread * c * a ** 2), target, start,
+                            evaluations=6, ratio=1.02, margin=1.0)
+    assert exact.scale == pytest.approx(math.sqrt(target / (c * (1 + spread))), rel=0.021)
+    assert exact.scale <= math.sqrt(target / (c * (1 + spread))) * 1.0001
+
+
+def test_margin_needs_a_standard_error():
+    with pytest.raises(ValueError, match="margin"):
+        calibrate_scale(lambda a: 0.3 * a ** 2, 0.03, 1.0, margin=1.0)
+    with pytest.raises(ValueError, match="margin"):
+        calibrate_scale(lambda a: (0.3 * a ** 2, 0.01), 0.03, 1.0, margin=-1.0)
+
+
+def test_fit_codec_margin_gives_a_smaller_scale(tiny_model):
+    context = _tiny_context(tiny_model, 8)[3]
+    plain = fit_codec("gaussian-fisher", context, 0.02)
+    margin = fit_codec("gaussian-fisher", context, 0.02, margin=1.0)
+    assert plain.calibration.margin == 0 and margin.calibration.margin == 1.0
+    assert margin.calibration.met and margin.calibration.scale < plain.calibration.scale
+    bound = margin.calibration.delta_ce + margin.calibration.stderr
+    assert margin.calibration.upper == pytest.approx(bound) and bound <= 0.02
+    value, stderr = context.probe.estimate(margin.codec.reconstruct)
+    assert (value, stderr) == (margin.calibration.delta_ce, margin.calibration.stderr)
