@@ -120,7 +120,8 @@ def unit_delta_ce(variant: str, fisher: FisherDiagonal, step, first_step) -> flo
 
 
 def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
-              evaluations: int = 6, method: str = "fit", margin: float = 0.0) -> FittedCodec:
+              evaluations: int = 6, method: str = "fit", margin: float = 0.0,
+              steps: np.ndarray | None = None, label: str | None = None) -> FittedCodec:
     """The cheapest codec of ``variant`` whose ΔCE on the fit windows meets the target.
 
     Parameters
@@ -141,10 +142,22 @@ def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
         ``z ≥ 0``: the chosen scale's probe ΔCE plus ``z`` standard errors over
         documents must meet the target (:func:`rdgap.codecs.calibrate.calibrate_scale`;
         0, the default: the probe mean alone). Needs a probe with ``estimate``.
+    steps : (C,) array, optional
+        Base steps of positions ≥ 1 in place of the variant's own (e.g. learned ones,
+        :mod:`rdgap.codecs.learned_steps`); only their shape matters, the common
+        scale is calibrated as for the variant's own steps.
+    label : str, optional
+        The codec's label (default: ``variant``).
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
     stats, base, first_base, klt, family = base_steps(variant, context)
+    if steps is not None:
+        base = np.asarray(steps, dtype=np.float64)
+        if base.shape != first_base.shape or not np.all(np.isfinite(base) & (base > 0)):
+            raise ValueError(f"steps: expected {first_base.shape[0]} finite steps > 0, got "
+                             f"shape {base.shape}")
+    label = variant if label is None else label
     analysis = synthesis = None
     if klt is not None:
         analysis, synthesis = klt.analysis, klt.synthesis
@@ -155,14 +168,14 @@ def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
     if variant == "klt-context":  # fitted once, at T7's scale; other scales only rescale it
         reference = fit_context_codec(context.hidden, stats.mean, analysis, synthesis,
                                       initial * base, stats.first_mean, stats.first_scale,
-                                      initial * first_base, label=variant)
+                                      initial * first_base, label=label)
 
     def make(alpha: float) -> HiddenStateCodec:
         if reference is not None:
             return reference.rescaled(alpha / initial,
                                       label=f"{reference.label} scale={alpha:.6g}")
         return FactorizedCodec(stats, alpha * base, alpha * first_base, family,
-                               label=f"{variant} scale={alpha:.6g}",
+                               label=f"{label} scale={alpha:.6g}",
                                analysis=analysis, synthesis=synthesis)
 
     def measure(alpha: float) -> float | tuple[float, float | None]:
