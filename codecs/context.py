@@ -287,6 +287,13 @@ class ContextCodec(HiddenStateCodec):
         index = self.base_index + GAIN_STEP * side[..., self.group_of]
         return np.minimum(np.maximum(index, MIN_INDEX), MAX_INDEX)
 
+    def _table_indices(self, side: np.ndarray) -> np.ndarray:
+        """Index of the entropy-coding table of every component from the stream's side
+        latents; here the reconstruction's index (:meth:`_indices`). A subclass may code
+        with other tables (e.g. :mod:`rdgap.codecs.hyperprior`) without changing the
+        reconstruction."""
+        return self._indices(side)
+
     def _dequantize_step(self, symbols: np.ndarray, index: np.ndarray) -> np.ndarray:
         """``x̂`` in steps: 0, or ``sign(S)(|S| − offset)`` at the cell centroid."""
         offset = self._offsets[index - MIN_INDEX]
@@ -424,7 +431,7 @@ class ContextCodec(HiddenStateCodec):
         columns += [first[j:j + 1] for j in range(self.channels)]
         tables += self._first_tables
         if result is not None:
-            flat_index = self._indices(result.side[0]).ravel()
+            flat_index = self._table_indices(result.side[0]).ravel()
             order = _group_order(flat_index)
             values, starts = np.unique(flat_index[order], return_index=True)
             flat = result.symbols[0].ravel()[order]
@@ -456,7 +463,7 @@ class ContextCodec(HiddenStateCodec):
         """Side latents, position 0 and the grouped symbols from ``decoder``, then the
         causal loop (with the prediction ``offset`` the encoder used)."""
         channels = self.channels
-        groups = self.group_starts.size
+        groups = len(self._side_tables)
         side = None
         if tokens > 1:
             side = np.stack(decoder.columns([tokens - 1] * groups, self._side_tables), axis=1)
@@ -466,7 +473,7 @@ class ContextCodec(HiddenStateCodec):
         first_columns = decoder.columns([1] * channels, self._first_tables)
         rest = None
         if tokens > 1:
-            flat_index = self._indices(side).ravel()
+            flat_index = self._table_indices(side).ravel()
             order = _group_order(flat_index)
             values, counts = np.unique(flat_index[order], return_counts=True)
             rest = decoder.columns(counts.tolist(), [self._table(int(i)) for i in values])
