@@ -96,7 +96,10 @@ class StepObjective:
         is ``KL(p(x) ‖ p(x̂))`` per token, whose Hessian at ``x̂ = x`` is T7's Fisher, so
         its expectation equals ΔCE's to second order (THEORY.md T7) while its gradient
         has no first-order noise term (ΔCE's gradient at small errors is dominated by
-        ``∇CE·e``, zero-mean noise). ΔCE is reported either way.
+        ``∇CE·e``, zero-mean noise). ΔCE is reported either way. ``p(x)`` is the
+        current suffix's: use ``"ce"`` when the suffix is trained too.
+    device : str or torch.device
+        Where the windows and the computation live (the split's model must be there).
     """
 
     split: object
@@ -111,6 +114,7 @@ class StepObjective:
     lam: float
     crop: int = 128
     distortion: str = "kl"
+    device: str | torch.device = "cpu"
     exact_ce: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -123,9 +127,10 @@ class StepObjective:
                              f"{self.distortion!r}")
         if not 2 <= self.crop:
             raise ValueError(f"crop: expected ≥ 2 tokens per window, got {self.crop}")
-        x = self.hidden[:, :self.crop].detach().double()
-        self.ids = self.input_ids[:, :self.crop].long()
-        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
+        x = self.hidden[:, :self.crop].detach().double().to(self.device)
+        self.ids = self.input_ids[:, :self.crop].long().to(self.device)
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64,  # noqa: E731
+                                              device=self.device)
         mean, first_mean, first_step = map(as_tensor, (self.mean, self.first_mean,
                                                        self.first_step))
         self._z = ((x[:, 1:] - mean) @ as_tensor(self.analysis).T).float()
@@ -133,8 +138,9 @@ class StepObjective:
                                                             / first_step)).float()
         self._mean, self._synthesis = mean.float(), as_tensor(self.synthesis).float()
         self._sigma = as_tensor(self.rate_scale).float()
+        self._x = x.float()
         with torch.no_grad():
-            self.exact_ce = torch.cat([self._cross_entropy(x[i:i + 2].float(), slice(i, i + 2))
+            self.exact_ce = torch.cat([self._cross_entropy(self._x[i:i + 2], slice(i, i + 2))
                                        for i in range(0, len(x), 2)])
 
     @property
@@ -165,7 +171,7 @@ class StepObjective:
         delta = (-log_q.gather(-1, ids[..., None]).squeeze(-1) - self.exact_ce[index]).mean()
         if self.distortion == "kl":
             with torch.no_grad():
-                log_p = self._log_probs(self.hidden[index, :self.crop].float())
+                log_p = self._log_probs(self._x[index])
             distortion = (log_p.exp() * (log_p - log_q)).sum(-1).mean()
         else:
             distortion = delta
@@ -239,14 +245,14 @@ class LearnedSteps:
 
 def step_problem(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
                  variant: str = "klt-context", lam: float | None = None, crop: int = 128,
-                 split=None, distortion: str = "kl"):
+                 split=None, distortion: str = "kl", device="cpu"):
     """The :class:`StepObjective` of ``variant`` at the level, and its initial log-steps.
 
     T7's isotropic steps at the predicted scale start the training; the rate uses each
     component's marginal Laplace scale (``klt-laplace``) or, for ``klt-context``, the
     scale of its prediction residual in the context codec fitted at those steps
     (:func:`rdgap.codecs.context_fit.fit_context_codec`, side latent 0). ``split``
-    replaces ``context.split`` (e.g. a copy of the model being fine-tuned).
+    replaces ``context.split`` (e.g. a copy of the model being fine-tuned, on ``device``).
     """
     if variant not in BASE_VARIANTS:
         raise ValueError(f"variant: expected one of {BASE_VARIANTS}, got {variant!r}")
@@ -267,8 +273,9 @@ def step_problem(context: FitContext, input_ids: torch.Tensor, target_delta_ce: 
     lam = t7_lambda(target_delta_ce, sigma / step) if lam is None else lam
     objective = StepObjective(split or context.split, context.hidden, input_ids, stats.mean,
                               klt.analysis, klt.synthesis, sigma, stats.first_mean, first_step,
-                              lam, crop, distortion)
-    return objective, torch.tensor(np.log(step), dtype=torch.float32), first_step
+                              lam, crop, distortion, device)
+    return (objective, torch.tensor(np.log(step), dtype=torch.float32, device=device),
+            first_step)
 
 
 def learn_steps(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,

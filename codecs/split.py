@@ -192,7 +192,7 @@ class SplitModel:
             raise ValueError("hidden: contains NaN or Inf; expected finite values "
                              "(check the codec that produced it)")
         if attention_mask is None:
-            attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long)
+            attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
         elif attention_mask.shape != hidden.shape[:2]:
             raise ValueError(f"attention_mask: expected shape {tuple(hidden.shape[:2])} "
                              f"(batch, tokens), got {tuple(attention_mask.shape)}")

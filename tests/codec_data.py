@@ -54,3 +54,20 @@ def assert_damage_is_detected(codec, data: bytes, cut_every: int = 3, flips: int
         broken[position] ^= 1 << int(rng.integers(0, 8))
         with pytest.raises(BitstreamError):
             codec.decode(bytes(broken))
+
+
+def tiny_fit_context(windows: int, tokens: int, statistics: int, model_seed: int,
+                     ids_seed: int):
+    """A tiny random Llama (4 layers, width 64, 128 tokens) split after layer 2, random ids,
+    their hidden states and the FitContext of the first ``statistics`` windows:
+    ``(model, ids, hidden, context)``."""
+    from rdgap.codecs.fit import FitContext
+    from rdgap.codecs.split import SplitModel
+    from rdgap.validation.models import tiny_llama
+
+    model = tiny_llama(num_layers=4, hidden_size=64, vocab_size=128, seed=model_seed)
+    split = SplitModel(model, 2)
+    ids = torch.randint(3, 128, (windows, tokens),
+                        generator=torch.Generator().manual_seed(ids_seed))
+    hidden = split.prefix(ids)
+    return model, ids, hidden, FitContext.build(split, ids, hidden, statistics_windows=statistics)

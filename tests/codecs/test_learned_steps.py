@@ -12,12 +12,12 @@ from rdgap.codecs import ans
 from rdgap.codecs.container import header_size
 from rdgap.codecs.context_fit import laplace_bits
 from rdgap.codecs.factorized import build_tables
-from rdgap.codecs.fit import FitContext, fit_codec
+from rdgap.codecs.fit import fit_codec
 from rdgap.codecs.learned_steps import (StepObjective, check_lambda, fit_learned_codec,
                                         learn_steps, optimise, step_problem, t7_lambda)
-from rdgap.codecs.split import SplitModel
 from rdgap.codecs.ste import discretised_bits, round_ste
-from rdgap.validation.models import tiny_llama
+
+from codec_data import tiny_fit_context
 
 WINDOWS, TOKENS, STATISTICS = 9, 48, 6
 LEVEL = 0.02
@@ -26,12 +26,9 @@ LEVEL = 0.02
 @pytest.fixture(scope="module")
 def problem():
     """A tiny random Llama split after layer 2, its hidden states and fit context."""
-    model = tiny_llama(num_layers=4, hidden_size=64, vocab_size=128, seed=3)
-    split = SplitModel(model, 2)
-    ids = torch.randint(3, 128, (WINDOWS, TOKENS), generator=torch.Generator().manual_seed(5))
-    hidden = split.prefix(ids)
-    context = FitContext.build(split, ids, hidden, statistics_windows=STATISTICS)
-    return split, ids, hidden, context
+    model, ids, hidden, context = tiny_fit_context(WINDOWS, TOKENS, STATISTICS, model_seed=3,
+                                                   ids_seed=5)
+    return context.split, ids, hidden, context
 
 
 def test_straight_through_gradient_is_identity():

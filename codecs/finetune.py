@@ -1,0 +1,190 @@
+"""Fine-tune the LM jointly with the learned steps on ``CE(x̂) + λ·rate`` (optional path).
+
+PAPER.md's objective: the language model (here its suffix, after the split) is trained
+together with the codec on ``cross-entropy (nats) + λ·bits/token`` of the rounded state,
+so that the network adapts to the quantization. The codec part is that of
+:mod:`rdgap.codecs.learned_steps` (KLT-domain log-steps, straight-through rounding,
+discretised Laplace rate); here the suffix parameters are trained as well, on a copy of
+the model (the original is never modified), on any ``device``.
+
+What is trainable (``trainable``):
+
+``"none"``
+    nothing but the steps: exactly :func:`rdgap.codecs.learned_steps.learn_steps`;
+``"suffix"``
+    the decoder layers after the split and the final norm. The token embedding (tied to
+    the output head in SmolLM2) and the prefix layers stay frozen, so the hidden states
+    at the split — and the statistics, Fisher and KLT fitted on them — are unchanged.
+
+ΔCE is always reported against the ORIGINAL model's cross-entropy of the exact hidden
+state (:func:`finetuned_context` gives the calibration probe that does so), never
+against the fine-tuned model's. The fine-tuned parameters are saved with safetensors
+(:meth:`Finetuned.save_state`, :func:`load_state`), never pickled.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .fit import FitContext, FittedCodec
+from .learned_steps import LearnedSteps, fit_learned_codec, optimise, step_problem
+from .split import SplitModel
+
+TRAINABLE = ("none", "suffix")
+
+
+def trainable_parameters(split: SplitModel, trainable: str) -> dict[str, torch.nn.Parameter]:
+    """The parameters ``trainable`` names (see the module), by their name in the model."""
+    if trainable not in TRAINABLE:
+        raise ValueError(f"trainable: expected one of {TRAINABLE}, got {trainable!r}")
+    if trainable == "none":
+        return {}
+    layers = {id(p) for layer in list(split.layers)[split.split:] for p in layer.parameters()}
+    norm = getattr(getattr(split.model, "model", None), "norm", None)
+    if norm is not None:
+        layers |= {id(p) for p in norm.parameters()}
+    return {name: p for name, p in split.model.named_parameters() if id(p) in layers}
+
+
+@dataclass
+class Finetuned:
+    """A fine-tuned copy of the model, its split, and the steps learned with it.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        The fine-tuned copy (on the training device).
+    split : SplitModel
+        ``model`` split where the original was.
+    learned : LearnedSteps
+        The KLT-domain steps trained jointly.
+    trainable : str
+        What was trained (:data:`TRAINABLE`).
+    names : list of str
+        Names of the trained model parameters.
+    variant : str
+        Whose transform and rate model the steps were learned for.
+    """
+
+    model: torch.nn.Module
+    split: SplitModel
+    learned: LearnedSteps
+    trainable: str
+    names: list[str]
+    variant: str = "klt-context"
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The trained parameters (CPU copies), by name."""
+        params = dict(self.model.named_parameters())
+        return {name: params[name].detach().cpu().contiguous() for name in self.names}
+
+    def save_state(self, path: str | Path) -> Path:
+        """Write the trained parameters to ``path`` (safetensors) and return it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(self.state(), str(path), metadata={"rdgap": "finetune",
+                                                    "trainable": self.trainable,
+                                                    "split": str(self.split.split)})
+        return path
+
+
+def load_state(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
+    """Load parameters saved by :meth:`Finetuned.save_state` into ``model`` (in place).
+
+    Raises ValueError naming ``path`` when a saved name is not a parameter of ``model`` or
+    its shape differs."""
+    state = load_file(str(path))
+    params = dict(model.named_parameters())
+    for name, value in state.items():
+        if name not in params or params[name].shape != value.shape:
+            raise ValueError(f"path: {path} holds {name} {tuple(value.shape)}, which the model "
+                             f"does not have with that shape")
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value.to(params[name].device, params[name].dtype))
+    return model
+
+
+def finetune(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
+             trainable: str = "suffix", lam: float | None = None, iterations: int = 40,
+             windows_per_step: int = 2, crop: int = 128, lr: float = 0.01,
+             parameter_lr: float = 1e-5, seed: int = 0, device: str | torch.device = "cpu",
+             distortion: str = "ce", variant: str = "klt-context",
+             progress: bool = True) -> Finetuned:
+    """Train the steps (and the ``trainable`` parameters of a copy of the LM) on
+    ``CE(x̂) + λ·rate`` over the statistics windows of ``context``.
+
+    Parameters
+    ----------
+    context : FitContext
+        Statistics windows, Fisher and split of the ORIGINAL model (not modified).
+    input_ids : torch.Tensor
+        ``(windows, tokens)`` token ids of ``context.hidden``.
+    target_delta_ce : float
+        The level (nats/token, > 0): initial scale and default ``λ`` (T7's slope).
+    trainable : {"none", "suffix"}
+        What of the LM is trained (see the module).
+    lam : float, optional
+        ``λ`` in nats per bit (≥ 0).
+    iterations, windows_per_step, crop, lr, parameter_lr, seed
+        Adam steps, windows per step, tokens per window, learning rates of the
+        log-steps and of the LM parameters, seed of the window draws.
+    device : str or torch.device
+        Where the copy of the model and the windows are trained.
+    distortion : {"ce", "kl"}
+        ``"ce"`` (default, the paper's objective, against the original model's CE of the
+        exact state) or ``"kl"`` (:class:`rdgap.codecs.learned_steps.StepObjective`).
+    variant : {"klt-context", "klt-laplace"}
+        Whose transform and rate model.
+    progress : bool
+        Show a tqdm bar.
+    """
+    model = copy.deepcopy(context.split.model).to(device)
+    split = SplitModel(model, context.split.split)
+    trained = trainable_parameters(split, trainable)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in trained.values():
+        p.requires_grad_(True)
+    objective, log_step, first_step = step_problem(context, input_ids, target_delta_ce, variant,
+                                                   lam, crop, split=split,
+                                                   distortion=distortion, device=device)
+    initial = log_step.detach().exp().double().cpu().numpy()
+    log_step.requires_grad_(True)
+    model.train(False)
+    trace = optimise(objective, log_step, list(trained.values()), iterations=iterations,
+                     windows_per_step=windows_per_step, lr=lr, parameter_lr=parameter_lr,
+                     seed=seed, progress=progress, description=f"fine-tune ({trainable})")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    learned = LearnedSteps(log_step.detach().exp().double().cpu().numpy(), initial, first_step,
+                           objective.lam, trace)
+    return Finetuned(model, split, learned, trainable, list(trained), variant)
+
+
+def finetuned_context(context: FitContext, finetuned: Finetuned) -> FitContext:
+    """``context`` whose calibration probe runs the fine-tuned suffix (on the CPU) but
+    keeps the ORIGINAL model's exact cross-entropy, so that its ΔCE is against the
+    original model. Statistics, Fisher and KLT are the original's (the prefix is frozen)."""
+    finetuned.model.to("cpu")
+    split = SplitModel(finetuned.model, finetuned.split.split)
+    probe = copy.copy(context.probe)
+    probe.split = split
+    return FitContext(split, context.hidden, context.fisher, probe)
+
+
+def fit_finetuned_codec(context: FitContext, finetuned: Finetuned, target_delta_ce: float,
+                        method: str = "fit", margin: float = 0.0) -> FittedCodec:
+    """The codec of ``finetuned.variant`` with the jointly learned steps, calibrated so that the
+    fine-tuned suffix on its reconstruction meets ``target_delta_ce`` against the original
+    model's CE on the probe windows (:func:`finetuned_context`)."""
+    fitted = fit_learned_codec(finetuned_context(context, finetuned), None, target_delta_ce,
+                               method=method, margin=margin, variant=finetuned.variant,
+                               learned=finetuned.learned)
+    fitted.variant = f"{fitted.variant}-finetuned-{finetuned.trainable}"
+    return fitted
