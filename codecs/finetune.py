@@ -115,7 +115,7 @@ def finetune(context: FitContext, input_ids: torch.Tensor, target_delta_ce: floa
              windows_per_step: int = 2, crop: int = 128, lr: float = 0.01,
              parameter_lr: float = 1e-5, seed: int = 0, device: str | torch.device = "cpu",
              distortion: str = "ce", variant: str = "klt-context",
-             progress: bool = True) -> Finetuned:
+             progress: bool = True, max_seconds: float | None = None) -> Finetuned:
     """Train the steps (and the ``trainable`` parameters of a copy of the LM) on
     ``CE(x̂) + λ·rate`` over the statistics windows of ``context``.
 
@@ -143,6 +143,8 @@ def finetune(context: FitContext, input_ids: torch.Tensor, target_delta_ce: floa
         Whose transform and rate model.
     progress : bool
         Show a tqdm bar.
+    max_seconds : float, optional
+        Stop training after this much wall time (fewer than ``iterations`` steps).
     """
     model = copy.deepcopy(context.split.model).to(device)
     split = SplitModel(model, context.split.split)
@@ -159,7 +161,8 @@ def finetune(context: FitContext, input_ids: torch.Tensor, target_delta_ce: floa
     model.train(False)
     trace = optimise(objective, log_step, list(trained.values()), iterations=iterations,
                      windows_per_step=windows_per_step, lr=lr, parameter_lr=parameter_lr,
-                     seed=seed, progress=progress, description=f"fine-tune ({trainable})")
+                     seed=seed, progress=progress, description=f"fine-tune ({trainable})",
+                     max_seconds=max_seconds)
     for p in model.parameters():
         p.requires_grad_(False)
     learned = LearnedSteps(log_step.detach().exp().double().cpu().numpy(), initial, first_step,

@@ -27,6 +27,7 @@ shape of the learned allocation is kept, its overall scale is calibrated.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -191,9 +192,10 @@ def check_lambda(lam: float) -> float:
 def optimise(objective: StepObjective, log_step: torch.Tensor, parameters=(),
              iterations: int = 40, windows_per_step: int = 2, lr: float = 0.01,
              parameter_lr: float = 1e-5, seed: int = 0, progress: bool = True,
-             description: str = "learn steps") -> list[dict]:
+             description: str = "learn steps", max_seconds: float | None = None) -> list[dict]:
     """Adam on ``log_step`` (and on ``parameters``, e.g. LM weights, with ``parameter_lr``)
-    for ``iterations`` steps of ``windows_per_step`` windows drawn with ``seed``; the trace
+    for ``iterations`` steps of ``windows_per_step`` windows drawn with ``seed`` (fewer if
+    ``max_seconds`` of wall time run out first); the trace
     ``[{"objective", "delta_ce", "bits_per_token"}, ...]``. ``log_step`` is updated in place."""
     if iterations < 0 or windows_per_step < 1:
         raise ValueError(f"iterations, windows_per_step: expected ≥ 0 and ≥ 1, got "
@@ -206,7 +208,10 @@ def optimise(objective: StepObjective, log_step: torch.Tensor, parameters=(),
     generator = torch.Generator().manual_seed(seed)
     count = min(windows_per_step, objective.windows)
     trace = []
+    deadline = math.inf if max_seconds is None else time.perf_counter() + max_seconds
     for _ in tqdm(range(iterations), desc=description, unit="step", disable=not progress):
+        if time.perf_counter() > deadline:
+            break
         index = torch.randperm(objective.windows, generator=generator)[:count]
         optimiser.zero_grad()
         with torch.enable_grad():

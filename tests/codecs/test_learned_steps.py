@@ -167,3 +167,12 @@ def test_objective_checks_its_windows(problem):
         StepObjective(split, hidden, ids, objective.mean, objective.analysis,
                       objective.synthesis, objective.rate_scale, objective.first_mean,
                       objective.first_step, 0.1, crop=1)
+
+
+def test_time_limit_stops_training(problem):
+    split, ids, _, context = problem
+    objective, log_step, _ = step_problem(context, ids[:STATISTICS], LEVEL, crop=16)
+    start = log_step.clone()
+    log_step.requires_grad_(True)
+    assert optimise(objective, log_step, iterations=5, max_seconds=0.0, progress=False) == []
+    assert torch.equal(log_step.detach(), start)
