@@ -53,7 +53,8 @@ def _add_validate(commands) -> None:
                         help="comma-separated reference-codec variants to fit (default: "
                              "gaussian-std,gaussian-fisher,klt-laplace; 'none' for baselines "
                              "only): gaussian-std, gaussian-fisher, laplace-fisher, klt-laplace, "
-                             "klt-context")
+                             "klt-context, klt-context-tokens (causal LMs with tied "
+                             "embeddings only; skipped elsewhere)")
     parser.add_argument("--levels", default=None,
                         help="comma-separated targets of each task's primary distortion (ΔCE "
                              "nats/token for the LM and ViT, 1 − cos for the encoder; default: "

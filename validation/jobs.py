@@ -26,7 +26,8 @@ class Job:
     split : int
         Layers in the prefix.
     codec : str
-        A baseline codec id or a fitted variant (:data:`rdgap.codecs.fit.VARIANTS`).
+        A baseline codec id or a fitted variant (:data:`rdgap.codecs.fit.VARIANTS` or
+        ``klt-context-tokens``).
     level : float or None
         The distortion target a fitted variant is calibrated to; None for baselines.
     """
@@ -47,7 +48,8 @@ class Job:
         return text if self.level is None else f"{text}/level={self.level:g}"
 
 
-def make_jobs(splits: dict[str, list[int]], baselines: list[str], variants: tuple[str, ...],
+def make_jobs(splits: dict[str, list[int]], baselines: list[str],
+              variants: tuple[str, ...] | dict[str, tuple[str, ...]],
               levels: tuple[float, ...] | dict[str, tuple[float, ...]]) -> list[Job]:
     """Every job of a run, in a deterministic order.
 
@@ -57,8 +59,9 @@ def make_jobs(splits: dict[str, list[int]], baselines: list[str], variants: tupl
         Architecture name → its split points.
     baselines : list of str
         Codec ids of the fixed baselines, run at every split.
-    variants : tuple
-        Fitted variants, each calibrated to each level at every split.
+    variants : tuple or dict
+        Fitted variants, each calibrated to each level at every split, for every
+        architecture, or architecture name → its variants.
     levels : tuple or dict
         Distortion targets for every architecture, or architecture name → its targets.
     """
@@ -67,8 +70,9 @@ def make_jobs(splits: dict[str, list[int]], baselines: list[str], variants: tupl
         for k in sorted(splits[architecture]):
             jobs += [Job(architecture, k, codec) for codec in baselines]
             targets = levels[architecture] if isinstance(levels, dict) else levels
+            fitted = variants[architecture] if isinstance(variants, dict) else variants
             jobs += [Job(architecture, k, variant, float(level))
-                     for variant in variants for level in targets]
+                     for variant in fitted for level in targets]
     ids = [job.job_id for job in jobs]
     if len(set(ids)) != len(ids):
         raise ValueError(f"jobs: expected distinct job ids, got duplicates in {ids}")

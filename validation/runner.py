@@ -28,6 +28,8 @@ from rdgap.codecs.base import HiddenStateCodec
 from rdgap.codecs.baselines import baseline_codecs
 from rdgap.codecs.container import header_size
 from rdgap.codecs.fit import VARIANTS, fit_codec
+from rdgap.codecs.token_fit import VARIANT as TOKEN_VARIANT
+from rdgap.codecs.token_fit import fit_token_codec
 from rdgap.codecs.symbol_zstd import ZstdSymbols
 
 from .cache import HiddenCache, entry_key, model_digest, tensor_digest
@@ -36,7 +38,13 @@ from . import statistics
 from .distortion import document_estimate
 from .prefix_map import prefix_map
 from .jobs import Job, check_complete, make_jobs, shard as take_shard
-from .tasks import TASKS, load_task
+from .tasks import TASKS, load_task, token_variant_refusal
+
+#: Variants ``rdgap validate`` fits: :data:`rdgap.codecs.fit.VARIANTS` and
+#: ``klt-context-tokens`` (:mod:`rdgap.codecs.token_fit`; never a default, and only for
+#: architectures whose receiver holds the token-embedding table, see
+#: :func:`.tasks.token_variant_refusal`).
+FITTED_VARIANTS = VARIANTS + (TOKEN_VARIANT,)
 
 
 @dataclass
@@ -61,7 +69,10 @@ class ValidateConfig:
     seed : int
         Seed of the fit / evaluation document split.
     variants : tuple of str
-        Reference-codec variants (:data:`rdgap.codecs.fit.VARIANTS`) fitted at each split.
+        Reference-codec variants (:data:`FITTED_VARIANTS`) fitted at each split;
+        ``klt-context-tokens`` is skipped, with the reason in the results'
+        ``architectures[].skipped_variants``, on an architecture whose receiver does
+        not hold the token-embedding table (:func:`.tasks.token_variant_refusal`).
     levels : tuple of float or None
         Distortion targets (the task's primary distortion, e.g. ΔCE in
         nats/token) each variant is calibrated to on the fit windows; None uses
@@ -116,8 +127,9 @@ class ValidateConfig:
         if not self.architectures:
             raise ValueError("architectures: expected at least one task name or model folder")
         for name in self.variants:
-            if name not in VARIANTS:
-                raise ValueError(f"variants: expected names from {VARIANTS}, got {name!r}")
+            if name not in FITTED_VARIANTS:
+                raise ValueError(f"variants: expected names from {FITTED_VARIANTS}, "
+                                 f"got {name!r}")
         if self.zstd_symbols_of is not None and self.zstd_symbols_of not in VARIANTS:
             raise ValueError(f"zstd_symbols_of: expected a name from {VARIANTS} or None, "
                              f"got {self.zstd_symbols_of!r}")
@@ -263,13 +275,21 @@ class Work:
         return total.as_dict()
 
 
-def _code_windows(coded: _Coded, hidden: torch.Tensor) -> torch.Tensor:
-    """Encode and decode each window as one stream; return the reconstructions."""
+def _code_windows(coded: _Coded, hidden: torch.Tensor,
+                  input_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Encode and decode each window as one stream; return the reconstructions. A codec
+    that codes the token ids too (``needs_input_ids``, e.g. ``klt-context-tokens``) gets
+    each window's ``input_ids`` at the encoder; its stream, and so its rate, holds them."""
     codec = coded.codec
+    needs_ids = getattr(codec, "needs_input_ids", False)
+    if needs_ids and input_ids is None:
+        raise ValueError(f"input_ids: codec {codec.codec_id} codes the token ids and needs "
+                         f"each window's ids, got None")
     out = torch.empty_like(hidden)
     for w in range(hidden.shape[0]):
+        ids = {"input_ids": input_ids[w]} if needs_ids else {}
         start = time.perf_counter()
-        data = codec.encode(hidden[w])
+        data = codec.encode(hidden[w], **ids)
         middle = time.perf_counter()
         out[w] = codec.decode(data)
         coded.decode_s += time.perf_counter() - middle
@@ -277,7 +297,7 @@ def _code_windows(coded: _Coded, hidden: torch.Tensor) -> torch.Tensor:
         coded.bytes += len(data)
         coded.window_bits.append(8.0 * len(data))
         coded.tokens += _tokens(hidden[w])
-        estimate = codec.estimate_bits(hidden[w])
+        estimate = codec.estimate_bits(hidden[w], **ids)
         if estimate is None or coded.window_estimates is None:
             coded.window_estimates = None
         else:
@@ -314,6 +334,10 @@ class _Architecture:
         self.hidden: dict[tuple[str, int], torch.Tensor] = {}
         self.contexts: dict[int, object] = {}
         self.split_statistics: dict[int, dict] = {}
+        refusal = token_variant_refusal(task) if TOKEN_VARIANT in config.variants else None
+        #: variant → why this architecture cannot run it (it is skipped)
+        self.skipped_variants = {TOKEN_VARIANT: refusal} if refusal else {}
+        self.variants = tuple(v for v in config.variants if v not in self.skipped_variants)
 
     def window_set(self, part: str):
         if part not in self.windows:
@@ -366,7 +390,12 @@ def _fit_job(arch: _Architecture, job: Job, config: ValidateConfig,
         with work(arch.task.name, "fit context"):
             arch.fit_context(job.split)
     start = time.perf_counter()
-    fitted = fit_codec(job.codec, arch.fit_context(job.split), job.level)
+    context = arch.fit_context(job.split)
+    if job.codec == TOKEN_VARIANT:  # the ids of the statistics windows (the first ones)
+        ids = arch.window_set("fit").inputs["input_ids"][:context.hidden.shape[0]]
+        fitted = fit_token_codec(context, ids, job.level)
+    else:
+        fitted = fit_codec(job.codec, context, job.level)
     work.add(arch.task.name, "calibration", time.perf_counter() - start,
              len(fitted.calibration.trace))
     primary = arch.task.metrics_names[0]
@@ -417,7 +446,7 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
                              seed=config.seed)
             archs[task.name] = _Architecture(task, config, cache)
     all_jobs = make_jobs({n: a.splits for n, a in archs.items()}, list(by_id),
-                         config.variants,
+                         {n: a.variants for n, a in archs.items()},
                          {n: a.task.default_levels if config.levels is None else config.levels
                           for n, a in archs.items()})
     mine = take_shard(all_jobs, *shard) if shard else all_jobs
@@ -478,7 +507,8 @@ def _describe(arch: _Architecture) -> dict:
             "num_layers": task.num_layers, "width": task.width, "splits": arch.splits,
             "metrics": list(task.metrics_names), "windows": len(windows),
             "window_length": arch.config.window_length,
-            "documents": int(len(set(windows.document.tolist())))}
+            "documents": int(len(set(windows.document.tolist()))),
+            "skipped_variants": dict(arch.skipped_variants)}
 
 
 def _evaluate(archs: dict[str, _Architecture], mine: list[Job],
@@ -514,7 +544,7 @@ def _evaluate(archs: dict[str, _Architecture], mine: list[Job],
                 for coded in coded_jobs[job]:
                     bar.set_postfix_str(f"{job.job_id} {coded.name}")
                     with work(name, "coding"):
-                        recon = _code_windows(coded, hidden)
+                        recon = _code_windows(coded, hidden, inputs.get("input_ids"))
                     key = (job.split, tensor_digest([recon]))
                     if key not in seen:
                         with work(name, "suffix"), torch.inference_mode():
@@ -570,7 +600,8 @@ def _add_statistics(archs: dict[str, _Architecture], mine: list[Job],
                     estimated_bits=None if coded.window_estimates is None
                     else np.asarray(coded.window_estimates),
                     fisher=getattr(context, "fisher", None) if coded.fitted else None,
-                    seed=config.seed)
+                    seed=config.seed,
+                    fit_input_ids=arch.window_set("fit").inputs.get("input_ids"))
             coded.statistics = dict(arch.split_statistics[job.split]) | found
 
 

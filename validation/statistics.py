@@ -343,11 +343,15 @@ def stream_bound_parts(codec, quantizer, tokens: int, channels: int) -> dict | N
     lanes = int(getattr(codec, "lanes", 1))
     rest_in_table = sum(count * max(map(_in_table, tables)) for count, tables in rest)
     rest_worst = sum(count * max(map(_worst, tables)) for count, tables in rest)
-    return {"header": header / tokens, "flush": (32 + 64 * (1 + lanes)) / tokens,
-            "position_0": factor * sum(map(_worst, first)) / tokens,
-            "side": factor * later * sum(map(_worst, side)),
-            "in_table": factor * later * rest_in_table,
-            "escape": factor * later * (rest_worst - rest_in_table)}
+    parts = {"header": header / tokens, "flush": (32 + 64 * (1 + lanes)) / tokens,
+             "position_0": factor * sum(map(_worst, first)) / tokens,
+             "side": factor * later * sum(map(_worst, side)),
+             "in_table": factor * later * rest_in_table,
+             "escape": factor * later * (rest_worst - rest_in_table)}
+    id_table = getattr(codec, "_id_table", None)  # klt-context-tokens: one coded id a token
+    if id_table is not None:
+        parts["token_ids"] = factor * _worst(id_table)
+    return parts
 
 
 def stream_bound_bits(codec, quantizer, tokens: int, channels: int) -> float | None:
@@ -591,14 +595,19 @@ def _features(symbols: np.ndarray, family: str, documents: np.ndarray) -> np.nda
 
 
 def _t9(codec, quantizer, fit_symbols: np.ndarray, fit_hidden: torch.Tensor,
-        bound: float | None, delta: float, seed: int) -> dict:
+        bound: float | None, delta: float, seed: int,
+        fit_input_ids: torch.Tensor | None = None) -> dict:
     out = dict.fromkeys(("t9_fit_rate", "t9_rademacher_mc", "t9_rademacher_mc_upper",
                          "t9_rademacher_massart", "t9_complexity", "t9_generalization_bound",
                          "t9_weight_l1", "t9_documents", "t9_range_term",
                          "t9_informative", "t9_documents_needed"))
-    if quantizer is not None and codec.estimate_bits(fit_hidden[0]) is not None:
+    ids = [{}] * fit_hidden.shape[0]  # codecs that code the token ids get each window's
+    if getattr(codec, "needs_input_ids", False):
+        ids = [] if fit_input_ids is None else [{"input_ids": i} for i in fit_input_ids]
+    if quantizer is not None and ids and codec.estimate_bits(fit_hidden[0], **ids[0]) is not None:
         tokens = fit_hidden.shape[1]
-        out["t9_fit_rate"] = float(np.mean([codec.estimate_bits(w) for w in fit_hidden])) / tokens
+        out["t9_fit_rate"] = float(np.mean([codec.estimate_bits(w, **i)
+                                            for w, i in zip(fit_hidden, ids)])) / tokens
     if not hasattr(getattr(quantizer, "stats", None), "scale"):
         return out
     fit_docs = np.arange(fit_symbols.shape[0])  # one fit window per fit document
@@ -686,7 +695,8 @@ def codec_statistics(codec, fit_hidden: torch.Tensor, eval_hidden: torch.Tensor,
                      eval_bits: np.ndarray, eval_documents: np.ndarray, *,
                      estimated_bits: np.ndarray | None = None, confidence: float = 0.95,
                      fisher=None, seed: int = 0, max_tokens: int = MAX_TOKENS,
-                     max_cov_tokens: int = MAX_COV_TOKENS) -> dict:
+                     max_cov_tokens: int = MAX_COV_TOKENS,
+                     fit_input_ids: torch.Tensor | None = None) -> dict:
     """The bound statistics of one codec at one split, in bits per token.
 
     Parameters
@@ -710,6 +720,10 @@ def codec_statistics(codec, fit_hidden: torch.Tensor, eval_hidden: torch.Tensor,
         Seed of every random draw (subsampling, Rademacher signs, power iteration).
     max_tokens, max_cov_tokens : int
         Caps on the tokens used by the symbol statistics and the covariances.
+    fit_input_ids : torch.Tensor, shape (fit windows, positions), optional
+        Token ids of the fit windows, for a codec that codes them too
+        (``needs_input_ids``, e.g. ``klt-context-tokens``); without them its T9 fit
+        rate is not computed.
 
     Returns
     -------
@@ -725,7 +739,7 @@ def codec_statistics(codec, fit_hidden: torch.Tensor, eval_hidden: torch.Tensor,
     try:
         return _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
                                  estimated_bits, confidence, fisher, seed, max_tokens,
-                                 max_cov_tokens)
+                                 max_cov_tokens, fit_input_ids)
     finally:
         if limit is not None:
             limit.restore_original_limits()
@@ -733,7 +747,7 @@ def codec_statistics(codec, fit_hidden: torch.Tensor, eval_hidden: torch.Tensor,
 
 def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
                       estimated_bits, confidence, fisher, seed, max_tokens,
-                      max_cov_tokens) -> dict:
+                      max_cov_tokens, fit_input_ids=None) -> dict:
     fit_hidden, eval_hidden = _hidden(fit_hidden, "fit_hidden"), _hidden(eval_hidden,
                                                                           "eval_hidden")
     if not 0.0 < float(confidence) < 1.0:
@@ -789,7 +803,7 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
     out.update(dict.fromkeys(keys))
     out["t10_entropy_model_lipschitz"] = _lipschitz(codec, eval_hidden, seed)
     if quantizer is None:
-        out.update(_t9(codec, None, None, fit_hidden, bound, delta, seed))
+        out.update(_t9(codec, None, None, fit_hidden, bound, delta, seed, fit_input_ids))
         out.update(_t7(None, None, fit_hidden, None))
         return out
     notes = []
@@ -815,7 +829,8 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
     out.update(t4)
     out.update(_t6(eval_hidden, quantizer, symbols, seed))
     fit_symbols = _symbols(quantizer, fit_hidden)
-    out.update(_t9(codec, quantizer, fit_symbols, fit_hidden, bound, delta, seed))
+    out.update(_t9(codec, quantizer, fit_symbols, fit_hidden, bound, delta, seed,
+                   fit_input_ids))
     if estimated is not None:
         out["t9_eval_rate"] = out["rate_estimated"]
     measured = out["rate_estimated"] if estimated is not None else out["rate_actual"]

@@ -252,6 +252,30 @@ class CausalLMTask(TextWindows):
         return {}
 
 
+def token_variant_refusal(task: SplitTask, variant: str = "klt-context-tokens") -> str | None:
+    """Why ``variant`` (:mod:`rdgap.codecs.token_fit`) cannot run on ``task``, or None.
+
+    ``klt-context-tokens`` codes each window's token ids in its stream and predicts
+    the hidden state from their input embeddings, so the receiver (the suffix of the
+    model) must hold the token-embedding table. It does for a causal LM whose input
+    embeddings are tied to its LM head (SmolLM2): the head *is* the table. It does not
+    for a causal LM with an untied head, for the sentence encoder (the layers after the
+    split and the pooling need no embedding table), nor for the ViT (images, no token
+    ids at all).
+    """
+    if task.task == "image classification":
+        return f"{variant}: {task.name} ({task.model_type}) takes images and has no token ids"
+    if not isinstance(task, CausalLMTask):
+        return (f"{variant}: the receiver of {task.name} ({task.model_type}, {task.task}) "
+                f"does not hold the token-embedding table its prediction needs")
+    head = task.model.get_output_embeddings()
+    table = task.model.get_input_embeddings()
+    if head is None or head.weight is not table.weight:
+        return (f"{variant}: {task.name} ({task.model_type}) does not tie its input "
+                f"embeddings to its LM head, so the receiver does not hold the table")
+    return None
+
+
 def load_task(name_or_path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
               corpus: str | None = None, seed: int = 0) -> SplitTask:
     """The task of a shipped architecture (:data:`TASKS`) or of a causal-LM folder.
