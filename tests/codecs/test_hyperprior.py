@@ -188,3 +188,26 @@ def test_bad_arguments_raise_naming_the_argument(trained):
                         ("hyper_side_probabilities", 2 * arguments["hyper_side_probabilities"])):
         with pytest.raises(ValueError, match=name):
             HyperpriorCodec(**{**arguments, name: value})
+
+
+def test_the_variant_reconstructs_as_the_calibrated_klt_context(tiny_model):
+    """fit_hyperprior_codec calibrates klt-context, then trains on every fit window: its
+    ΔCE on the probe is klt-context's, exactly, and its streams round-trip."""
+    from rdgap.codecs.fit import FitContext, fit_codec
+    from rdgap.codecs.hyperprior_fit import VARIANT, fit_hyperprior_codec
+    from rdgap.codecs.split import SplitModel
+
+    ids = torch.randint(0, 128, (12, 48), generator=torch.Generator().manual_seed(0))
+    split = SplitModel(tiny_model, 2)
+    with torch.no_grad():
+        hidden = split.prefix(ids)
+    context = FitContext.build(split, ids, hidden)
+    fitted = fit_hyperprior_codec(context, ids[:6], 0.02, latents=2, float_steps=20,
+                                  quantized_steps=10, batch=64, progress=False)
+    plain = fit_codec("klt-context", context, 0.02)
+    assert fitted.variant == VARIANT and isinstance(fitted.codec, HyperpriorCodec)
+    assert fitted.calibration.scale == plain.calibration.scale
+    assert context.probe.delta_ce(fitted.codec.reconstruct) == plain.calibration.delta_ce
+    window = hidden[-1]
+    assert torch.equal(fitted.codec.decode(fitted.codec.encode(window)),
+                       plain.codec.reconstruct(window))
