@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from .calibrate import calibrate_scale
-from .context_fit import refit_side_density
+from .context import ContextCodec
+from .context_fit import fit_context_codec, refit_side_density
 from .fit import FitContext, FittedCodec, base_steps, unit_delta_ce
 from .token_context import TokenContextCodec, fit_token_context_codec
 
@@ -24,6 +25,40 @@ VARIANT = "klt-context-tokens"
 def embedding_table(context: FitContext) -> np.ndarray:
     """The LM's token-embedding table (``(V, D)`` float32) of the split's model."""
     return context.split.model.get_input_embeddings().weight.detach().float().numpy()
+
+
+def t7_start(context: FitContext, target_delta_ce: float):
+    """The KLT statistics and T7 steps of the context codecs, and T7's scale for a level.
+
+    Returns ``(stats, base, first_base, klt, unit, alpha)``: the Fisher-whitened KLT
+    statistics, base steps (positions ≥ 1, position 0) and transform of
+    :func:`rdgap.codecs.fit.base_steps`, THEORY.md T7's predicted ΔCE ``unit`` at scale 1
+    (``Σ Δ²/24`` per token in the whitened domain) and ``alpha = √(target / unit)``, the
+    scale T7 predicts for ``target_delta_ce`` (ΔCE ∝ α²; a prediction, not a bound).
+    """
+    if not target_delta_ce > 0:
+        raise ValueError(f"target_delta_ce: expected a ΔCE level > 0 nats/token, got "
+                         f"{target_delta_ce}")
+    stats, base, first_base, klt, _ = base_steps("klt-context", context)
+    unit = unit_delta_ce("klt-context", context.fisher, base, first_base)
+    return stats, base, first_base, klt, unit, float(np.sqrt(target_delta_ce / unit))
+
+
+def fit_at_t7_scale(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
+                    embedding=None) -> tuple[float, dict[str, ContextCodec]]:
+    """``klt-context`` and ``klt-context-tokens`` fitted once on ``context.hidden`` at T7's
+    scale for ``target_delta_ce`` (:func:`t7_start`), with no calibration (no probe pass):
+    ``(alpha, {variant: codec})``. The ΔCE they reach is what T7 predicts only
+    approximately; measure it (e.g. ``benchmarks/split_screen.py``)."""
+    stats, base, first_base, klt, _, alpha = t7_start(context, target_delta_ce)
+    common = (stats.mean, klt.analysis, klt.synthesis, alpha * base, stats.first_mean,
+              stats.first_scale, alpha * first_base)
+    table = embedding_table(context) if embedding is None else embedding
+    return alpha, {
+        "klt-context": fit_context_codec(context.hidden, *common,
+                                         label=f"klt-context T7 scale={alpha:.4g}"),
+        VARIANT: fit_token_context_codec(context.hidden, input_ids, table, *common,
+                                         label=f"{VARIANT} T7 scale={alpha:.4g}")}
 
 
 def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
@@ -59,9 +94,7 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
         raise ValueError(f"input_ids: expected the ids of the statistics windows, shape "
                          f"{tuple(context.hidden.shape[:2])}, got {tuple(input_ids.shape)}")
     table = embedding_table(context) if embedding is None else embedding
-    stats, base, first_base, klt, _ = base_steps("klt-context", context)
-    unit = unit_delta_ce("klt-context", context.fisher, base, first_base)
-    initial = float(np.sqrt(target_delta_ce / unit))  # T7: ΔCE ∝ α²
+    stats, base, first_base, klt, unit, initial = t7_start(context, target_delta_ce)
     reference = fit_token_context_codec(context.hidden, input_ids, table, stats.mean,
                                         klt.analysis, klt.synthesis, initial * base,
                                         stats.first_mean, stats.first_scale,
