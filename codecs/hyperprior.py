@@ -145,8 +145,8 @@ class HyperpriorCodec(ContextCodec):
         self.synthesis_weight2 = _integers(synthesis_weight2, (channels, hidden),
                                            "synthesis_weight2")
         self.synthesis_bias2 = _integers(synthesis_bias2, (channels,), "synthesis_bias2")
-        # |v| ≤ GAIN_LIMIT, so |a| ≤ (G+S)·12·2^24 + 2^24 and |o| ≤ H·32·2^10·2^24 + 2^24:
-        # below 2^62 for any H < 2^23, the widths this module accepts.
+        # |v| ≤ GAIN_LIMIT, so |a| ≤ (G+S)·12·2^24 + 2^24 and |o| ≤ H·32·2^10·2^24 + 2^24,
+        # below 2^62 for the widths (< 2^20) this module accepts.
         if hidden >= 1 << 20 or groups + latents >= 1 << 20:
             raise ValueError("synthesis_weight1: expected fewer than 2^20 units and inputs")
         side = _floats(hyper_side_probabilities, (latents, 2 * GAIN_LIMIT + 2),

@@ -40,6 +40,7 @@ from .context_fit import side_probabilities
 from .fit import FitContext, FittedCodec, fit_codec
 from .hyperprior import (DELTA_LIMIT, FRACTION_BITS, HIDDEN_LIMIT, HyperpriorCodec,
                          residual_features)
+from .ste import round_ste
 
 VARIANT = "klt-hyperprior"
 #: Learned side latents per token, hidden units of ``h_a`` and of ``h_s``. On SmolLM2
@@ -71,11 +72,6 @@ class HyperpriorFit:
     #: ``(step, bits per token)`` of the held-out fit windows during training (symbols
     #: and learned latents; the float stage with its continuous corrections).
     history: list
-
-
-def _round(x: torch.Tensor) -> torch.Tensor:
-    """Straight-through rounding."""
-    return x + (torch.round(x) - x).detach()
 
 
 def _floor(x: torch.Tensor) -> torch.Tensor:
@@ -134,8 +130,8 @@ class HyperpriorNetworks(torch.nn.Module):
     def quantized(self) -> list[torch.Tensor]:
         """Weights rounded to the integer network's grid (straight through), in units."""
         one, two = 2.0 ** FRACTION_BITS, 2.0 ** (2 * FRACTION_BITS)
-        return [_round(self.weight1 * one) / one, _round(self.bias1 * one) / one,
-                _round(self.weight2 * one) / one, _round(self.bias2 * two) / two]
+        return [round_ste(self.weight1 * one) / one, round_ste(self.bias1 * one) / one,
+                round_ste(self.weight2 * one) / one, round_ste(self.bias2 * two) / two]
 
     def corrections(self, v: torch.Tensor, quantized: bool) -> torch.Tensor:
         """``δ`` from side vectors ``v``: continuous (float stage) or the integer
@@ -164,7 +160,7 @@ def _rate(nets: HyperpriorNetworks, batch: list[torch.Tensor], rounding: float,
     ``side_weight``, plus the symbols' bits under the tables ``h_s`` selects."""
     features, k, base, magnitude = batch
     y = nets.latents(features)
-    rounded = torch.clamp(_round(y), -GAIN_LIMIT, GAIN_LIMIT)
+    rounded = torch.clamp(round_ste(y), -GAIN_LIMIT, GAIN_LIMIT)
     index = torch.clamp(base + nets.corrections(torch.cat([k, rounded], -1), quantized),
                         MIN_INDEX, MAX_INDEX)
     side = nets.side_bits(y + torch.rand_like(y) - 0.5 if noise else rounded)

@@ -166,7 +166,8 @@ def test_rescaled_keeps_the_networks_and_klt_contexts_reconstruction(trained):
     assert isinstance(scaled, HyperpriorCodec)
     assert np.array_equal(scaled.synthesis_weight2, result.codec.synthesis_weight2)
     window = two_gain_states(1, 40, seed=9)[0]
-    assert torch.equal(scaled.decode(scaled.encode(window)), plain.rescaled(1.5).reconstruct(window))
+    assert torch.equal(scaled.decode(scaled.encode(window)),
+                       plain.rescaled(1.5).reconstruct(window))
 
 
 def test_bad_arguments_raise_naming_the_argument(trained):
