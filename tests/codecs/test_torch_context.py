@@ -23,7 +23,7 @@ from rdgap.codecs.context_fit import fit_context_codec
 from rdgap.codecs.factorized import ChannelStatistics
 from rdgap.codecs.torch_context import PRECISION, TorchContextCodec, integer_tables
 
-from codec_data import assert_damage_is_detected
+from codec_data import assert_damage_is_detected, lm_like
 
 
 def _sibling(name: str):
@@ -306,3 +306,31 @@ def test_encoder_options_of_the_model_carry_over():
         decoded = codec.decode_batch(codec.encode_batch(x))
         for b in range(2):
             assert_reconstruction(decoded[b], model.reconstruct(x[b]))
+
+
+def test_property_suite_passes():
+    """rdgap's property suite (round trip bit for bit against the CPU codec's reconstruct,
+    determinism, T2 upper and lower per stream with the torch coder's constants,
+    robustness to damaged streams) on the torch path of klt-context."""
+    from rdgap.codecs.container import header_size
+    from rdgap.testing import FunctionCodec, check_codec
+
+    fit = lm_like(6, 40, 12, seed=0)     # the suite's inputs look like these states
+    eye = np.eye(12)
+    stats = ChannelStatistics.fit(fit, "laplace", analysis=eye)
+    model = fit_context_codec(fit, stats.mean, eye, eye, 0.4 * stats.scale, stats.first_mean,
+                              stats.first_scale, 0.4 * stats.first_scale, groups=2)
+    codec = TorchContextCodec(model, lanes=2)
+    sections = 2
+    declared = FunctionCodec(
+        codec.encode, codec.decode, codec.estimate_bits, reconstruct=model.reconstruct,
+        channels=model.channels, header_bits=8.0 * header_size(codec.codec_id, 2),
+        decode_errors=(BitstreamError,), relative_overhead=ans.RELATIVE_OVERHEAD,
+        # rans_length_bounds(start="lower"): ≤ 64 flush bits per lane and section, the
+        # section table and escape count, < 8 bits of sign padding; lanes start at 2^31
+        # (never shorter than the information) up to the 2^-24 table quantization
+        stream_overhead_bits=64.0 * codec.lanes * sections + 32.0 * (sections + 1) + 8,
+        lower_overhead_bits=64.0)
+    report = check_codec(declared, max_examples=8, streams=12)
+    assert {"round-trip", "determinism", "robustness", "T2-upper", "T2-lower"} \
+        <= set(report.checked)
