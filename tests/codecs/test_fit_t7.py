@@ -32,6 +32,9 @@ def test_t7_start_predicts_the_level_at_its_scale(context):
     assert klt.analysis.shape == (64, 64) and base.shape == (64,)
     with pytest.raises(ValueError, match="target_delta_ce"):
         t7_start(context, 0.0)
+    short = FitContext(context.split, context.hidden[:1, :64], context.fisher, probe=None)
+    with pytest.raises(ValueError, match=f"variant: {VARIANT} estimates a 64×64"):
+        t7_start(short, 0.05)  # 63 fit tokens for a 64 × 64 KLT: the error names the variant
 
 
 def test_fit_at_t7_scale_gives_both_codecs_at_that_scale(context):
