@@ -2,7 +2,7 @@
 coder and the joint codecs' torch path on CUDA against the CPU, and CUDA throughput.
 
     python benchmarks/gpu_check.py [--model auto|tiny|smollm2] [--device cuda|cpu]
-                                   [--windows 64] [--out DIR]
+                                   [--windows 64] [--out DIR] [--rans-only | --joint-only]
 
 Checks, each printed and written to ``gpu_check.json`` under ``--out`` (default: ``$OUT``
 when set):
@@ -199,8 +199,11 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="auto", choices=("auto", "tiny", "smollm2"))
     parser.add_argument("--windows", type=int, default=64,
                         help="windows per batch in the throughput rows")
-    parser.add_argument("--rans-only", action="store_true",
-                        help="only the rans_torch checks (what gpu_check_rans.py ran)")
+    parts = parser.add_mutually_exclusive_group()
+    parts.add_argument("--rans-only", action="store_true",
+                       help="only the rans_torch checks (what gpu_check_rans.py ran)")
+    parts.add_argument("--joint-only", action="store_true",
+                       help="only the joint codecs' checks")
     parser.add_argument("--out", default=os.environ.get("OUT"),
                         help="folder for gpu_check.json (default: $OUT)")
     args = parser.parse_args(argv)
@@ -215,7 +218,8 @@ def main(argv=None) -> int:
         report["device_name"] = torch.cuda.get_device_name(0)
     print(f"device: {report.get('device_name', 'cpu (self-check)')}, torch {torch.__version__}")
     start = time.perf_counter()
-    report["rans"] = check_rans(device)
+    if not args.joint_only:
+        report["rans"] = check_rans(device)
     if not args.rans_only:
         name, models, hidden, ids = joint_models(args.model, args.windows)
         print(f"joint codecs: {name}")
