@@ -145,6 +145,10 @@ class TorchContextCodec(HiddenStateCodec):
     lanes : int
         Interleaved rANS states per section (64 bits of flush each; more lanes,
         fewer sequential steps on a GPU).
+    dtype : torch.float64 or torch.float32, optional
+        Float type of the causal loop (default float64, float32 on ``mps``, which has
+        no float64). Not part of the stream's hash: streams decode with either, the
+        reconstruction then differing by that type's rounding only.
 
     Notes
     -----
@@ -154,7 +158,8 @@ class TorchContextCodec(HiddenStateCodec):
     them from the stream (:meth:`decode_batch_with_ids`).
     """
 
-    def __init__(self, model: ContextCodec, device="cpu", lanes: int = rans_torch.DEFAULT_LANES):
+    def __init__(self, model: ContextCodec, device="cpu", lanes: int = rans_torch.DEFAULT_LANES,
+                 dtype: torch.dtype | None = None):
         if type(model) not in (ContextCodec, TokenContextCodec):  # subclasses code otherwise
             raise ValueError(f"model: expected a fitted ContextCodec or TokenContextCodec, got "
                              f"{type(model).__name__}")
@@ -162,8 +167,10 @@ class TorchContextCodec(HiddenStateCodec):
             raise ValueError(f"lanes: expected an integer ≥ 1, got {lanes!r}")
         self.model = model
         self.device = torch.device(device)
+        if dtype not in (None, torch.float32, torch.float64):
+            raise ValueError(f"dtype: expected torch.float64 or torch.float32, got {dtype}")
         #: float64, except on a device without it (Apple ``mps``: float32).
-        self.dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        self.dtype = dtype or (torch.float32 if self.device.type == "mps" else torch.float64)
         self.lanes = lanes
         self.tokens = isinstance(model, TokenContextCodec)
         self.needs_input_ids = self.tokens
