@@ -355,18 +355,23 @@ class TorchContextCodec(HiddenStateCodec):
     def sections(self, q: Quantized) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``(values, table)`` of every rANS section, each ``(B, n)`` int64 (values are
         signed symbols, tables rows of that section's integer tables)."""
-        batch, rest, groups = q.side.shape
-        channels = q.first.shape[1]
+        batch, rest, _ = q.side.shape
         out = []
         if self.tokens:
             out.append((q.ids - self.model._id_width, torch.zeros_like(q.ids)))
-        head_table = torch.cat([torch.arange(groups, device=self.device).repeat(rest),
-                                torch.arange(groups, groups + channels, device=self.device)])
         out.append((torch.cat([q.side.reshape(batch, -1), q.first], 1),
-                    head_table.expand(batch, -1)))
+                    self._head_table(rest, batch)))
         out.append((q.symbols.reshape(batch, -1),
                     (self._indices(q.side) - MIN_INDEX).reshape(batch, -1)))
         return out
+
+    def _head_table(self, rest: int, batch: int) -> torch.Tensor:
+        """Tables of the head section ``(batch, rest·G + C)``: side latent ``(t, g)`` with
+        row ``g``, then position-0 channel ``j`` with row ``G + j``."""
+        groups = len(self._groups)
+        rows = torch.cat([torch.arange(groups, device=self.device).repeat(rest),
+                          torch.arange(groups, groups + self.model.channels, device=self.device)])
+        return rows.expand(batch, -1)
 
     def encode_batch(self, hidden, input_ids=None) -> list[bytes]:
         """One stream per window of ``hidden``.
@@ -454,9 +459,7 @@ class TorchContextCodec(HiddenStateCodec):
             if k == len(counts) - 1:       # the body's tables follow from the side latents
                 table = (self._indices(side) - MIN_INDEX).reshape(len(streams), -1)
             elif k == len(counts) - 2:
-                table = torch.cat([torch.arange(groups, device=self.device).repeat(rest),
-                                   torch.arange(groups, groups + channels,
-                                                device=self.device)]).expand(len(streams), -1)
+                table = self._head_table(rest, len(streams))
             else:
                 table = torch.zeros((len(streams), count), dtype=torch.int64,
                                     device=self.device)
