@@ -36,12 +36,16 @@ def two_gain_states(windows: int, tokens: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(x).float()
 
 
-def context_codec(step: float = 0.5) -> ContextCodec:
-    fit = two_gain_states(16, 64, seed=0)
-    eye = np.eye(CHANNELS)
+def context_codec(fit: torch.Tensor | None = None, step: float = 0.5,
+                  relative: bool = False) -> ContextCodec:
+    """klt-context (identity transform) on ``fit`` (default: two-gain states), steps
+    ``step`` (times each channel's scale if ``relative``)."""
+    fit = two_gain_states(16, 64, seed=0) if fit is None else fit
+    eye = np.eye(fit.shape[-1])
     stats = ChannelStatistics.fit(fit, "laplace", analysis=eye)
-    return fit_context_codec(fit, stats.mean, eye, eye, step * np.ones(CHANNELS),
-                             stats.first_mean, stats.first_scale, step * stats.first_scale)
+    steps = step * (stats.scale if relative else np.ones(fit.shape[-1]))
+    return fit_context_codec(fit, stats.mean, eye, eye, steps, stats.first_mean,
+                             stats.first_scale, step * stats.first_scale)
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +216,15 @@ def test_the_variant_reconstructs_as_the_calibrated_klt_context(tiny_model):
     window = hidden[-1]
     assert torch.equal(fitted.codec.decode(fitted.codec.encode(window)),
                        plain.codec.reconstruct(window))
+
+
+
+def test_property_suite_passes():
+    from codec_data import lm_like
+    from rdgap.testing import check_codec
+
+    fit = lm_like(6, 40, 12, seed=0)  # the suite's inputs look like these
+    codec = fit_hyperprior(context_codec(fit, 0.4, relative=True), fit, latents=2,
+                           float_steps=40, quantized_steps=20, batch=128, progress=False).codec
+    report = check_codec(codec, max_examples=8, streams=12)
+    assert {"round-trip", "determinism", "robustness", "T2-upper"} <= set(report.checked)
