@@ -24,7 +24,7 @@ Usage::
 
     python benchmarks/gpu_finetune.py [--split 15] [--level 0.05] [--iterations 1500]
         [--windows-per-step 8] [--crop 256] [--lr 0.01] [--parameter-lr 1e-5]
-        [--train-s 240] [--trainable suffix|none] [--device cuda|cpu]
+        [--train-s 180] [--trainable suffix|none] [--device cuda|cpu]
         [--cache DIR] [--out DIR] [--save-state] [--no-baseline] [--smoke]
 """
 
@@ -66,7 +66,7 @@ def _arguments(argv=None) -> argparse.Namespace:
                         help="Adam rate of the LM parameters")
     parser.add_argument("--lam", type=float, default=None,
                         help="λ in nats per bit (default: T7's slope at the level)")
-    parser.add_argument("--train-s", type=float, default=240.0,
+    parser.add_argument("--train-s", type=float, default=180.0,
                         help="wall-time cap of the training, seconds")
     parser.add_argument("--trainable", choices=("suffix", "none"), default="suffix")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
