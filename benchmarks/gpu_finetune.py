@@ -13,7 +13,8 @@ One prepared script for a lent GPU (≤ 8 minutes on an H200), runnable on the C
    that the fine-tuned suffix on its reconstruction meets the level against the ORIGINAL
    model's CE (:func:`rdgap.codecs.finetune.fit_finetuned_codec`; on the CPU);
 4. every evaluation window coded as one real stream: bits/token (bytes and estimate),
-   eval ΔCE ± s.e. against the original model, KL, top-1, T2 violations — and the same for
+   eval ΔCE ± s.e. against the original model, KL, top-1, T2 violations (and the fine-tuned
+   model's own ΔCE on the exact states, no codec, against the original) — and the same for
    the plain ``klt-context`` codec (T7 steps, frozen LM) on the same windows
    (``--no-baseline`` skips it).
 
@@ -37,20 +38,22 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from codec_bench import (PROBE_WINDOWS, STATISTICS_WINDOWS, WINDOW_LENGTH,  # noqa: E402
-                         _fit_states, _states, measure)
+from codec_bench import (BATCH, PROBE_WINDOWS, STATISTICS_WINDOWS,  # noqa: E402
+                         WINDOW_LENGTH, _fit_states, _states, measure)
 
 from rdgap.codecs.finetune import finetune, fit_finetuned_codec  # noqa: E402
 from rdgap.codecs.fit import FitContext, fit_codec  # noqa: E402
 from rdgap.codecs.split import SplitModel  # noqa: E402
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents,  # noqa: E402
                                      split_documents, token_windows)
-from rdgap.validation.distortion import exact_log_probs  # noqa: E402
+from rdgap.validation.distortion import (document_estimate, exact_log_probs,  # noqa: E402
+                                         per_window_metrics)
 from rdgap.validation.models import load_model  # noqa: E402
 
 
@@ -156,6 +159,16 @@ def main(argv=None) -> dict:
               f"(estimate {row['bits_per_token_estimated']:.1f}), eval ΔCE "
               f"{row['delta_ce_nats']:.4f} ± {row['delta_ce_nats_stderr']:.4f}, "
               f"T2 violations {row['t2_violations']}", flush=True)
+    # the fine-tuned model alone (exact hidden states, no codec) against the original
+    alone = []
+    with torch.no_grad():
+        for start in range(0, len(ev.input_ids), BATCH):
+            part = slice(start, start + BATCH)
+            logits = tuned.split.suffix(ev_hidden[args.split][part])
+            alone += per_window_metrics(exact[part], logits, ev.input_ids[part],
+                                        log_p[part])["delta_ce_nats"].tolist()
+    alone = document_estimate(np.array(alone), docs)
+    print(f"fine-tuned model alone (no codec): eval ΔCE {alone.mean:.4f} ± {alone.stderr:.4f}")
     trace = tuned.learned.trace
     document = {
         "generator": "rdgap benchmarks/gpu_finetune.py", "smoke": args.smoke,
@@ -166,6 +179,8 @@ def main(argv=None) -> dict:
         "steps_done": len(trace), "train_s": train_s, "prepare_s": prepared,
         "seconds": time.perf_counter() - started,
         "trace_first": trace[:5], "trace_last": trace[-5:],
+        "finetuned_alone_delta_ce_nats": alone.mean,
+        "finetuned_alone_delta_ce_nats_stderr": alone.stderr,
         "evaluation_windows": len(ev.input_ids), "window_length": WINDOW_LENGTH, "rows": rows}
     (out / "finetune.json").write_text(json.dumps(document, indent=2) + "\n")
     print(f"wrote {out / 'finetune.json'} ({document['seconds']:.0f} s, "

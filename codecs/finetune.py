@@ -17,20 +17,22 @@ What is trainable (``trainable``):
     at the split — and the statistics, Fisher and KLT fitted on them — are unchanged.
 
 ΔCE is always reported against the ORIGINAL model's cross-entropy of the exact hidden
-state (:func:`finetuned_context` gives the calibration probe that does so), never
-against the fine-tuned model's. The fine-tuned parameters are saved with safetensors
+state, never against the fine-tuned model's (:func:`fit_finetuned_codec` calibrates to
+the level in that sense, :func:`finetuned_context` says how). The fine-tuned parameters are saved with safetensors
 (:meth:`Finetuned.save_state`, :func:`load_state`), never pickled.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from .calibrate import DistortionProbe
 from .fit import FitContext, FittedCodec
 from .learned_steps import LearnedSteps, fit_learned_codec, optimise, step_problem
 from .split import SplitModel
@@ -170,24 +172,49 @@ def finetune(context: FitContext, input_ids: torch.Tensor, target_delta_ce: floa
     return Finetuned(model, split, learned, trainable, list(trained), variant)
 
 
-def finetuned_context(context: FitContext, finetuned: Finetuned) -> FitContext:
-    """``context`` whose calibration probe runs the fine-tuned suffix (on the CPU) but
-    keeps the ORIGINAL model's exact cross-entropy, so that its ΔCE is against the
-    original model. Statistics, Fisher and KLT are the original's (the prefix is frozen)."""
+def finetuned_context(context: FitContext, finetuned: Finetuned) -> tuple[FitContext, float]:
+    """``context`` with the fine-tuned suffix (on the CPU) and its own calibration probe,
+    and the probe windows' offset ``mean(CE_ft(x) − CE_orig(x))`` (nats/token).
+
+    ΔCE against the ORIGINAL model splits exactly into the codec's distortion under the
+    fine-tuned model and that offset: ``CE_ft(x̂) − CE_orig(x) = [CE_ft(x̂) − CE_ft(x)] +
+    [CE_ft(x) − CE_orig(x)]``. The probe measures the first term, which grows from 0 like
+    T7's ``α²`` and suits :func:`rdgap.codecs.calibrate.calibrate_scale`; the offset (often
+    negative: fine-tuning on in-domain text lowers CE by itself) moves the target.
+    Statistics, Fisher and KLT are the original's (the prefix is frozen)."""
     finetuned.model.to("cpu")
     split = SplitModel(finetuned.model, finetuned.split.split)
-    probe = copy.copy(context.probe)
-    probe.split = split
-    return FitContext(split, context.hidden, context.fisher, probe)
+    original = context.probe
+    probe = DistortionProbe(split, original.input_ids, original.hidden, original.batch_size,
+                            documents=torch.as_tensor(original.documents))
+    offset = float((probe.exact_ce - original.exact_ce).mean())
+    return FitContext(split, context.hidden, context.fisher, probe), offset
 
 
 def fit_finetuned_codec(context: FitContext, finetuned: Finetuned, target_delta_ce: float,
                         method: str = "fit", margin: float = 0.0) -> FittedCodec:
-    """The codec of ``finetuned.variant`` with the jointly learned steps, calibrated so that the
-    fine-tuned suffix on its reconstruction meets ``target_delta_ce`` against the original
-    model's CE on the probe windows (:func:`finetuned_context`)."""
-    fitted = fit_learned_codec(finetuned_context(context, finetuned), None, target_delta_ce,
-                               method=method, margin=margin, variant=finetuned.variant,
+    """The codec of ``finetuned.variant`` with the jointly learned steps, calibrated so that
+    the fine-tuned suffix on its reconstruction meets ``target_delta_ce`` against the
+    ORIGINAL model's CE on the probe windows: the codec's own distortion is calibrated to
+    ``target − offset`` (:func:`finetuned_context`), and the returned calibration's ΔCE,
+    target and trace are shifted back by the offset, i.e. against the original model.
+
+    Raises ValueError naming ``finetuned`` when the fine-tuned model alone, on the exact
+    hidden states, is already ``target_delta_ce`` or more above the original."""
+    if not (np.isfinite(target_delta_ce) and target_delta_ce > 0):
+        raise ValueError(f"target_delta_ce: expected a ΔCE level > 0 nats/token, "
+                         f"got {target_delta_ce}")
+    tuned_context, offset = finetuned_context(context, finetuned)
+    if not target_delta_ce - offset > 0:
+        raise ValueError(f"finetuned: the fine-tuned model alone is {offset:.4g} nats/token "
+                         f"above the original on the probe windows, not below the level "
+                         f"{target_delta_ce}")
+    fitted = fit_learned_codec(tuned_context, None, target_delta_ce - offset, method=method,
+                               margin=margin, variant=finetuned.variant,
                                learned=finetuned.learned)
-    fitted.variant = f"{fitted.variant}-finetuned-{finetuned.trainable}"
-    return fitted
+    c = fitted.calibration
+    shifted = replace(c, delta_ce=c.delta_ce + offset, target=target_delta_ce,
+                      trace=[(a, v + offset) for a, v in c.trace],
+                      upper=None if c.upper is None else c.upper + offset)
+    return replace(fitted, variant=f"{fitted.variant}-finetuned-{finetuned.trainable}",
+                   calibration=shifted)

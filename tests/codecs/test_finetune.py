@@ -4,6 +4,8 @@ equals learned steps, and the fitted codec's ΔCE is against the original model.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -83,14 +85,34 @@ def test_frozen_lm_equals_learned_steps(problem):
 
 def test_codec_delta_ce_is_against_the_original_model(problem, tuned):
     model, ids, hidden, context = problem
-    tuned_context = finetuned_context(context, tuned)
-    assert torch.equal(tuned_context.probe.exact_ce, context.probe.exact_ce)  # original CE
-    identity = tuned_context.probe.delta_ce(lambda window: window)
-    assert identity != 0.0  # the fine-tuned suffix on the exact state vs the original's CE
+    tuned_context, offset = finetuned_context(context, tuned)
+    original = context.probe
+    # the offset is the fine-tuned model's own ΔCE on the exact states against the original
+    assert offset == pytest.approx(float((tuned_context.probe.exact_ce
+                                          - original.exact_ce).mean()))
+    assert offset != 0.0 and tuned_context.probe.delta_ce(lambda window: window) == 0.0
     fitted = fit_finetuned_codec(context, tuned, LEVEL)
     assert fitted.variant == "klt-context-learned-finetuned-suffix"
-    codec = fitted.codec
+    codec, calibration = fitted.codec, fitted.calibration
+    assert calibration.target == LEVEL
+    # the reported ΔCE: the fine-tuned suffix on the codec's output against the ORIGINAL CE
+    recon = torch.stack([codec.reconstruct(w) for w in original.hidden])
+    log_q = torch.log_softmax(tuned_context.split.suffix(recon).double(), -1)[:, :-1]
+    ce = -log_q.gather(-1, original.input_ids[:, 1:, None]).squeeze(-1)
+    assert calibration.delta_ce == pytest.approx(float((ce - original.exact_ce).mean()),
+                                                 abs=1e-6)
+    assert calibration.met == (calibration.delta_ce <= LEVEL)
     window = hidden[-1]
     assert torch.equal(codec.decode(codec.encode(window)), codec.reconstruct(window))
-    if fitted.calibration.met:
-        assert fitted.calibration.delta_ce <= LEVEL
+
+
+def test_a_fine_tuned_model_worse_than_the_level_is_refused(problem, tuned):
+    _, _, _, context = problem
+    broken = copy.deepcopy(tuned)
+    broken.split = SplitModel(broken.model, 2)
+    with torch.no_grad():
+        broken.model.model.norm.weight.mul_(50.0)  # confident, wrong predictions: CE ≫
+    with pytest.raises(ValueError, match="^finetuned:"):
+        fit_finetuned_codec(context, broken, LEVEL)
+    with pytest.raises(ValueError, match="^target_delta_ce:"):
+        fit_finetuned_codec(context, tuned, 0.0)
