@@ -231,13 +231,16 @@ def calibrate_scale(measure: Callable[[float], float | tuple[float, float | None
     measured: list[tuple[float, float | None]] = []  # (mean, s.e.) of every call, in order
 
     def bound(alpha: float) -> float:
+        """The criterion at ``alpha``: the measured mean, plus ``margin`` s.e. if > 0."""
         result = measure(alpha)
         value, stderr = result if isinstance(result, tuple) else (result, None)
-        if margin and stderr is None:
+        if margin and (stderr is None or not math.isfinite(stderr)):
             raise ValueError(f"margin: z = {margin} needs a measure that returns "
-                             f"(ΔCE, standard error); it returned {result!r}")
+                             f"(ΔCE, finite standard error); it returned {result!r} (a "
+                             f"probe over a single document has no standard error)")
         measured.append((float(value), stderr))
-        return float(value) + margin * (stderr or 0.0)
+        # z = 0: the mean itself, whatever the error (bit for bit the search without a margin)
+        return float(value) + margin * stderr if margin else float(value)
 
     search = _bracket if method == "bracket" else _fitted
     chosen = search(bound, target, initial, evaluations, ratio)  # its trace: the bounds

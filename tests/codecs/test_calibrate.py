@@ -178,6 +178,15 @@ def test_margin_meets_the_upper_bound_with_a_smaller_scale(method):
 def test_margin_needs_a_standard_error():
     with pytest.raises(ValueError, match="margin"):
         calibrate_scale(lambda a: 0.3 * a ** 2, 0.03, 1.0, margin=1.0)
+    for stderr in (None, float("nan"), float("inf")):  # e.g. a probe of one document
+        with pytest.raises(ValueError, match="^margin:"):
+            calibrate_scale(lambda a: (0.3 * a ** 2, stderr), 0.03, 1.0, margin=1.0)
+        # z = 0 ignores the error entirely: the search without a margin, point for point
+        zero = calibrate_scale(lambda a: (0.3 * a ** 2, stderr), 0.03, 1.0, margin=0.0)
+        plain = calibrate_scale(lambda a: 0.3 * a ** 2, 0.03, 1.0)
+        assert (zero.scale, zero.delta_ce, zero.trace, zero.met) == \
+            (plain.scale, plain.delta_ce, plain.trace, plain.met)
+        assert zero.upper == zero.delta_ce
     with pytest.raises(ValueError, match="margin"):
         calibrate_scale(lambda a: (0.3 * a ** 2, 0.01), 0.03, 1.0, margin=-1.0)
 
