@@ -603,6 +603,10 @@ def _t9(codec, quantizer, fit_symbols: np.ndarray, fit_hidden: torch.Tensor,
                          "t9_informative", "t9_documents_needed"))
     ids = [{}] * fit_hidden.shape[0]  # codecs that code the token ids get each window's
     if getattr(codec, "needs_input_ids", False):
+        if fit_input_ids is not None and \
+                tuple(fit_input_ids.shape) != tuple(fit_hidden.shape[:2]):
+            raise ValueError(f"fit_input_ids: expected the ids of the fit windows, shape "
+                             f"{tuple(fit_hidden.shape[:2])}, got {tuple(fit_input_ids.shape)}")
         ids = [] if fit_input_ids is None else [{"input_ids": i} for i in fit_input_ids]
     if quantizer is not None and ids and codec.estimate_bits(fit_hidden[0], **ids[0]) is not None:
         tokens = fit_hidden.shape[1]

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
 from rdgap.codecs.fit import FitContext
 from rdgap.codecs.split import SplitModel
 from rdgap.codecs.token_fit import fit_token_codec
-from rdgap.validation import runner
+from rdgap.validation import runner, statistics
 from rdgap.validation.models import LoadedModel, tiny_llama
 from rdgap.validation.runner import ValidateConfig, _Coded, _code_windows, run_validation
 from rdgap.validation.tasks import CausalLMTask, token_variant_refusal
@@ -62,6 +63,18 @@ def test_coding_passes_each_windows_ids_and_counts_them(tiny_model):
         assert coded.window_estimates[w] > fitted.codec.id_bits(ids[4 + w]) > 0
     with pytest.raises(ValueError, match="input_ids"):
         _code_windows(_Coded(fitted.codec, VARIANT), hidden[4:])
+    # T9's fit rate: each fit window rated with its own ids; ids of other windows refused
+    found = statistics.codec_statistics(
+        fitted.codec, hidden[:4], hidden[4:], np.asarray(coded.window_bits), np.arange(4),
+        fit_input_ids=ids[:4])
+    expected = np.mean([fitted.codec.estimate_bits(hidden[w], input_ids=ids[w])
+                        for w in range(4)]) / hidden.shape[1]
+    assert found["t9_fit_rate"] == pytest.approx(expected, rel=1e-12)
+    for wrong in (ids[:3], ids[:4, :50]):
+        with pytest.raises(ValueError, match="^fit_input_ids:"):
+            statistics.codec_statistics(fitted.codec, hidden[:4], hidden[4:],
+                                        np.asarray(coded.window_bits), np.arange(4),
+                                        fit_input_ids=wrong)
 
 
 def test_which_architectures_can_run_it():
