@@ -41,7 +41,21 @@ TRAINABLE = ("none", "suffix")
 
 
 def trainable_parameters(split: SplitModel, trainable: str) -> dict[str, torch.nn.Parameter]:
-    """The parameters ``trainable`` names (see the module), by their name in the model."""
+    """The parameters ``trainable`` names (see the module), by their name in the model.
+
+    Parameters
+    ----------
+    split : SplitModel
+        The model and where it is split.
+    trainable : {"none", "suffix"}
+        What is trained (:data:`TRAINABLE`).
+
+    Returns
+    -------
+    dict of str to torch.nn.Parameter
+        Empty for ``"none"``; the decoder layers after the split and the final norm for
+        ``"suffix"``.
+    """
     if trainable not in TRAINABLE:
         raise ValueError(f"trainable: expected one of {TRAINABLE}, got {trainable!r}")
     if trainable == "none":
@@ -98,8 +112,26 @@ class Finetuned:
 def load_state(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
     """Load parameters saved by :meth:`Finetuned.save_state` into ``model`` (in place).
 
-    Raises ValueError naming ``path`` when a saved name is not a parameter of ``model`` or
-    its shape differs."""
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model of the architecture that was fine-tuned (e.g. a freshly loaded original);
+        its parameters named in the file are overwritten.
+    path : str or Path
+        A safetensors file written by :meth:`Finetuned.save_state` (read with
+        :func:`safetensors.torch.load_file`, never unpickled).
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``path`` when a saved name is not a parameter of ``model`` or its shape
+        differs (nothing is loaded then).
+    """
     state = load_file(str(path))
     params = dict(model.named_parameters())
     for name, value in state.items():
@@ -181,9 +213,25 @@ def finetuned_context(context: FitContext, finetuned: Finetuned) -> tuple[FitCon
     [CE_ft(x) − CE_orig(x)]``. The probe measures the first term, which grows from 0 like
     T7's ``α²`` and suits :func:`rdgap.codecs.calibrate.calibrate_scale`; the offset (often
     negative: fine-tuning on in-domain text lowers CE by itself) moves the target.
-    Statistics, Fisher and KLT are the original's (the prefix is frozen)."""
-    finetuned.model.to("cpu")
-    split = SplitModel(finetuned.model, finetuned.split.split)
+    Statistics, Fisher and KLT are the original's (the prefix is frozen).
+
+    Parameters
+    ----------
+    context : FitContext
+        The ORIGINAL model's fit context (its probe gives the windows and exact CE).
+    finetuned : Finetuned
+        The result of :func:`finetune`; not modified (a model trained on another device
+        is copied to the CPU, never moved).
+
+    Returns
+    -------
+    tuple of (FitContext, float)
+        The context with the fine-tuned suffix and its probe, and the offset.
+    """
+    model = finetuned.model
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        model = copy.deepcopy(model).to("cpu")
+    split = SplitModel(model, finetuned.split.split)
     original = context.probe
     probe = DistortionProbe(split, original.input_ids, original.hidden, original.batch_size,
                             documents=torch.as_tensor(original.documents))
@@ -199,8 +247,32 @@ def fit_finetuned_codec(context: FitContext, finetuned: Finetuned, target_delta_
     ``target − offset`` (:func:`finetuned_context`), and the returned calibration's ΔCE,
     target and trace are shifted back by the offset, i.e. against the original model.
 
-    Raises ValueError naming ``finetuned`` when the fine-tuned model alone, on the exact
-    hidden states, is already ``target_delta_ce`` or more above the original."""
+    Parameters
+    ----------
+    context : FitContext
+        The ORIGINAL model's fit context.
+    finetuned : Finetuned
+        The result of :func:`finetune` (not modified).
+    target_delta_ce : float
+        The level (nats/token, > 0) against the original model's CE.
+    method : {"fit", "bracket"}
+        Calibration method (:func:`rdgap.codecs.calibrate.calibrate_scale`).
+    margin : float
+        ``z ≥ 0`` standard errors added to the probe ΔCE (its standard error is that of
+        the codec's own distortion under the fine-tuned suffix).
+
+    Returns
+    -------
+    FittedCodec
+        Variant ``"<variant>-learned-finetuned-<trainable>"``, calibration against the
+        original model.
+
+    Raises
+    ------
+    ValueError
+        Naming ``finetuned`` when the fine-tuned model alone, on the exact hidden states,
+        is already ``target_delta_ce`` or more above the original.
+    """
     if not (np.isfinite(target_delta_ce) and target_delta_ce > 0):
         raise ValueError(f"target_delta_ce: expected a ΔCE level > 0 nats/token, "
                          f"got {target_delta_ce}")
