@@ -119,6 +119,7 @@ class HyperpriorNetworks(torch.nn.Module):
                                                             dtype=torch.float64))
 
     def latents(self, features: torch.Tensor) -> torch.Tensor:
+        """``h_a(f)``: the float learned latents (before rounding) of features ``(N, C)``."""
         return self.analysis2(torch.relu(self.analysis1(features)))
 
     def side_bits(self, y: torch.Tensor) -> torch.Tensor:
@@ -146,7 +147,9 @@ class HyperpriorNetworks(torch.nn.Module):
             out = _floor(out + 0.5)
         return torch.clamp(out, -DELTA_LIMIT, DELTA_LIMIT)
 
-    def integer_weights(self) -> dict[str, np.ndarray]:
+    def integer_weights(self) -> dict[str, torch.Tensor]:
+        """``h_s``'s weights as the integer network's (rounded to ``2^-F``, the last bias
+        to ``2^-2F``, in those units), by the :class:`HyperpriorCodec` argument names."""
         one, two = 2.0 ** FRACTION_BITS, 2.0 ** (2 * FRACTION_BITS)
         with torch.no_grad():
             return {"synthesis_weight1": torch.round(self.weight1 * one),
@@ -239,34 +242,37 @@ def fit_hyperprior(codec: ContextCodec, hidden: torch.Tensor, latents: int = LAT
     threads = torch.get_num_threads()
     with torch.random.fork_rng():
         torch.set_num_threads(1)  # small matrices: one thread is faster on a busy CPU
-        torch.manual_seed(seed)
-        nets = HyperpriorNetworks(codec.channels, groups, latents, analysis_units, synthesis_units)
-        optimiser = torch.optim.Adam(nets.parameters(), lr=learning_rate)
-        best = (np.inf, None)
-        bar = tqdm(total=float_steps + quantized_steps, desc="hyperprior", unit="step",
-                   disable=not progress)
-        for step in range(float_steps + quantized_steps):
-            quantized = step >= float_steps
-            if step == float_steps:
-                optimiser = torch.optim.Adam(nets.parameters(), lr=learning_rate / 10)
-            rows = train[torch.randperm(train.numel())[:batch]]
-            weight = min(1.0, 2.0 * step / max(float_steps, 1))  # side rate phased in
-            loss = _rate(nets, [a[rows] for a in data], codec.rounding, quantized, weight)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            bar.update()
-            bar.set_postfix(bits=f"{loss.item():.1f}", stage="int" if quantized else "float")
-            last = step == float_steps + quantized_steps - 1
-            if held and (step % CHECK_EVERY == 0 or last):
-                with torch.no_grad():
-                    value = _rate(nets, check, codec.rounding, quantized, 1.0,
-                                  noise=False).item()
-                history.append((step, value))
-                if quantized and value < best[0]:
-                    best = (value, copy.deepcopy(nets.state_dict()))
-        bar.close()
-        torch.set_num_threads(threads)
+        try:
+            torch.manual_seed(seed)
+            nets = HyperpriorNetworks(codec.channels, groups, latents, analysis_units,
+                                      synthesis_units)
+            optimiser = torch.optim.Adam(nets.parameters(), lr=learning_rate)
+            best = (np.inf, None)
+            bar = tqdm(total=float_steps + quantized_steps, desc="hyperprior", unit="step",
+                       disable=not progress)
+            for step in range(float_steps + quantized_steps):
+                quantized = step >= float_steps
+                if step == float_steps:
+                    optimiser = torch.optim.Adam(nets.parameters(), lr=learning_rate / 10)
+                rows = train[torch.randperm(train.numel())[:batch]]
+                weight = min(1.0, 2.0 * step / max(float_steps, 1))  # side rate phased in
+                loss = _rate(nets, [a[rows] for a in data], codec.rounding, quantized, weight)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                bar.update()
+                bar.set_postfix(bits=f"{loss.item():.1f}", stage="int" if quantized else "float")
+                last = step == float_steps + quantized_steps - 1
+                if held and (step % CHECK_EVERY == 0 or last):
+                    with torch.no_grad():
+                        value = _rate(nets, check, codec.rounding, quantized, 1.0,
+                                      noise=False).item()
+                    history.append((step, value))
+                    if quantized and value < best[0]:
+                        best = (value, copy.deepcopy(nets.state_dict()))
+            bar.close()
+        finally:
+            torch.set_num_threads(threads)
     if best[1] is not None:
         nets.load_state_dict(best[1])
     integer = {n: w.numpy().astype(np.int64) for n, w in nets.integer_weights().items()}

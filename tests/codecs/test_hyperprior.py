@@ -228,3 +228,24 @@ def test_property_suite_passes():
                            float_steps=40, quantized_steps=20, batch=128, progress=False).codec
     report = check_codec(codec, max_examples=8, streams=12)
     assert {"round-trip", "determinism", "robustness", "T2-upper"} <= set(report.checked)
+
+
+def test_training_that_fails_restores_the_thread_count(monkeypatch):
+    """fit_hyperprior trains on one thread; an error inside training gives the caller's
+    thread count back."""
+    import rdgap.codecs.hyperprior_fit as hyperprior_fit
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken rate")
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr(hyperprior_fit, "_rate", broken)
+        fit = two_gain_states(4, 8, seed=0)
+        with pytest.raises(RuntimeError, match="broken rate"):
+            fit_hyperprior(context_codec(fit), fit, float_steps=1, quantized_steps=1,
+                           progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
