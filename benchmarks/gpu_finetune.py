@@ -133,6 +133,7 @@ def main(argv=None) -> dict:
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     train_s = time.perf_counter() - start
+    tuned.model.to("cpu")  # fitting, coding and the suffix on the eval windows run on the CPU
     if args.save_state:
         tuned.save_state(out / "suffix.safetensors")
 
