@@ -68,9 +68,19 @@ def integer_synthesis(v, weight1, bias1, weight2, bias2):
     operations: integer matmul, clip, arithmetic right shift), so both give
     identical results on any machine.
 
+    Parameters
+    ----------
+    v : numpy.ndarray or torch.Tensor
+        int64 ``(N, G + S)`` side vectors ``[k, ŷ]`` (each ``|v| ≤ GAIN_LIMIT``).
+    weight1, bias1 : int64 arrays or tensors
+        First layer, ``(H, G + S)`` and ``(H,)``, in units of ``2^-F``.
+    weight2, bias2 : int64 arrays or tensors
+        Second layer, ``(C, H)`` in units of ``2^-F`` and ``(C,)`` in units of ``2^-2F``.
+
     Returns
     -------
-    ``(N, C)`` integer index corrections, clipped to ``±DELTA_LIMIT``.
+    numpy.ndarray or torch.Tensor
+        int64 ``(N, C)`` index corrections ``δ``, clipped to ``±DELTA_LIMIT``.
     """
     if isinstance(v, torch.Tensor):
         hidden = torch.clamp(v @ weight1.T + bias1, 0, HIDDEN_LIMIT << FRACTION_BITS)
@@ -82,8 +92,20 @@ def integer_synthesis(v, weight1, bias1, weight2, bias2):
 
 
 def residual_features(x: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``h_a``'s input: ``log2(|x| / 2^{index/R} + FEATURE_FLOOR)`` of residuals ``x`` in
-    steps and the closed-form table indices of the same components."""
+    """``h_a``'s input: ``log2(|x| / 2^{index/R} + FEATURE_FLOOR)``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Prediction residuals in steps.
+    index : numpy.ndarray
+        The closed-form table indices of the same components (same shape).
+
+    Returns
+    -------
+    numpy.ndarray
+        The features, shape of ``x``.
+    """
     return np.log2(np.abs(x) / table_scale(index) + FEATURE_FLOOR)
 
 
@@ -171,6 +193,7 @@ class HyperpriorCodec(ContextCodec):
         return h.digest()
 
     def params(self) -> dict:
+        """klt-context's parameters, the learned latents ``S`` and ``h_s``'s hidden units."""
         return {**super().params(), "latents": self.latents,
                 "hyper_hidden": int(self.synthesis_weight1.shape[0])}
 

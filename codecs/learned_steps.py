@@ -146,6 +146,7 @@ class StepObjective:
 
     @property
     def windows(self) -> int:
+        """Number of windows the objective draws from."""
         return self.hidden.shape[0]
 
     def _log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -158,7 +159,15 @@ class StepObjective:
 
     def reconstruct(self, log_step: torch.Tensor, index) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x̂, S)`` of windows ``index``: the reconstruction ``(B, T, C)`` (position 0
-        by T7's steps) and the straight-through symbols of positions ≥ 1."""
+        by T7's steps) and the straight-through symbols of positions ≥ 1.
+
+        Parameters
+        ----------
+        log_step : torch.Tensor
+            ``(C,)`` log-steps of positions ≥ 1 (the gradient flows to them).
+        index : tensor of int or slice
+            Which windows (of the cropped statistics windows).
+        """
         step = log_step.exp()
         symbols = round_ste(self._z[index] / step)
         rest = self._mean + (symbols * step) @ self._synthesis.T
@@ -195,8 +204,34 @@ def optimise(objective: StepObjective, log_step: torch.Tensor, parameters=(),
              description: str = "learn steps", max_seconds: float | None = None) -> list[dict]:
     """Adam on ``log_step`` (and on ``parameters``, e.g. LM weights, with ``parameter_lr``)
     for ``iterations`` steps of ``windows_per_step`` windows drawn with ``seed`` (fewer if
-    ``max_seconds`` of wall time run out first); the trace
-    ``[{"objective", "delta_ce", "bits_per_token"}, ...]``. ``log_step`` is updated in place."""
+    ``max_seconds`` of wall time run out first).
+
+    Parameters
+    ----------
+    objective : StepObjective
+        ``L = distortion + λ·rate`` on the windows.
+    log_step : torch.Tensor
+        ``(C,)`` log-steps with ``requires_grad``; updated in place.
+    parameters : iterable of torch.nn.Parameter
+        Further parameters trained with them (e.g. the suffix of a copy of the LM).
+    iterations, windows_per_step : int
+        Adam steps (≥ 0) and windows drawn per step (≥ 1).
+    lr, parameter_lr : float
+        Learning rates of ``log_step`` and of ``parameters``.
+    seed : int
+        Seed of the window draws.
+    progress : bool
+        Show a tqdm bar (labelled ``description``).
+    description : str
+        The bar's label.
+    max_seconds : float, optional
+        Wall-time cap of the training.
+
+    Returns
+    -------
+    list of dict
+        ``{"objective", "delta_ce", "bits_per_token"}`` of every step taken.
+    """
     if iterations < 0 or windows_per_step < 1:
         raise ValueError(f"iterations, windows_per_step: expected ≥ 0 and ≥ 1, got "
                          f"{iterations} and {windows_per_step}")
@@ -256,8 +291,35 @@ def step_problem(context: FitContext, input_ids: torch.Tensor, target_delta_ce: 
     T7's isotropic steps at the predicted scale start the training; the rate uses each
     component's marginal Laplace scale (``klt-laplace``) or, for ``klt-context``, the
     scale of its prediction residual in the context codec fitted at those steps
-    (:func:`rdgap.codecs.context_fit.fit_context_codec`, side latent 0). ``split``
-    replaces ``context.split`` (e.g. a copy of the model being fine-tuned, on ``device``).
+    (:func:`rdgap.codecs.context_fit.fit_context_codec`, side latent 0).
+
+    Parameters
+    ----------
+    context : FitContext
+        Statistics windows, Fisher and split.
+    input_ids : torch.Tensor
+        ``(windows, tokens)`` token ids of ``context.hidden``.
+    target_delta_ce : float
+        The level (nats/token, > 0).
+    variant : {"klt-context", "klt-laplace"}
+        Whose transform and rate model.
+    lam : float, optional
+        ``λ`` in nats per bit (≥ 0); default :func:`t7_lambda`.
+    crop : int
+        Tokens kept of every window.
+    split : SplitModel, optional
+        Replaces ``context.split`` (e.g. a copy of the model being fine-tuned, on
+        ``device``).
+    distortion : {"kl", "ce"}
+        The distortion term (:class:`StepObjective`).
+    device : str or torch.device
+        Where the objective computes.
+
+    Returns
+    -------
+    tuple
+        ``(objective, log_step, first_step)``: the :class:`StepObjective`, the initial
+        float32 ``(C,)`` log-steps on ``device`` (no gradient yet) and position 0's steps.
     """
     if variant not in BASE_VARIANTS:
         raise ValueError(f"variant: expected one of {BASE_VARIANTS}, got {variant!r}")
@@ -342,7 +404,32 @@ def fit_learned_codec(context: FitContext, input_ids: torch.Tensor, target_delta
     """``variant`` fitted and calibrated by :func:`rdgap.codecs.fit.fit_codec` (``method``,
     ``margin`` passed on) with the learned step vector (``learned``, or :func:`learn_steps`
     with ``**learn``) in place of T7's; the result's variant is ``"<variant>-learned"``.
-    The signature is that of ``benchmarks/codec_bench.py``'s ``FITTERS``."""
+    The signature is that of ``benchmarks/codec_bench.py``'s ``FITTERS``.
+
+    Parameters
+    ----------
+    context : FitContext
+        Statistics windows, Fisher, split and calibration probe.
+    input_ids : torch.Tensor or None
+        ``(windows, tokens)`` ids of ``context.hidden`` (unused when ``learned`` is given).
+    target_delta_ce : float
+        The level (nats/token, > 0) the calibration meets on the probe.
+    method : {"fit", "bracket"}
+        Calibration method.
+    margin : float
+        ``z ≥ 0`` standard errors over documents added to the probe ΔCE.
+    variant : {"klt-context", "klt-laplace"}
+        The codec whose steps are learned.
+    learned : LearnedSteps, optional
+        Steps learned already (e.g. jointly with the LM, :mod:`rdgap.codecs.finetune`).
+    **learn
+        Arguments of :func:`learn_steps` when ``learned`` is None.
+
+    Returns
+    -------
+    FittedCodec
+        The calibrated codec, variant ``"<variant>-learned"``.
+    """
     if learned is None:
         learned = learn_steps(context, input_ids, target_delta_ce, variant, **learn)
     fitted = fit_codec(variant, context, target_delta_ce, method=method, margin=margin,

@@ -35,6 +35,19 @@ def t7_start(context: FitContext, target_delta_ce: float):
     :func:`rdgap.codecs.fit.base_steps`, THEORY.md T7's predicted ΔCE ``unit`` at scale 1
     (``Σ Δ²/24`` per token in the whitened domain) and ``alpha = √(target / unit)``, the
     scale T7 predicts for ``target_delta_ce`` (ΔCE ∝ α²; a prediction, not a bound).
+
+    Parameters
+    ----------
+    context : FitContext
+        Statistics windows and Fisher (the probe is not used).
+    target_delta_ce : float
+        The level (nats/token, > 0).
+
+    Raises
+    ------
+    ValueError
+        Naming ``target_delta_ce``, or naming this variant when the statistics windows are
+        too few for the KLT.
     """
     if not target_delta_ce > 0:
         raise ValueError(f"target_delta_ce: expected a ΔCE level > 0 nats/token, got "
@@ -52,7 +65,19 @@ def fit_at_t7_scale(context: FitContext, input_ids: torch.Tensor, target_delta_c
     """``klt-context`` and ``klt-context-tokens`` fitted once on ``context.hidden`` at T7's
     scale for ``target_delta_ce`` (:func:`t7_start`), with no calibration (no probe pass):
     ``(alpha, {variant: codec})``. The ΔCE they reach is what T7 predicts only
-    approximately; measure it (e.g. ``benchmarks/split_screen.py``)."""
+    approximately; measure it (e.g. ``benchmarks/split_screen.py``).
+
+    Parameters
+    ----------
+    context : FitContext
+        Statistics windows and Fisher.
+    input_ids : torch.Tensor
+        ``(windows, tokens)`` ids of ``context.hidden``.
+    target_delta_ce : float
+        The level (nats/token, > 0) that sets T7's scale.
+    embedding : array, optional
+        The token-embedding table (default: the split model's input embeddings).
+    """
     stats, base, first_base, klt, _, alpha = t7_start(context, target_delta_ce)
     common = (stats.mean, klt.analysis, klt.synthesis, alpha * base, stats.first_mean,
               stats.first_scale, alpha * first_base)

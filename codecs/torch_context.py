@@ -92,6 +92,13 @@ def integer_tables(tables: Sequence[ans.ChannelTable], precision: int = PRECISIO
     never uses, each given probability ``2^-precision`` (one unit) so that
     :func:`rans_torch.quantize_table` rounds every row in one pass.
 
+    Parameters
+    ----------
+    tables : sequence of ans.ChannelTable
+        The model's float tables.
+    precision : int
+        ``log2`` of each row's total.
+
     Returns
     -------
     freq : torch.Tensor
@@ -118,6 +125,7 @@ class _Section:
 
     @classmethod
     def build(cls, tables, device) -> "_Section":
+        """The integer tables of ``tables`` (:func:`integer_tables`) on ``device``."""
         freq, widths = integer_tables(tables)
         return cls(freq.to(device), torch.from_numpy(widths).to(device))
 
@@ -205,9 +213,11 @@ class TorchContextCodec(HiddenStateCodec):
 
     @property
     def digest(self) -> bytes:
+        """Hash of the model's hash, the lanes, the precision and the layout version."""
         return self._digest
 
     def params(self) -> dict:
+        """The model's hash (hex), lanes, precision and layout version."""
         return {"model": self.model.digest.hex(), "lanes": self.lanes,
                 "precision": PRECISION, "layout": LAYOUT_VERSION}
 
@@ -290,8 +300,26 @@ class TorchContextCodec(HiddenStateCodec):
         return index.clamp(MIN_INDEX, MAX_INDEX)
 
     def quantize(self, hidden, input_ids=None) -> Quantized:
-        """The encoder's symbols and side latents for windows ``hidden`` ``(B, T, C)``
-        (the CPU codec's ``analyse``, batched, on the device)."""
+        """The encoder's symbols and side latents (the CPU codec's ``analyse``, batched, on
+        the device).
+
+        Parameters
+        ----------
+        hidden : torch.Tensor or numpy.ndarray
+            Finite ``(B, T, C)`` windows (not modified).
+        input_ids : tensor, optional
+            ``(B, T)`` token ids (``klt-context-tokens`` only, else None).
+
+        Returns
+        -------
+        Quantized
+            Position-0 symbols, side latents, body symbols and ids, on the device.
+
+        Raises
+        ------
+        ValueError
+            Naming ``hidden`` or ``input_ids`` when they are not what the model codes.
+        """
         x = self._batch(hidden)
         ids = self._ids(input_ids, x.shape[:2])
         model = self.model
@@ -426,7 +454,20 @@ class TorchContextCodec(HiddenStateCodec):
         return out
 
     def encode(self, hidden: torch.Tensor, input_ids=None) -> bytes:
-        """One stream holding ``hidden`` (tokens × channels) [and its ``input_ids``]."""
+        """One stream holding one window.
+
+        Parameters
+        ----------
+        hidden : torch.Tensor
+            ``(tokens, channels)`` window.
+        input_ids : tensor, optional
+            Its ``(tokens,)`` token ids (``klt-context-tokens`` only).
+
+        Returns
+        -------
+        bytes
+            The container stream (:meth:`encode_batch` of a batch of one).
+        """
         ids = None if input_ids is None else torch.as_tensor(input_ids)[None]
         return self.encode_batch(torch.as_tensor(hidden)[None], ids)[0]
 

@@ -262,6 +262,18 @@ def token_variant_refusal(task: SplitTask, variant: str = "klt-context-tokens") 
     for a causal LM with an untied head, for the sentence encoder (the layers after the
     split and the pooling need no embedding table), nor for the ViT (images, no token
     ids at all).
+
+    Parameters
+    ----------
+    task : SplitTask
+        The architecture's task.
+    variant : str
+        The variant's name, used in the reason.
+
+    Returns
+    -------
+    str or None
+        The reason, starting with ``variant``; None where the task can run it.
     """
     if task.task == "image classification":
         return f"{variant}: {task.name} ({task.model_type}) takes images and has no token ids"
