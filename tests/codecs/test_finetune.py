@@ -32,10 +32,14 @@ def problem():
 def tuned(problem):
     model, ids, _, context = problem
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = [p.requires_grad for p in model.parameters()]
+    hidden = context.hidden.clone()
     result = finetune(context, ids[:STATISTICS], LEVEL, trainable="suffix", parameter_lr=3e-3,
                       **SETTINGS)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # the original is untouched
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert torch.equal(context.hidden, hidden) and result.model is not model
     return result
 
 
@@ -87,9 +91,17 @@ def test_codec_delta_ce_is_against_the_original_model(problem, tuned):
     model, ids, hidden, context = problem
     tuned_context, offset = finetuned_context(context, tuned)
     original = context.probe
-    # the offset is the fine-tuned model's own ΔCE on the exact states against the original
-    assert offset == pytest.approx(float((tuned_context.probe.exact_ce
-                                          - original.exact_ce).mean()))
+    # the offset is the fine-tuned model's own ΔCE on the exact states against the original,
+    # recomputed here from both models' logits
+    def cross_entropy(model):
+        with torch.no_grad():
+            logits = SplitModel(model, 2).suffix(original.hidden).double()
+        log_q = torch.log_softmax(logits, -1)[:, :-1]
+        return -log_q.gather(-1, original.input_ids[:, 1:, None]).squeeze(-1)
+
+    assert offset == pytest.approx(float((cross_entropy(tuned.model)
+                                          - cross_entropy(model)).mean()), abs=1e-6)
+    assert tuned_context.split.model is tuned.model  # on the CPU already: not copied
     assert offset != 0.0 and tuned_context.probe.delta_ce(lambda window: window) == 0.0
     fitted = fit_finetuned_codec(context, tuned, LEVEL)
     assert fitted.variant == "klt-context-learned-finetuned-suffix"
