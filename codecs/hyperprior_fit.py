@@ -219,9 +219,10 @@ def fit_hyperprior(codec: ContextCodec, hidden: torch.Tensor, latents: int = LAT
         raise ValueError(f"validation: expected a fraction in [0, 1) of the "
                          f"{hidden.shape[0]} windows that leaves ≥ 1 to train on, got "
                          f"{validation}")
-    if not (float_steps >= 0 and quantized_steps >= 1):
-        raise ValueError(f"quantized_steps: expected ≥ 1 (and float_steps ≥ 0), got "
-                         f"{quantized_steps} and {float_steps}")
+    if not float_steps >= 0:
+        raise ValueError(f"float_steps: expected ≥ 0 Adam steps, got {float_steps}")
+    if not quantized_steps >= 1:
+        raise ValueError(f"quantized_steps: expected ≥ 1 Adam steps, got {quantized_steps}")
     start = time.perf_counter()
     z = (hidden.detach().double().numpy()[:, 1:] - codec.mean) @ codec.analysis.T
     result = codec.analyse(z)

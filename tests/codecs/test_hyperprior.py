@@ -183,8 +183,10 @@ def test_bad_arguments_raise_naming_the_argument(trained):
         fit_hyperprior(plain, fit[:, :, :5])
     with pytest.raises(ValueError, match="latents"):
         fit_hyperprior(plain, fit, latents=0)
-    with pytest.raises(ValueError, match="quantized_steps"):
+    with pytest.raises(ValueError, match="^quantized_steps:"):
         fit_hyperprior(plain, fit, quantized_steps=0)
+    with pytest.raises(ValueError, match="^float_steps:"):
+        fit_hyperprior(plain, fit, float_steps=-1)
     arguments = result.codec._constructor_arguments()
     for name, value in (("synthesis_weight1", arguments["synthesis_weight1"] + 0.5),
                         ("synthesis_weight2", arguments["synthesis_weight2"][:, :-1]),
