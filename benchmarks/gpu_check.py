@@ -48,6 +48,13 @@ from rdgap.codecs.torch_context import TorchContextCodec
 RTOL, ATOL_FRACTION = 4 * 2.0 ** -24, 1e-6
 
 
+def require(condition: bool, message: str) -> None:
+    """Raise RuntimeError with ``message`` unless ``condition`` (a check that ``python -O``
+    cannot strip, unlike ``assert``)."""
+    if not condition:
+        raise RuntimeError(f"gpu_check failed: {message}")
+
+
 def timed(function, device: torch.device, repeat: int = 3):
     """The result and the best wall time of ``repeat`` runs (synchronising CUDA)."""
     best = float("inf")
@@ -71,13 +78,13 @@ def check_rans(device: torch.device) -> dict:
         symbols, table = full[:, :n], full_table[:n]
         on_cpu = rt.encode(symbols, table, freq, lanes=lanes)
         on_device = rt.encode(symbols.to(device), table.to(device), freq.to(device), lanes=lanes)
-        assert on_cpu == on_device, f"rans lanes={lanes}: device and CPU bytes differ"
+        require(on_cpu == on_device, f"rans lanes={lanes}: device and CPU bytes differ")
         back_cpu = rt.decode(on_device, n, table, freq, lanes=lanes, device="cpu")
         back_device = rt.decode(on_cpu, n, table.to(device), freq.to(device), lanes=lanes,
                                 device=device)
-        assert torch.equal(back_cpu, symbols), f"rans lanes={lanes}: CPU decode of device bytes"
-        assert torch.equal(back_device.cpu(), symbols), \
-            f"rans lanes={lanes}: device decode of CPU bytes"
+        require(torch.equal(back_cpu, symbols), f"rans lanes={lanes}: CPU decode of device bytes")
+        require(torch.equal(back_device.cpu(), symbols),
+                f"rans lanes={lanes}: device decode of CPU bytes")
         report["cross_device"].append({"lanes": lanes, "symbols": symbols.numel(),
                                        "identical_bytes": True, "cross_decode_exact": True})
         print(f"rans lanes={lanes:4d}: identical bytes on {device.type} and CPU; cross-device "
@@ -90,7 +97,7 @@ def check_rans(device: torch.device) -> dict:
             data, t_enc = timed(lambda: rt.encode(s, t, f, lanes=lanes), device)
             out, t_dec = timed(lambda: rt.decode(data, symbols.shape[1], t, f, lanes=lanes,
                                                  device=device), device)
-            assert torch.equal(out.cpu(), symbols)
+            require(torch.equal(out.cpu(), symbols), f"rans lanes={lanes}: device round trip")
             row = {"streams": streams, "lanes": lanes, "encode_msym_s": count / t_enc / 1e6,
                    "decode_msym_s": count / t_dec / 1e6,
                    "flush_bits_per_token": 64 * lanes / TOKENS}
@@ -159,9 +166,9 @@ def check_joint(model, hidden: torch.Tensor, ids, device: torch.device, windows:
                                   ("device_decodes_device", dev, on_device)):
         decoded, decoded_ids = codec.decode_batch_with_ids(streams)
         if tokens_codec:
-            assert torch.equal(decoded_ids, ids), f"{name} {label}: token ids differ"
+            require(torch.equal(decoded_ids, ids), f"{name} {label}: token ids differ")
         excess[label] = _max_excess(decoded, reference)
-        assert excess[label] <= 1.0, f"{name} {label}: reconstruction beyond tolerance"
+        require(excess[label] <= 1.0, f"{name} {label}: reconstruction beyond tolerance")
     holds = ("bit-identical bytes on both devices" if identical == len(hidden) else
              f"bytes differ in {len(hidden) - identical} of {len(hidden)} windows; each "
              f"decodes on the other device within tolerance")
