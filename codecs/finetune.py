@@ -204,6 +204,36 @@ def finetune(context: FitContext, input_ids: torch.Tensor, target_delta_ce: floa
     return Finetuned(model, split, learned, trainable, list(trained), variant)
 
 
+class FinetunedProbe(DistortionProbe):
+    """The probe windows under the fine-tuned suffix: its ΔCE is the codec's own distortion
+    ``CE_ft(x̂) − CE_ft(x)``, its standard error (:meth:`estimate`) that of ΔCE against the
+    ORIGINAL model, ``CE_ft(x̂) − CE_orig(x)`` per document — the two differ by the
+    per-token offsets ``CE_ft(x) − CE_orig(x)``, which vary across documents too.
+
+    Parameters
+    ----------
+    split : SplitModel
+        The fine-tuned model, split where the original was.
+    original : DistortionProbe
+        The original model's probe (its windows, documents and exact CE).
+    """
+
+    def __init__(self, split: SplitModel, original: DistortionProbe):
+        super().__init__(split, original.input_ids, original.hidden, original.batch_size,
+                         documents=torch.as_tensor(original.documents))
+        #: ``CE_ft(x) − CE_orig(x)`` of every predicted token ``(windows, tokens − 1)``
+        self.offsets = self.exact_ce - original.exact_ce
+
+    def estimate(self, reconstruct, with_ids: bool = False):
+        """Mean of the codec's own distortion and the standard error over documents of ΔCE
+        against the original model (what a calibration margin must use)."""
+        from rdgap.validation.distortion import document_estimate
+
+        values = self.per_window(reconstruct, with_ids)
+        spread = document_estimate((values + self.offsets).mean(1).numpy(), self.documents)
+        return float(values.mean()), spread.stderr
+
+
 def finetuned_context(context: FitContext, finetuned: Finetuned) -> tuple[FitContext, float]:
     """``context`` with the fine-tuned suffix (on the CPU) and its own calibration probe,
     and the probe windows' offset ``mean(CE_ft(x) − CE_orig(x))`` (nats/token).
@@ -232,10 +262,8 @@ def finetuned_context(context: FitContext, finetuned: Finetuned) -> tuple[FitCon
     if any(p.device.type != "cpu" for p in model.parameters()):
         model = copy.deepcopy(model).to("cpu")
     split = SplitModel(model, finetuned.split.split)
-    original = context.probe
-    probe = DistortionProbe(split, original.input_ids, original.hidden, original.batch_size,
-                            documents=torch.as_tensor(original.documents))
-    offset = float((probe.exact_ce - original.exact_ce).mean())
+    probe = FinetunedProbe(split, context.probe)
+    offset = float(probe.offsets.mean())
     return FitContext(split, context.hidden, context.fisher, probe), offset
 
 
@@ -245,7 +273,9 @@ def fit_finetuned_codec(context: FitContext, finetuned: Finetuned, target_delta_
     the fine-tuned suffix on its reconstruction meets ``target_delta_ce`` against the
     ORIGINAL model's CE on the probe windows: the codec's own distortion is calibrated to
     ``target − offset`` (:func:`finetuned_context`), and the returned calibration's ΔCE,
-    target and trace are shifted back by the offset, i.e. against the original model.
+    target and trace are shifted back by the offset, i.e. against the original model; its
+    standard error (and a margin's) is over documents of ΔCE against the original
+    (:class:`FinetunedProbe`).
 
     Parameters
     ----------
@@ -258,8 +288,8 @@ def fit_finetuned_codec(context: FitContext, finetuned: Finetuned, target_delta_
     method : {"fit", "bracket"}
         Calibration method (:func:`rdgap.codecs.calibrate.calibrate_scale`).
     margin : float
-        ``z ≥ 0`` standard errors added to the probe ΔCE (its standard error is that of
-        the codec's own distortion under the fine-tuned suffix).
+        ``z ≥ 0`` standard errors over documents of ΔCE against the original model
+        (:class:`FinetunedProbe`) added to the probe ΔCE.
 
     Returns
     -------

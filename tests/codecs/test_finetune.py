@@ -14,6 +14,7 @@ from rdgap.codecs.finetune import (finetune, finetuned_context, fit_finetuned_co
                                    load_state, trainable_parameters)
 from rdgap.codecs.learned_steps import learn_steps
 from rdgap.codecs.split import SplitModel
+from rdgap.validation.distortion import document_estimate
 from rdgap.validation.models import tiny_llama
 
 from codec_data import tiny_fit_context
@@ -114,6 +115,14 @@ def test_codec_delta_ce_is_against_the_original_model(problem, tuned):
     assert calibration.delta_ce == pytest.approx(float((ce - original.exact_ce).mean()),
                                                  abs=1e-6)
     assert calibration.met == (calibration.delta_ce <= LEVEL)
+    # its standard error: over documents of ΔCE against the ORIGINAL model
+    per_window = (ce - original.exact_ce).mean(1).numpy()
+    expected = document_estimate(per_window, original.documents).stderr
+    assert calibration.stderr == pytest.approx(expected, rel=1e-9)
+    # a margin bounds ΔCE against the original: its mean + z·(that standard error) ≤ level
+    cautious = fit_finetuned_codec(context, tuned, LEVEL, margin=1.0).calibration
+    assert cautious.upper == pytest.approx(cautious.delta_ce + cautious.stderr)
+    assert cautious.met and cautious.upper <= LEVEL and cautious.scale < calibration.scale
     window = hidden[-1]
     assert torch.equal(codec.decode(codec.encode(window)), codec.reconstruct(window))
 
