@@ -200,6 +200,19 @@ def check_joint(model, hidden: torch.Tensor, ids, device: torch.device, windows:
 
 
 def main(argv=None) -> int:
+    """Run the checks the arguments ask for (see the module) and write ``gpu_check.json``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv``).
+
+    Returns
+    -------
+    int
+        0 when every check passed (a failed check raises RuntimeError), or when there
+        is no CUDA device to check.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
                         help="the device checked against the CPU (cpu: a self-check)")

@@ -99,6 +99,18 @@ def _arguments(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> dict:
+    """Fine-tune, fit, code and measure as the module says; write ``finetune.json``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv``).
+
+    Returns
+    -------
+    dict
+        The document written to ``finetune.json``.
+    """
     args = _arguments(argv)
     started = time.perf_counter()
     out = Path(args.out)

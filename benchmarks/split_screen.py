@@ -147,6 +147,7 @@ def plot(rows: list[dict], level: float, path: Path) -> None:
 
 
 def main() -> None:
+    """Screen the splits the command line names (see the module); write the JSON and PNG."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--splits", default=",".join(map(str, DEFAULT_SPLITS)))
     parser.add_argument("--windows", type=int, default=8, help="evaluation windows")
