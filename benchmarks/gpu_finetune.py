@@ -99,18 +99,8 @@ def _arguments(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> dict:
-    """Fine-tune, fit, code and measure as the module says; write ``finetune.json``.
-
-    Parameters
-    ----------
-    argv : list of str, optional
-        Command-line arguments (default: ``sys.argv``).
-
-    Returns
-    -------
-    dict
-        The document written to ``finetune.json``.
-    """
+    """Fine-tune, fit, code and measure as the module says (``argv``: the command line,
+    default ``sys.argv``); write ``finetune.json`` and return what it holds."""
     args = _arguments(argv)
     started = time.perf_counter()
     out = Path(args.out)
