@@ -232,9 +232,13 @@ def optimise(objective: StepObjective, log_step: torch.Tensor, parameters=(),
     list of dict
         ``{"objective", "delta_ce", "bits_per_token"}`` of every step taken.
     """
-    if iterations < 0 or windows_per_step < 1:
-        raise ValueError(f"iterations, windows_per_step: expected ≥ 0 and ≥ 1, got "
-                         f"{iterations} and {windows_per_step}")
+    if not iterations >= 0:
+        raise ValueError(f"iterations: expected ≥ 0 Adam steps, got {iterations}")
+    if not windows_per_step >= 1:
+        raise ValueError(f"windows_per_step: expected ≥ 1 window per step, got "
+                         f"{windows_per_step}")
+    if max_seconds is not None and not max_seconds >= 0:
+        raise ValueError(f"max_seconds: expected a wall time ≥ 0 s or None, got {max_seconds}")
     groups = [{"params": [log_step], "lr": lr}]
     parameters = list(parameters)
     if parameters:

@@ -176,3 +176,7 @@ def test_time_limit_stops_training(problem):
     log_step.requires_grad_(True)
     assert optimise(objective, log_step, iterations=5, max_seconds=0.0, progress=False) == []
     assert torch.equal(log_step.detach(), start)
+    for name, value in (("iterations", -1), ("windows_per_step", 0),
+                        ("max_seconds", float("nan"))):
+        with pytest.raises(ValueError, match=f"^{name}:"):
+            optimise(objective, log_step, progress=False, **{name: value})
