@@ -26,6 +26,7 @@ Usage::
                                      [--statistics-windows 22] [--probe-windows 32]
                                      [--method fit|bracket] [--margin Z] [--cache DIR]
                                      [--out FILE] [--no-merge]
+    python benchmarks/codec_bench.py --merge-from FILE [FILE ...] [--out FILE]
 """
 
 from __future__ import annotations
