@@ -46,7 +46,7 @@ from rdgap.codecs.baselines import baseline_codecs
 from rdgap.codecs.capture import logits_and_hidden
 from rdgap.codecs.container import header_size
 from rdgap.codecs.fisher import FisherDiagonal
-from rdgap.codecs import hyperprior_fit, learned_steps
+from rdgap.codecs import deep_factorized, hyperprior_fit, learned_steps
 from rdgap.codecs.fit import VARIANTS, FitContext, fit_codec
 from rdgap.codecs.split import SplitModel
 from rdgap.codecs.token_fit import VARIANT as TOKEN_VARIANT
@@ -77,6 +77,7 @@ FITTERS = {variant: (lambda context, ids, level, method, variant=variant, margin
 FITTERS[TOKEN_VARIANT] = _fit_token
 FITTERS["klt-context-learned"] = learned_steps.fit_learned_codec
 FITTERS[hyperprior_fit.VARIANT] = hyperprior_fit.fit_hyperprior_codec
+FITTERS[deep_factorized.VARIANT] = deep_factorized.fit_deep_factorized_codec
 BENCH_VARIANTS = tuple(FITTERS)
 # The fit documents give 54 windows of 256 tokens (one per document):
 STATISTICS_WINDOWS = 22  # statistics, Fisher, entropy models
