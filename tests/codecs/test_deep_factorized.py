@@ -153,3 +153,13 @@ def test_the_variant_reconstructs_as_the_calibrated_klt_laplace():
     x = hidden[6]
     assert torch.equal(fitted.codec.decode(fitted.codec.encode(x)),
                        reference.codec.reconstruct(x))
+
+
+def test_property_suite_passes():
+    from rdgap.testing import check_codec
+
+    fit = lm_like(6, 40, 12, seed=0)  # the suite's inputs look like these
+    codec = fit_deep_codec(make_codec("laplace", transform=True, channels=12), fit,
+                           steps=60, progress=False)
+    report = check_codec(codec, max_examples=8, streams=12)
+    assert {"round-trip", "determinism", "robustness", "T2-upper"} <= set(report.checked)
