@@ -87,14 +87,17 @@ class FittedCodec:
     predicted_delta_ce: float
 
 
-def base_steps(variant: str, context: FitContext):
-    """Statistics, per-channel base steps (rest, first), and optional transform."""
+def base_steps(variant: str, context: FitContext, name: str | None = None):
+    """Statistics, per-channel base steps (rest, first), and optional transform.
+
+    ``name`` is the variant named in errors (default ``variant``), for variants built on
+    another one's steps (e.g. ``klt-context-tokens`` on ``klt-context``'s)."""
     family = "gaussian" if variant.startswith("gaussian") else "laplace"
     fisher = context.fisher
     if variant in KLT_VARIANTS:
         rest = context.hidden[:, 1:].reshape(-1, context.hidden.shape[-1]).double().numpy()
         if rest.shape[0] < 4 * rest.shape[1]:
-            raise ValueError(f"variant: {variant} estimates a {rest.shape[1]}×{rest.shape[1]} "
+            raise ValueError(f"variant: {name or variant} estimates a {rest.shape[1]}×{rest.shape[1]} "
                              f"Fisher matrix and needs ≥ {4 * rest.shape[1]} fit tokens in the "
                              f"first half of the fit windows, got {rest.shape[0]}; use more or "
                              f"longer fit windows")

@@ -52,10 +52,8 @@ def t7_start(context: FitContext, target_delta_ce: float):
     if not target_delta_ce > 0:
         raise ValueError(f"target_delta_ce: expected a ΔCE level > 0 nats/token, got "
                          f"{target_delta_ce}")
-    try:  # the same KLT and steps as klt-context; an error names this variant
-        stats, base, first_base, klt, _ = base_steps("klt-context", context)
-    except ValueError as error:
-        raise ValueError(str(error).replace("klt-context", VARIANT, 1)) from None
+    # the same KLT and steps as klt-context; an error names this variant
+    stats, base, first_base, klt, _ = base_steps("klt-context", context, name=VARIANT)
     unit = unit_delta_ce("klt-context", context.fisher, base, first_base)
     return stats, base, first_base, klt, unit, float(np.sqrt(target_delta_ce / unit))
 
