@@ -1,0 +1,113 @@
+"""The result tables of README.md and docs/, generated from the committed JSON.
+
+``python benchmarks/readme_tables.py`` prints both tables; ``--check`` exits 1
+when README.md, docs/validate.md or docs/benchmarks.md holds a table that differs from what the
+committed JSON gives (``tests/test_docs.py`` runs the same check).
+
+- :func:`reference_table`: the headline table of README.md, from
+  ``validation/reports/reference/results.json`` (the full default
+  ``rdgap validate``): per architecture, every codec at the split of its
+  cheapest fitted codec.
+- :func:`codec_bench_table`: the table of docs/benchmarks.md, from
+  ``benchmarks/results/codec_bench.json``: every fitted row of the codec
+  benchmark (baselines are in the JSON, not in the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "validation/reports/reference/results.json"
+CODEC_BENCH = ROOT / "benchmarks/results/codec_bench.json"
+SHOWN_BASELINES = ("fp16", "int8-absmax", "int4-absmax")
+
+
+def _markdown(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _ci(mean: float, ci) -> str:
+    if not ci or ci[0] is None:
+        return f"{mean:.4f}"
+    return f"{mean:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"
+
+
+def reference_table(results: dict) -> str:
+    """Per architecture, the baselines and fitted codecs at its cheapest fitted split."""
+    rows = []
+    for arch in dict.fromkeys(r["architecture"] for r in results["runs"]):
+        runs = [r for r in results["runs"] if r["architecture"] == arch]
+        fitted = [r for r in runs if r["level"]]
+        if not fitted:
+            raise ValueError(f"results: architecture {arch!r} has no fitted codec row")
+        split = min(fitted, key=lambda r: r["bits_per_token_actual"])["split"]
+        chosen = [r for r in runs if r["split"] == split
+                  and (r["level"] or r["codec"] in SHOWN_BASELINES)]
+        chosen.sort(key=lambda r: (r["level"] is not None, -r["bits_per_token_actual"]))
+        rows += [[arch, str(split), r["codec"], r["level"] or "—",
+                  f"{r['bits_per_token_actual']:.0f}", f"{r['saving_vs_fp16_percent']:.1f} %",
+                  f"{r['distortion_name']} {_ci(r['distortion'], r['distortion_ci'])}"]
+                 for r in chosen]
+    return _markdown(("architecture", "split", "codec", "level", "bits/token",
+                      "saving vs fp16", "distortion (95 % CI)"), rows)
+
+
+def _level_key(level: str) -> tuple[float, bool]:
+    value = float(level.split("<=")[1].split()[0])
+    return value, "margin" in level
+
+
+def codec_bench_table(document: dict) -> str:
+    """Every fitted row of ``codec_bench.json``: rate, estimate, calibration and eval ΔCE."""
+    fitted = [r for r in document["rows"] if r["level"]]
+    fitted.sort(key=lambda r: (r["split"], _level_key(r["level"]), r["codec"]))
+    rows = []
+    for r in fitted:
+        probe = r["fit_windows"] - r["statistics_windows"]
+        calibration = "—" if r.get("fit_delta_ce_nats") is None else (
+            f"{r['fit_delta_ce_nats']:.4f}" + (
+                "" if r.get("fit_delta_ce_nats_stderr") is None
+                else f" ± {r['fit_delta_ce_nats_stderr']:.4f}"))
+        rows.append([str(r["split"]), r["codec"], r["level"].replace(" margin=2se", ", margin 2 s.e."),
+                     f"{r['statistics_windows']} + {probe}",
+                     f"{r['bits_per_token_actual']:.0f}", f"{r['bits_per_token_estimated']:.0f}",
+                     calibration,
+                     f"{r['delta_ce_nats']:.4f} ± {r['delta_ce_nats_stderr']:.4f}",
+                     f"{r['kl_nats']:.4f}"])
+    return _markdown(("split", "codec", "level", "fit windows", "bits/token (bytes)", "estimate",
+                      "ΔCE ± s.e. (calibration)", "ΔCE nats ± s.e. (eval)", "KL nats"), rows)
+
+
+def tables() -> list[tuple[Path, str]]:
+    """Each generated table with a page that must hold it verbatim."""
+    reference = reference_table(json.loads(REFERENCE.read_text()))
+    return [(ROOT / "README.md", reference), (ROOT / "docs/validate.md", reference),
+            (ROOT / "docs/benchmarks.md", codec_bench_table(json.loads(CODEC_BENCH.read_text())))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if a page does not hold its generated table verbatim")
+    args = parser.parse_args(argv)
+    stale = []
+    for page, table in tables():
+        if args.check:
+            if table not in page.read_text():
+                stale.append(page.relative_to(ROOT))
+        else:
+            print(f"<!-- {page.relative_to(ROOT)} -->\n{table}\n")
+    if stale:
+        print("stale tables (regenerate with python benchmarks/readme_tables.py): "
+              + ", ".join(map(str, stale)), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
