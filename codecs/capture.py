@@ -4,30 +4,23 @@ from __future__ import annotations
 
 import torch
 
-from .split import SplitModel, decoder_layers
+from .split import SplitModel
 
 
 @torch.no_grad()
 def logits_and_hidden(model: torch.nn.Module, input_ids: torch.Tensor,
                       attention_mask: torch.Tensor | None,
                       splits: list[int]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-    """The full model's logits and the hidden state after each layer count in ``splits``.
+    """The full model's output and the hidden state after each layer count in ``splits``.
 
-    Each captured state is exactly what :meth:`SplitModel.prefix` returns for
-    that split (the same operations run on the same inputs).
+    Works for every model :class:`SplitModel` splits (the output is the logits,
+    or an encoder's last hidden state). Each captured state is exactly what
+    :meth:`SplitModel.prefix` returns for that split (the same operations run
+    on the same inputs).
     """
-    layers = decoder_layers(model)
+    if not splits:
+        raise ValueError("splits: expected at least one split point, got none")
+    split = SplitModel(model, splits[0])
     for k in splits:
-        SplitModel(model, k)  # validates the split index
-    captured: dict[int, torch.Tensor] = {}
-    handles = []
-    for k in sorted(set(splits)):
-        def keep(module, args, output, k=k):
-            captured[k] = output[0] if isinstance(output, tuple) else output
-        handles.append(layers[k - 1].register_forward_hook(keep))
-    try:
-        logits = SplitModel(model, splits[0]).full(input_ids, attention_mask)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return logits, captured
+        split.stack.check_split(k)
+    return split.capture(input_ids, attention_mask, splits)

@@ -288,6 +288,54 @@ def token_variant_refusal(task: SplitTask, variant: str = "klt-context-tokens") 
     return None
 
 
+#: The three task kinds a model folder can get, by what its config says it is.
+CAUSAL_LM, ENCODER, IMAGE_CLASSIFIER = ("next-token prediction", "sentence embedding",
+                                        "image classification")
+
+
+def task_kind(config) -> str:
+    """Which task ``rdgap validate`` runs on a model with this transformers config.
+
+    - :data:`IMAGE_CLASSIFIER` (ΔCE, KL, top-1, accuracy) when the model type is a
+      transformers image classifier (ViT, DeiT, ...) or the saved class is
+      ``…ForImageClassification``;
+    - :data:`ENCODER` (sentence embedding, 1 − cos) when the model type has a
+      masked-LM head in transformers (BERT, RoBERTa, ...) and the config is not
+      a decoder (``is_decoder``) nor saved as a causal LM;
+    - :data:`CAUSAL_LM` (ΔCE, KL, top-1) when the model type has a causal-LM
+      class in transformers (Llama, GPT-2, OPT, Falcon, ...).
+
+    Parameters
+    ----------
+    config : transformers.PretrainedConfig
+        The model's config (``config.json`` of a folder).
+
+    Raises
+    ------
+    ValueError
+        If the config is none of the three, naming its model type.
+    """
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+    model_type = getattr(config, "model_type", None)
+    saved = [str(name) for name in getattr(config, "architectures", None) or []]
+    causal_class = any(name.endswith(("ForCausalLM", "LMHeadModel")) and
+                       not name.startswith("Bert") for name in saved)
+    if model_type in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES or \
+            any(name.endswith("ForImageClassification") for name in saved):
+        return IMAGE_CLASSIFIER
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and \
+            not getattr(config, "is_decoder", False) and not causal_class:
+        return ENCODER
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return CAUSAL_LM
+    raise ValueError(f"model: {model_type!r} is not a causal LM, a masked-LM encoder nor an "
+                     f"image classifier known to transformers; rdgap validate cannot pick "
+                     f"a task for it")
+
+
 def load_task(name_or_path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
               corpus: str | None = None, seed: int = 0) -> SplitTask:
     """The task of a shipped architecture (:data:`TASKS`) or of a causal-LM folder.
