@@ -84,3 +84,50 @@ def text_batch(generator: torch.Generator, left: bool = True) -> tuple[torch.Ten
 def image_batch(generator: torch.Generator) -> torch.Tensor:
     """Three random 16×16 RGB images."""
     return torch.rand(3, 3, 16, 16, generator=generator)
+
+
+def write_gemma3_gguf(model: torch.nn.Module, path) -> None:
+    """Write a tiny Gemma3 causal LM as a float32 GGUF file with a small SentencePiece-style
+    vocabulary, as llama.cpp lays it out (tensor names from ``gguf``'s map; Gemma's
+    RMSNorm weights stored as ``1 + w``), so transformers' GGUF reader can load it."""
+    import gguf
+    import numpy as np
+
+    config = model.config
+    writer = gguf.GGUFWriter(str(path), "gemma3")
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_key_length(config.head_dim)
+    writer.add_value_length(config.head_dim)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_sliding_window(config.sliding_window)
+    writer.add_vocab_size(config.vocab_size)
+    letters = ["▁", "▁the", "▁a", "e", "t", "h", "▁of", "s", "n", "i", "o", "r", "d", "l",
+               "u", "c", "m", "w", "f", "g", "y", "p", "b", "k"]
+    tokens = ["<pad>", "<eos>", "<bos>", "<unk>"] + [f"<0x{i:02X}>" for i in range(100)] + letters
+    assert len(tokens) == config.vocab_size
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores([0.0] * len(tokens))
+    writer.add_token_types([3, 3, 3, 2] + [6] * 100 + [1] * len(letters))
+    writer.add_bos_token_id(2)
+    writer.add_eos_token_id(1)
+    writer.add_unk_token_id(3)
+    writer.add_pad_token_id(0)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GEMMA3, config.num_hidden_layers)
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight":  # tied to the embedding
+            continue
+        values = tensor.float().numpy()
+        if name.endswith("norm.weight"):
+            values = values + 1.0
+        writer.add_tensor(names.get_name(name, try_suffixes=(".weight",)),
+                          np.ascontiguousarray(values))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()

