@@ -14,7 +14,8 @@
     Each bound statistic against the rate, one panel each: one colour per
     codec (its rows at the different splits) with its least-squares line, and
     Pearson's r of the within-codec standardised values (what the
-    correlation claims use, :func:`rdgap.validation.claims.correlations`).
+    correlation claims use, :func:`rdgap.validation.correlation.correlations`); a
+    statistic computed from the codec's own symbols is marked near-tautological.
 ``actual_vs_estimated.png``
     Actual against estimated bits per token for every row with a likelihood
     model, with ``y = x`` and T2's working limit ``y = 1.005 x + (64 + header)/m``
@@ -37,7 +38,8 @@ import numpy as np  # noqa: E402
 
 from rdgap.codecs import ans  # noqa: E402
 
-from .claims import STATISTICS, runs_by_architecture, statistic_pairs  # noqa: E402
+from .correlation import (STATISTICS, TAUTOLOGICAL, runs_by_architecture,  # noqa: E402
+                          statistic_pairs)
 
 
 def _slug(text: str) -> str:
@@ -130,7 +132,7 @@ def _statistics(architecture: str, rows: list[dict], out_dir: Path,
     panels = []
     for name in STATISTICS:
         groups, pooled = statistic_pairs(rows, name)
-        if sum(x.size for x, _ in groups.values()) >= 2:
+        if sum(g[0].size for g in groups.values()) >= 2:
             panels.append((name, groups, pooled))
     if not panels:
         return
@@ -141,16 +143,17 @@ def _statistics(architecture: str, rows: list[dict], out_dir: Path,
     for axis in axes.flat[len(panels):]:
         axis.set_visible(False)
     for axis, (name, groups, pooled) in zip(axes.flat, panels):
-        for index, (codec, (x, y)) in enumerate(sorted(groups.items())):
+        for index, (codec, (x, y, _)) in enumerate(sorted(groups.items())):
             color = f"C{index % 10}"
             axis.scatter(x, y, s=14, color=color, label=codec)
             if x.size >= 2 and np.ptp(x) > 0:
                 slope, intercept = np.polyfit(x, y, 1)
                 grid = np.linspace(x.min(), x.max(), 20)
                 axis.plot(grid, slope * grid + intercept, color=color, linewidth=0.8)
-        title = name
+        title = name + (" (near-tautological)" if name in TAUTOLOGICAL else "")
         if pooled[0].size >= 3:
-            title += f"  r = {np.corrcoef(*pooled)[0, 1]:.2f} (within codec, n = {pooled[0].size})"
+            title += (f"  r = {np.corrcoef(*pooled[:2])[0, 1]:.2f} (within codec, "
+                      f"{pooled[0].size} rows, {np.unique(pooled[2]).size} splits)")
         axis.set_title(title, fontsize=8)
         axis.set_xlabel(name, fontsize=8)
         axis.set_ylabel("bits per token (actual)", fontsize=8)

@@ -35,6 +35,7 @@ from rdgap.codecs.symbol_zstd import ZstdSymbols
 from .cache import HiddenCache, entry_key, model_digest, tensor_digest
 from .corpus import DEFAULT_CORPUS
 from . import statistics
+from .stream_length import proven_payload_bound
 from .distortion import document_estimate
 from .prefix_map import prefix_map
 from .jobs import Job, check_complete, make_jobs, shard as take_shard
@@ -182,6 +183,9 @@ class RunRow:
     predicted_delta_ce_nats: float | None = None
     t2_violations: int | None = None
     statistics: dict = field(default_factory=dict)
+    #: streams above T2's proven bound (validation.stream_length); null where not bounded
+    t2_proven_violations: int | None = None
+    t2_proven_smallest_margin_bits: float | None = None
 
 
 @dataclass
@@ -202,6 +206,9 @@ class _Coded:
     decode_s: float = 0.0
     max_abs_error: float = 0.0
     t2_violations: int = 0
+    t2_proven_violations: int | None = 0
+    t2_proven_margin: float | None = None
+    t2_tables: dict = field(default_factory=dict)
     metrics: dict[str, list[float]] = field(default_factory=dict)
     documents: list[int] = field(default_factory=list)
     statistics: dict = field(default_factory=dict)
@@ -306,6 +313,14 @@ def _code_windows(coded: _Coded, hidden: torch.Tensor,
             payload = 8 * (len(data) - header_size(codec.codec_id, 2))
             coded.t2_violations += payload > (1 + ans.RELATIVE_OVERHEAD) * estimate \
                 + ans.STREAM_OVERHEAD_BITS
+            proven = proven_payload_bound(codec, hidden[w], estimate, coded.t2_tables)
+            if proven is None or coded.t2_proven_violations is None:
+                coded.t2_proven_violations = None
+            else:  # T2 proven (rdgap.bounds.rans_length_bounds), table quantization included
+                coded.t2_proven_violations += payload > proven
+                margin = proven - payload
+                coded.t2_proven_margin = margin if coded.t2_proven_margin is None \
+                    else min(coded.t2_proven_margin, margin)
     coded.max_abs_error = max(coded.max_abs_error, float((out - hidden).abs().max()))
     return out
 
@@ -660,7 +675,11 @@ def _rows(arch: _Architecture, job: Job, coded_list: list[_Coded]) -> list[dict]
             max_abs_error=coded.max_abs_error, encode_s=coded.encode_s, decode_s=coded.decode_s,
             fit_delta_ce_nats=coded.fit_delta_ce, predicted_delta_ce_nats=coded.predicted_delta_ce,
             t2_violations=None if coded.window_estimates is None else coded.t2_violations,
-            statistics=coded.statistics)
+            statistics=coded.statistics,
+            t2_proven_violations=None if coded.window_estimates is None
+            else coded.t2_proven_violations,
+            t2_proven_smallest_margin_bits=None if coded.window_estimates is None
+            or coded.t2_proven_violations is None else coded.t2_proven_margin)
         rows.append(asdict(row))
     return rows
 

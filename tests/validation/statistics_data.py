@@ -12,7 +12,9 @@ import torch
 
 from rdgap.codecs.container import header_size
 from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
+from rdgap.codecs import ans
 from rdgap.validation.statistics import codec_statistics
+from rdgap.validation.stream_length import proven_payload_bound
 
 
 def gaussian_windows(rng: np.random.Generator, windows: int, tokens: int,
@@ -39,6 +41,22 @@ def measure(codec, hidden: torch.Tensor):
     return bits, estimated
 
 
+def stream_checks(codec, hidden: torch.Tensor, estimate_factor: float = 1.0) -> dict:
+    """The runner's per-stream T2 counts for ``codec`` on ``hidden`` (see validation.runner):
+    working-form and proven violations and the smallest proven margin, with the estimate
+    scaled by ``estimate_factor`` (a defect: 0.97 is an estimate 3 % low)."""
+    working, proven, margin, tables = 0, 0, None, {}
+    for window in hidden:
+        payload = 8 * (len(codec.encode(window)) - header_size(codec.codec_id, 2))
+        estimate = estimate_factor * codec.estimate_bits(window)
+        working += payload > (1 + ans.RELATIVE_OVERHEAD) * estimate + ans.STREAM_OVERHEAD_BITS
+        bound = proven_payload_bound(codec, window, estimate, tables)
+        proven += payload > bound
+        margin = bound - payload if margin is None else min(margin, bound - payload)
+    return {"t2_violations": int(working), "t2_proven_violations": int(proven),
+            "t2_proven_smallest_margin_bits": float(margin)}
+
+
 def run_statistics(codec, fit, evaluation, **kwargs) -> dict:
     bits, estimated = measure(codec, evaluation)
     return codec_statistics(codec, fit, evaluation, bits, np.arange(evaluation.shape[0]),
@@ -46,16 +64,19 @@ def run_statistics(codec, fit, evaluation, **kwargs) -> dict:
 
 
 def row(statistics: dict, split: int, codec: str = "factorized-gaussian",
-        architecture: str = "synthetic", delta_ce: float = 0.01) -> dict:
-    """A results.json run row around ``statistics``."""
+        architecture: str = "synthetic", delta_ce: float = 0.01, streams: dict | None = None
+        ) -> dict:
+    """A results.json run row around ``statistics`` (``streams``: :func:`stream_checks`)."""
     tokens = statistics["tokens_per_window"]
     return {"architecture": architecture, "split": split, "codec": codec, "level": "dce<=0.01",
             "tokens": tokens * statistics["windows"], "windows": statistics["windows"],
             "bits_per_token_actual": statistics["rate_actual"],
             "bits_per_token_estimated": statistics["rate_estimated"],
             "container_bits_per_token": 8.0 * header_size(codec, 2) / tokens,
-            "t2_violations": 0, "delta_ce_nats": delta_ce, "distortion_name": "delta_ce_nats",
-            "distortion": delta_ce, "statistics": statistics}
+            "t2_violations": 0, "t2_proven_violations": None,
+            "t2_proven_smallest_margin_bits": None, "delta_ce_nats": delta_ce,
+            "distortion_name": "delta_ce_nats", "distortion": delta_ce,
+            "statistics": statistics} | (streams or {})
 
 
 def results_document(rng: np.random.Generator, splits: int = 5, windows: int = 40,
@@ -68,5 +89,5 @@ def results_document(rng: np.random.Generator, splits: int = 5, windows: int = 4
         evaluation = gaussian_windows(rng, windows, tokens, scales)
         codec = fitted_codec(fit, step_factor=0.5 / np.sqrt(split))
         runs.append(row(run_statistics(codec, fit, evaluation), split,
-                        delta_ce=0.02 / split))
+                        delta_ce=0.02 / split, streams=stream_checks(codec, evaluation)))
     return {"schema_version": 1, "runs": runs}

@@ -143,6 +143,7 @@ def test_fitted_variants_are_calibrated_and_coded(tiny_model_folder, tmp_path):
     assert zstd["job_id"].endswith("/split=2/gaussian-fisher/level=0.2")
     for row in fitted:
         assert row["bits_per_token_estimated"] is not None and row["t2_violations"] == 0
+        assert row["t2_proven_violations"] == 0 and row["t2_proven_smallest_margin_bits"] > 0
         payload = row["bits_per_token_actual"] - row["container_bits_per_token"]
         assert payload <= 1.01 * row["bits_per_token_estimated"] + 64 / 64
         assert row["predicted_delta_ce_nats"] > 0 and row["fit_delta_ce_nats"] is not None
@@ -150,7 +151,7 @@ def test_fitted_variants_are_calibrated_and_coded(tiny_model_folder, tmp_path):
         assert row["statistics"]["t3_logdet_diag"] is not None
         assert row["statistics"]["t10_prefix_jacobian"] > 0
     assert {c["name"].split("[")[0] for c in results["claims"]} >= {
-        "rate_within_bounds", "t2_actual_vs_estimated", "t9_generalisation"}
+        "rate_within_bounds", "t2_proven_length", "t2_working_form", "heldout_rate_bound"}
     assert "rd_" in " ".join(results["plots"])
 
 
