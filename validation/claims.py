@@ -27,6 +27,12 @@ Gating claims
     ``rans_length_bounds`` upper bound, table-quantization cost included
     (``row["t2_proven_violations"] == 0``). Rows whose codec is not bounded
     are counted in ``unchecked_rows``; a run with none checked has no claim.
+``container_bytes[ARCH]`` (theorem)
+    Every stream's bytes are counted once: the container overhead the runner
+    books plus the payload the stream's header declares equals the stream's
+    length (``row["container_mismatches"] == 0``,
+    :func:`rdgap.validation.stream_length.container_mismatch`), and the
+    row's rate is ``8 × Σ len(stream) / tokens`` (``row["stream_bits"]``).
 ``rate_within_bounds[ARCH]`` (prediction)
     At the *measured* rate of every row whose codec has symbols: a
     *factorized* or *joint* codec FAILs when ``rate > t3_logdet_diag + T2``
@@ -177,6 +183,30 @@ def _t2_proven_claim(architecture: str, rows: list[dict]) -> dict | None:
         f"streams in {', '.join(_where(r) for r in failures[:5])}{note}", kind="theorem",
         hypotheses=[_hypothesis("constriction AnsCoder (S = 64, W = 32, P = 24, start "
                                 "'empty') with the codec's tables", True)])
+
+
+def _container_claim(architecture: str, rows: list[dict]) -> dict | None:
+    checks = []
+    for r in rows:
+        if r.get("container_mismatches") is None or r.get("stream_bits") is None:
+            continue
+        counted = float(r["bits_per_token_actual"]) * int(r["tokens"])
+        rate_ok = abs(counted - float(r["stream_bits"])) <= 1e-9 * max(1.0, counted)
+        checks.append({"where": _where(r), "mismatched_streams": int(r["container_mismatches"]),
+                       "rate_bits": counted, "stream_bits": float(r["stream_bits"]),
+                       "holds": bool(rate_ok and r["container_mismatches"] == 0)})
+    if not checks:
+        return None
+    failures = [c for c in checks if not c["holds"]]
+    return make_claim(
+        f"container_bytes[{architecture}]", failures, _checked(checks, failures), True,
+        f"in all {len(checks)} rows every stream's header + declared payload = its length, "
+        f"and the rate counts every byte of every stream",
+        "bytes miscounted in " + "; ".join(
+            f"{c['where']} ({c['mismatched_streams']} streams whose header + payload != "
+            f"length; rate {c['rate_bits']:,.0f} vs streams {c['stream_bits']:,.0f} bits)"
+            for c in failures[:5]), kind="theorem",
+        hypotheses=[_hypothesis("rdgap container format version 1", True)])
 
 
 def _t2_working_claim(architecture: str, rows: list[dict]) -> dict | None:
@@ -342,8 +372,8 @@ def evaluate_claims(results: dict, n_boot: int = 2000, seed: int = 0) -> list[di
     """
     claims = []
     for architecture, rows in runs_by_architecture(results).items():
-        for make in (_gibbs_claim, _t2_proven_claim, _t2_working_claim, _rate_claim,
-                     _heldout_claim):
+        for make in (_gibbs_claim, _container_claim, _t2_proven_claim, _t2_working_claim,
+                     _rate_claim, _heldout_claim):
             claim = make(architecture, rows)
             if claim is not None:
                 claims.append(claim)

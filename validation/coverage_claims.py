@@ -59,6 +59,11 @@ The sources and what they show (δ = 0.05 unless said):
     does not (``log2(eN/2) / log2(eNm)`` of the slack is structural).
 ``T3 gaussian_logdet_bound (exact integer vectors)``
     Deterministic: the bound must hold in every case; ``min_slack`` shown.
+``prediction[T7 predicted_rate_curve (quadratic ΔCE, Gaussian channels)]``
+    Not a coverage test: T7 is an approximation. On sources where its
+    hypotheses hold exactly (:func:`_t7`) its error must stay within its
+    stated 0.02 bit per channel; a Fisher diagonal 4× too large moves the
+    prediction by ``½ log2 4 = 1`` bit per channel and FAILs.
 """
 
 from __future__ import annotations
@@ -69,7 +74,8 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from rdgap.bounds import (empirical_bernstein_interval, gaussian_logdet_bound,
-                          hoeffding_radius, marginal_entropy_floor)
+                          hoeffding_radius, marginal_entropy_floor, predicted_rate_curve,
+                          quantized_entropy)
 
 from .coverage import run_coverage
 from .synthetic import QuantizedScalar, UnimodularVector, random_unimodular
@@ -246,6 +252,64 @@ def _t3(cases: int) -> dict:
                       hypotheses=[_met("exact entropies (unimodular integer vectors)", True)])
 
 
+#: T7's stated error where its hypotheses hold (quadratic loss, steps <= σ/2): bits/channel.
+T7_TOLERANCE_BITS = 0.02
+
+
+def _gaussian_cell_error(sigma: float, step: float) -> float:
+    """Exact ``E[(Y - step·round(Y/step))²]`` for ``Y ~ N(0, sigma²)`` (sum over cells)."""
+    cells = np.arange(-int(12 * sigma / step) - 2, int(12 * sigma / step) + 3)
+    a, b, c = (cells - 0.5) * step / sigma, (cells + 0.5) * step / sigma, cells * step
+    norm = scipy_stats.norm
+    mass = norm.cdf(b) - norm.cdf(a)
+    first = sigma * (norm.pdf(a) - norm.pdf(b))
+    second = sigma ** 2 * (mass - (b * norm.pdf(b) - a * norm.pdf(a)))
+    return float(np.sum(second - 2 * c * first + c ** 2 * mass))
+
+
+def _t7(cases: int, fisher_scale: float = 1.0) -> dict:
+    """T7's predicted rate against the exact rate where its hypotheses hold exactly.
+
+    Each case: 4 Gaussian channels ``Y_j ~ N(0, σ_j²)``, a quadratic distortion
+    ``ΔCE = ½ Σ_j F_j e_j²`` (so the Fisher diagonal is exact), steps allocated
+    by T7 (``F_j Δ_j²`` equal, every ``Δ_j <= σ_j / 2``). The exact rate is
+    ``Σ_j H(round(Y_j / Δ_j))`` (:func:`rdgap.bounds.quantized_entropy`), the
+    exact ΔCE is summed over the quantizer's cells; the prediction is
+    :func:`rdgap.bounds.predicted_rate_curve` at that ΔCE with the Fisher
+    diagonal times ``fisher_scale`` (1: the real one; 4 is the defect a
+    Fisher estimated 4× too large would be). PASS when every case's error is
+    within :data:`T7_TOLERANCE_BITS` per channel.
+    """
+    from .claims import make_claim
+
+    rng = np.random.default_rng(12)
+    errors = []
+    for _ in range(cases):
+        sigma = rng.uniform(0.5, 4.0, 4)
+        fisher = rng.uniform(0.2, 5.0, 4)
+        ratio = rng.uniform(0.05, 0.5)                  # the largest Δ_j / σ_j
+        theta = float(np.min((ratio * sigma) ** 2 * fisher))  # F_j Δ_j² for all j
+        steps = np.sqrt(theta / fisher)
+        exact_rate = sum(quantized_entropy("gaussian", s, d) for s, d in zip(sigma, steps))
+        delta_ce = 0.5 * sum(f * _gaussian_cell_error(s, d)
+                             for f, s, d in zip(fisher, sigma, steps))
+        entropies = 0.5 * np.log2(2 * math.pi * math.e * sigma ** 2)
+        predicted = float(predicted_rate_curve(entropies, fisher_scale * fisher, delta_ce))
+        errors.append((predicted - exact_rate) / 4)
+    errors = np.abs(np.array(errors))
+    worst = float(errors.max())
+    failures = [1] if worst > T7_TOLERANCE_BITS else []
+    text = (f"T7 predicted rate within {worst:.2g} bits/channel of the exact rate in "
+            f"{cases} cases (stated error {T7_TOLERANCE_BITS})")
+    return make_claim("prediction[T7 predicted_rate_curve (quadratic ΔCE, Gaussian channels)]",
+                      failures, {"cases": cases, "max_error_bits_per_channel": worst,
+                                 "mean_error_bits_per_channel": float(errors.mean()),
+                                 "tolerance": T7_TOLERANCE_BITS, "fisher_scale": fisher_scale},
+                      True, text, text + ": prediction off", kind="prediction",
+                      hypotheses=[_met("quadratic distortion with the Fisher diagonal as its "
+                                       "weights; high resolution (steps <= σ/2)", True)])
+
+
 def _met(text: str, met: bool | None) -> dict:
     return {"text": text, "met": met}
 
@@ -271,4 +335,4 @@ def coverage_claims(quick: bool = True, delta: float = 0.05) -> list[dict]:
         raise ValueError(f"quick: expected True or False, got {quick!r}")
     return [_hoeffding(20_000, delta), _bernstein(20_000, delta),
             _t4_half_singleton(20_000),
-            _t4_copies(20_000), _t3(40 if quick else 150)]
+            _t4_copies(20_000), _t3(40 if quick else 150), _t7(20 if quick else 60)]

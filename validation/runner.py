@@ -35,7 +35,7 @@ from rdgap.codecs.symbol_zstd import ZstdSymbols
 from .cache import HiddenCache, entry_key, model_digest, tensor_digest
 from .corpus import DEFAULT_CORPUS
 from . import statistics
-from .stream_length import proven_payload_bound
+from .stream_length import container_mismatch, proven_payload_bound
 from .distortion import document_estimate
 from .prefix_map import prefix_map
 from .jobs import Job, check_complete, make_jobs, shard as take_shard
@@ -186,6 +186,9 @@ class RunRow:
     #: streams above T2's proven bound (validation.stream_length); null where not bounded
     t2_proven_violations: int | None = None
     t2_proven_smallest_margin_bits: float | None = None
+    #: streams whose booked header + declared payload != length, and Σ 8 len(stream)
+    container_mismatches: int | None = None
+    stream_bits: float | None = None
 
 
 @dataclass
@@ -209,6 +212,7 @@ class _Coded:
     t2_proven_violations: int | None = 0
     t2_proven_margin: float | None = None
     t2_tables: dict = field(default_factory=dict)
+    container_mismatches: int = 0
     metrics: dict[str, list[float]] = field(default_factory=dict)
     documents: list[int] = field(default_factory=list)
     statistics: dict = field(default_factory=dict)
@@ -303,6 +307,8 @@ def _code_windows(coded: _Coded, hidden: torch.Tensor,
         coded.encode_s += middle - start
         coded.bytes += len(data)
         coded.window_bits.append(8.0 * len(data))
+        coded.container_mismatches += container_mismatch(
+            data, header_size(codec.codec_id, hidden[w].dim()))
         coded.tokens += _tokens(hidden[w])
         estimate = codec.estimate_bits(hidden[w], **ids)
         if estimate is None or coded.window_estimates is None:
@@ -679,7 +685,9 @@ def _rows(arch: _Architecture, job: Job, coded_list: list[_Coded]) -> list[dict]
             t2_proven_violations=None if coded.window_estimates is None
             else coded.t2_proven_violations,
             t2_proven_smallest_margin_bits=None if coded.window_estimates is None
-            or coded.t2_proven_violations is None else coded.t2_proven_margin)
+            or coded.t2_proven_violations is None else coded.t2_proven_margin,
+            container_mismatches=coded.container_mismatches,
+            stream_bits=float(sum(coded.window_bits)))
         rows.append(asdict(row))
     return rows
 

@@ -26,6 +26,11 @@ The per-symbol cost ``τ_t`` of a table
     test_stream_length.py`` reads constriction's integer tables off its
     decoder and checks the bound on every entry.
 
+:func:`container_mismatch` checks the other half of a stream's length: the
+container's header and checksum, as the runner counts them, plus the payload
+its header declares must be the stream's length (a byte not counted as header,
+or counted twice, is a mismatch).
+
 Only :class:`~rdgap.codecs.factorized.FactorizedCodec` streams (position 0's
 tables, then positions >= 1's, all symbols of a column with its table, then
 the escapes) are bounded; any other codec gets ``None``: its streams are held
@@ -35,11 +40,13 @@ to the working form only, and the claim says how many rows were not checked.
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 import torch
 
 from rdgap.bounds import rans_length_bounds
+from rdgap.codecs.container import BitstreamError, unpack
 
 PRECISION, STATE_BITS, WORD_BITS = 24, 64, 32
 
@@ -106,3 +113,29 @@ def proven_payload_bound(codec, hidden: torch.Tensor, estimate_bits: float,
                                 count + 3 * escapes, PRECISION, STATE_BITS, WORD_BITS,
                                 start="empty")
     return float(bounds.upper)
+
+
+def container_mismatch(data: bytes, counted_header_bytes: int) -> bool:
+    """Whether ``counted_header_bytes`` + the payload ``data`` declares != ``len(data)``.
+
+    The stream is parsed and checked (magic, lengths, checksum) by
+    :func:`rdgap.codecs.container.unpack` against its own codec id and
+    parameter hash; a stream that does not parse is a mismatch too.
+
+    Parameters
+    ----------
+    data : bytes
+        One stream as written by a codec's ``encode``.
+    counted_header_bytes : int
+        The bytes the caller books as container overhead for it
+        (:func:`rdgap.codecs.container.header_size`).
+    """
+    data = bytes(data)
+    try:
+        name_len = data[5]
+        name = data[6:6 + name_len].decode("ascii")
+        digest = data[6 + name_len:14 + name_len]
+        stream = unpack(data, name, digest)
+    except (IndexError, UnicodeDecodeError, struct.error, BitstreamError):
+        return True
+    return int(counted_header_bytes) + len(stream.payload) != len(data)

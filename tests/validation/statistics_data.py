@@ -14,7 +14,7 @@ from rdgap.codecs.container import header_size
 from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
 from rdgap.codecs import ans
 from rdgap.validation.statistics import codec_statistics
-from rdgap.validation.stream_length import proven_payload_bound
+from rdgap.validation.stream_length import container_mismatch, proven_payload_bound
 
 
 def gaussian_windows(rng: np.random.Generator, windows: int, tokens: int,
@@ -41,20 +41,27 @@ def measure(codec, hidden: torch.Tensor):
     return bits, estimated
 
 
-def stream_checks(codec, hidden: torch.Tensor, estimate_factor: float = 1.0) -> dict:
-    """The runner's per-stream T2 counts for ``codec`` on ``hidden`` (see validation.runner):
-    working-form and proven violations and the smallest proven margin, with the estimate
-    scaled by ``estimate_factor`` (a defect: 0.97 is an estimate 3 % low)."""
-    working, proven, margin, tables = 0, 0, None, {}
+def stream_checks(codec, hidden: torch.Tensor, estimate_factor: float = 1.0,
+                  header_error: int = 0) -> dict:
+    """The runner's per-stream counts for ``codec`` on ``hidden`` (see validation.runner):
+    container mismatches and the streams' bits, working-form and proven T2 violations and
+    the smallest proven margin, with the estimate scaled by ``estimate_factor`` (a defect:
+    0.97 is an estimate 3 % low) and ``header_error`` bytes added to the booked header."""
+    working, proven, margin, tables, mismatches, bits = 0, 0, None, {}, 0, 0.0
     for window in hidden:
-        payload = 8 * (len(codec.encode(window)) - header_size(codec.codec_id, 2))
+        data = codec.encode(window)
+        header = header_size(codec.codec_id, 2) + header_error
+        mismatches += container_mismatch(data, header)
+        bits += 8.0 * len(data)
+        payload = 8 * (len(data) - header)
         estimate = estimate_factor * codec.estimate_bits(window)
         working += payload > (1 + ans.RELATIVE_OVERHEAD) * estimate + ans.STREAM_OVERHEAD_BITS
         bound = proven_payload_bound(codec, window, estimate, tables)
         proven += payload > bound
         margin = bound - payload if margin is None else min(margin, bound - payload)
     return {"t2_violations": int(working), "t2_proven_violations": int(proven),
-            "t2_proven_smallest_margin_bits": float(margin)}
+            "t2_proven_smallest_margin_bits": float(margin),
+            "container_mismatches": int(mismatches), "stream_bits": bits}
 
 
 def run_statistics(codec, fit, evaluation, **kwargs) -> dict:
@@ -73,7 +80,8 @@ def row(statistics: dict, split: int, codec: str = "factorized-gaussian",
             "bits_per_token_actual": statistics["rate_actual"],
             "bits_per_token_estimated": statistics["rate_estimated"],
             "container_bits_per_token": 8.0 * header_size(codec, 2) / tokens,
-            "t2_violations": 0, "t2_proven_violations": None,
+            "t2_violations": 0, "t2_proven_violations": None, "container_mismatches": None,
+            "stream_bits": None,
             "t2_proven_smallest_margin_bits": None, "delta_ce_nats": delta_ce,
             "distortion_name": "delta_ce_nats", "distortion": delta_ce,
             "statistics": statistics} | (streams or {})

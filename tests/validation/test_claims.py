@@ -45,6 +45,7 @@ def test_well_specified_codecs_pass_the_gating_claims(document):
     claims = by_name(evaluate_claims(document, n_boot=300))
     for name, kind in (("gibbs_sample_floor[synthetic]", "theorem"),
                        ("t2_proven_length[synthetic]", "theorem"),
+                       ("container_bytes[synthetic]", "theorem"),
                        ("rate_within_bounds[synthetic]", "prediction"),
                        ("heldout_rate_bound[synthetic]", "bound")):
         assert claims[name]["status"] == "PASS", claims[name]["reason"]
@@ -174,6 +175,37 @@ def test_t2_claims_count_unbounded_rows_and_fail_on_reported_violations(document
         r["t2_proven_violations"] = None
     assert "t2_proven_length[synthetic]" not in by_name(evaluate_claims(none_bounded,
                                                                         n_boot=100))
+
+
+def test_container_claim_fails_on_a_byte_not_counted_as_header_or_rate():
+    rng = np.random.default_rng(10)
+    fit = gaussian_windows(rng, 12, 32, [1.0, 3.0])
+    evaluation = gaussian_windows(rng, 12, 32, [1.0, 3.0])
+    codec = fitted_codec(fit)
+    statistics = run_statistics(codec, fit, evaluation)
+    good = row(statistics, 1, streams=stream_checks(codec, evaluation))
+    assert good["stream_bits"] == pytest.approx(good["bits_per_token_actual"] * good["tokens"])
+    claim = by_name(evaluate_claims({"runs": [good]}, n_boot=100))["container_bytes[synthetic]"]
+    assert claim["status"] == "PASS" and claim["gates"] and claim["kind"] == "theorem"
+    short = row(statistics, 1, streams=stream_checks(codec, evaluation, header_error=-1))
+    claims = by_name(evaluate_claims({"runs": [short]}, n_boot=100))
+    claim = claims["container_bytes[synthetic]"]
+    assert claim["status"] == "FAIL" and claim["numbers"]["checks"][0][
+        "mismatched_streams"] == 12
+    assert claim in failed_gates({"claims": list(claims.values())})
+    uncounted = copy.deepcopy(good)       # the rate one byte short of the streams' bytes
+    uncounted["bits_per_token_actual"] -= 8.0 / uncounted["tokens"]
+    assert by_name(evaluate_claims({"runs": [uncounted]}, n_boot=100))[
+        "container_bytes[synthetic]"]["status"] == "FAIL"
+
+
+def test_t7_prediction_claim_passes_where_its_hypotheses_hold_and_fails_on_fisher_x4():
+    claim = coverage_module._t7(20)
+    assert claim["status"] == "PASS" and claim["gates"] and claim["kind"] == "prediction"
+    assert claim["numbers"]["max_error_bits_per_channel"] < coverage_module.T7_TOLERANCE_BITS
+    wrong = coverage_module._t7(20, fisher_scale=4.0)
+    assert wrong["status"] == "FAIL"
+    assert wrong["numbers"]["max_error_bits_per_channel"] == pytest.approx(1.0, abs=0.02)
 
 
 def test_heldout_bound_fails_when_the_codec_was_fitted_on_the_evaluation_windows():
@@ -329,7 +361,7 @@ def test_coverage_claims_quick_pass_are_sensitive_and_stay_fast():
     start = time.perf_counter()
     claims = coverage_claims(quick=True)
     assert time.perf_counter() - start < 20
-    assert len(claims) == 5 and all(c["status"] == "PASS" and c["gates"] for c in claims)
+    assert len(claims) == 6 and all(c["status"] == "PASS" and c["gates"] for c in claims)
     for claim in claims[:4]:
         numbers = claim["numbers"]
         assert claim["kind"] == "coverage" and numbers["trials"] >= 20_000

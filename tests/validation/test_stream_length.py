@@ -66,3 +66,16 @@ def test_other_codecs_are_not_bounded_and_bad_tables_are_refused():
         table_cost_bound([1.0])
     with pytest.raises(ValueError, match="probabilities"):
         table_cost_bound([0.5, 0.0, 0.5])
+
+
+def test_container_mismatch_catches_a_byte_not_counted_and_a_broken_stream():
+    from rdgap.validation.stream_length import container_mismatch
+
+    rng = np.random.default_rng(6)
+    codec = fitted_codec(gaussian_windows(rng, 10, 16, [1.0, 2.0]))
+    data = codec.encode(gaussian_windows(rng, 1, 16, [1.0, 2.0])[0])
+    header = header_size(codec.codec_id, 2)
+    assert not container_mismatch(data, header)
+    assert container_mismatch(data, header - 1) and container_mismatch(data, header + 1)
+    assert container_mismatch(data[:-1], header)                 # truncated: does not parse
+    assert container_mismatch(b"", header)
