@@ -24,7 +24,8 @@ Optional declarations (attributes)
                               e.g. constriction's ``AnsCoder``)
     ``calibration_slack_bits`` mean shortfall of the stream below the
                               estimate that the T2 calibration property allows
-                              (default: ``stream_overhead_bits``)
+                              beyond ``ε·E`` (default
+                              :data:`DEFAULT_CALIBRATION_SLACK_BITS`)
     ``header_bits``           fixed bits per stream outside the estimate (a
                               container header; default 0)
     ``decode_errors``         exception types a bad stream may raise (default
@@ -35,6 +36,23 @@ Optional declarations (attributes)
                               (``"gaussian"``); needs ``entropy_source``
     ``entropy_source()``      a :class:`rdgap.testing.strategies.KnownEntropySource`
                               whose streams the codec carries exactly
+    ``factory``               ``("package.module:callable", args, kwargs)``
+                              that builds this codec in a fresh process
+                              (``cross-process``; without it the codec's
+                              ``save``/``load`` pair or pickling is used, see
+                              :mod:`rdgap.testing.rebuild`)
+    ``sibling``               the same codec fitted differently (an object, or
+                              a method returning one): its streams must raise
+                              a declared error or decode exactly
+                              (``sibling-streams``)
+    ``crafted_streams(data)`` ``[(what, bytes), ...]``: well-formed streams
+                              with crafted header fields and a valid checksum,
+                              built from the valid stream ``data``
+                              (``crafted-headers``)
+    ``header_fields``         ``{name: (offset, struct format)}`` of integer
+                              header fields of a stream that ends in a CRC32
+                              of the bytes before it: the kit crafts the
+                              streams itself (:mod:`rdgap.testing.crafting`)
     ========================  =================================================
 
 Examples
@@ -53,6 +71,7 @@ hidden 0.01 64.0 64.0
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, runtime_checkable
 
@@ -64,6 +83,10 @@ DEFAULT_STREAM_OVERHEAD_BITS = 64.0
 #: ANS coder that starts from its lower state, cannot write fewer bits than the
 #: estimate minus one state.
 DEFAULT_LOWER_OVERHEAD_BITS = 64.0
+#: Default T2-calibration slack in bits: one 32-bit word, about what a coder that
+#: starts from an empty state saves at the start (a working constant; rdgap's
+#: constriction codecs write 30–40 bits *more* than the estimate on average).
+DEFAULT_CALIBRATION_SLACK_BITS = 32.0
 #: Default symbol range of a symbol codec.
 DEFAULT_SYMBOL_RANGE = (-128, 127)
 _KINDS = ("hidden", "symbols")
@@ -112,6 +135,10 @@ class Declarations:
     decode_errors: tuple
     family: str | None
     entropy_source: Callable | None
+    factory: tuple | None = None
+    sibling: Any = None
+    crafted_streams: Callable | None = None
+    header_fields: dict | None = None
 
 
 def _number(codec, name: str, default: float, allow_inf: bool = False) -> float:
@@ -165,6 +192,27 @@ def declarations(codec) -> Declarations:
     reconstruct = getattr(codec, "reconstruct", None)
     entropy_source = getattr(codec, "entropy_source", None)
     c1 = _number(codec, "stream_overhead_bits", DEFAULT_STREAM_OVERHEAD_BITS)
+    fields = getattr(codec, "header_fields", None) or None
+    if fields is not None:
+        try:
+            fields = {str(name): (int(offset), str(fmt)) for name, (offset, fmt) in
+                      dict(fields).items()}
+            for offset, fmt in fields.values():
+                if offset < 0 or fmt[-1] not in "bBhHiIlLqQ":
+                    raise ValueError
+                struct.calcsize(fmt)
+        except (TypeError, ValueError, struct.error):
+            raise ValueError(f"codec.header_fields: expected {{name: (offset ≥ 0, integer "
+                             f"struct format such as '<I')}}, got {fields!r}") from None
+    crafted = getattr(codec, "crafted_streams", None)
+    if crafted is not None and not callable(crafted):
+        raise ValueError(f"codec.crafted_streams: expected a method data -> [(what, bytes)], "
+                         f"got {type(crafted).__name__}")
+    factory = getattr(codec, "factory", None)
+    if factory is not None and not (isinstance(factory, (tuple, list)) and len(factory) == 3
+                                    and isinstance(factory[0], str) and ":" in factory[0]):
+        raise ValueError(f"codec.factory: expected ('package.module:callable', args, kwargs), "
+                         f"got {factory!r}")
     return Declarations(
         input_kind=kind, channels=channels, symbol_range=(lo, hi),
         lossless=bool(getattr(codec, "lossless", False)),
@@ -173,7 +221,10 @@ def declarations(codec) -> Declarations:
         stream_overhead_bits=c1,
         lower_overhead_bits=_number(codec, "lower_overhead_bits", DEFAULT_LOWER_OVERHEAD_BITS,
                                     allow_inf=True),
-        calibration_slack_bits=_number(codec, "calibration_slack_bits", c1),
+        calibration_slack_bits=_number(codec, "calibration_slack_bits",
+                                       DEFAULT_CALIBRATION_SLACK_BITS),
         header_bits=_number(codec, "header_bits", 0.0),
         decode_errors=errors, family=getattr(codec, "family", None) or None,
-        entropy_source=entropy_source if callable(entropy_source) else None)
+        entropy_source=entropy_source if callable(entropy_source) else None,
+        factory=tuple(factory) if factory is not None else None,
+        sibling=getattr(codec, "sibling", None), crafted_streams=crafted, header_fields=fields)

@@ -2,7 +2,13 @@
 
 ``HistogramCodec`` stands in for a user's codec: integer symbols
 ``(tokens, channels)``, one Categorical table per channel fitted on a
-histogram, constriction's ANS coder, and a minimal header with a CRC32.
+histogram, constriction's ANS coder, and a minimal header with a CRC32. What
+the kit checks across processes, fittings and crafted headers shapes three
+details: a CRC32 fingerprint of the tables in every stream (another fitting's
+stream is refused), a token count checked against what the payload can hold
+(a crafted header cannot make it allocate), and ``__getstate__``/``__setstate__``
+(constriction's models do not pickle; the kit rebuilds the codec in a fresh
+process by pickling it).
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ class HistogramCodec:
     stream_overhead_bits = 64       # T2 c1: constriction flushes at most 24 + 32 bits
     lower_overhead_bits = math.inf  # no T2 c0: constriction's AnsCoder starts empty
     decode_errors = (ValueError,)
-    HEADER = struct.Struct("<4sBIH")  # magic, reserved (0), tokens, channels
-    MAGIC = b"HC01"
+    HEADER = struct.Struct("<4sBIIH")  # magic, reserved (0), tables' CRC32, tokens, channels
+    MAGIC = b"HC02"
+    header_fields = {"tokens": (9, "<I"), "channels": (13, "<H")}  # crafted by the kit
 
     def __init__(self, training: np.ndarray, symbol_range=(-64, 63)):
         lo, hi = symbol_range
@@ -36,9 +43,22 @@ class HistogramCodec:
         counts = np.stack([np.bincount(column - lo, minlength=hi - lo + 1)
                            for column in training.T]) + 1.0        # add-one smoothing
         self.probabilities = counts / counts.sum(axis=1, keepdims=True)
+        self.header_bits = 8 * (self.HEADER.size + 4)               # outside the estimate
+        self._build()
+
+    def __getstate__(self):          # constriction's models do not pickle: keep the tables
+        return {k: v for k, v in self.__dict__.items() if k != "models"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._build()
+
+    def _build(self):
         self.models = [constriction.stream.model.Categorical(p, perfect=False)
                        for p in self.probabilities]
-        self.header_bits = 8 * (self.HEADER.size + 4)               # outside the estimate
+        self.tables = zlib.crc32(self.probabilities.tobytes())     # which fitting wrote it
+        # at most this many tokens fit in a payload of b bits: b / (bits of the likeliest row)
+        self.min_token_bits = float(-np.log2(self.probabilities.max(axis=1)).sum())
 
     def _check(self, symbols) -> np.ndarray:
         s = np.asarray(symbols)
@@ -61,7 +81,8 @@ class HistogramCodec:
 
     def encode(self, symbols) -> bytes:
         s = self._check(symbols)
-        body = self.HEADER.pack(self.MAGIC, 0, s.shape[0], self.channels) + self.payload(s)
+        head = self.HEADER.pack(self.MAGIC, 0, self.tables, s.shape[0], self.channels)
+        body = head + self.payload(s)
         return body + struct.pack("<I", zlib.crc32(body))
 
     def read_header(self, data: bytes):
@@ -69,10 +90,15 @@ class HistogramCodec:
             raise ValueError(f"data: {len(data)} bytes is too short for a stream")
         if struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
             raise ValueError("data: checksum mismatch; the stream is corrupted")
-        magic, _, tokens, channels = self.HEADER.unpack_from(data)
+        magic, _, tables, tokens, channels = self.HEADER.unpack_from(data)
         if magic != self.MAGIC or channels != self.channels:
             raise ValueError("data: not a stream of this codec")
-        return tokens, data[self.HEADER.size:-4]
+        if tables != self.tables:
+            raise ValueError("data: written with other tables (another fitting of this codec)")
+        payload = data[self.HEADER.size:-4]
+        if tokens * self.min_token_bits > 8 * len(payload) + 64:
+            raise ValueError(f"data: {tokens} tokens cannot fit in {len(payload)} bytes")
+        return tokens, payload
 
     def decode(self, data: bytes) -> np.ndarray:
         tokens, payload = self.read_header(bytes(data))
@@ -97,9 +123,9 @@ def fitted_codec(channels: int = 6, seed: int = 0) -> HistogramCodec:
 
 
 class TestHistogramCodec(CodecPropertyTests):
-    """All of rdgap's properties for the codec above; nothing else is needed."""
+    """All of rdgap's properties for the codec above, with another fitting as its sibling."""
 
-    check_options = {"max_examples": 12}
+    check_options = {"max_examples": 12, "sibling": fitted_codec(seed=1)}
 
     @pytest.fixture
     def codec(self):
