@@ -464,6 +464,11 @@ def rate_interval(per_sequence_bits, delta: float, bound: float,
     Notes
     -----
     THEORY.md T8. The gap estimate combines this with an entropy interval.
+    Given per-sequence *bits per token*, the interval is for the expected
+    per-sequence bits per token — the mean over sequences of each one's
+    bits/token — which is not total bits / total tokens when sequences differ
+    in length (the latter weights long sequences more); say which one a
+    reported figure is.
 
     References
     ----------

@@ -200,13 +200,16 @@ def logdet_entropy_bound(h_x: float, logabsdet) -> float:
     theory="T10",
     statement="For invertible f on R^n: h(f(X)) <= h(X) + n E log2 ||J_f(X)||_2 <= h(X) + "
               "n log2 sup_x ||J_f(x)||_2, since |det J| = prod sigma_i <= sigma_max^n. "
-              "A guarantee only when spectral_norm is an UPPER bound on ||J_f(x)||_2.",
+              "A guarantee only when spectral_norm is a scalar UPPER bound on sup_x "
+              "||J_f(x)||_2; with norms at sampled points it is a Monte Carlo estimate.",
     latex=r"h(f(X)) \le h(X) + n\,\mathbb{E}\log_2\|J_f(X)\|_2"
           r" \le h(X) + n\log_2\sup_x\|J_f(x)\|_2",
     hypotheses=["hypotheses of logdet_entropy_bound",
-                "spectral_norm >= ||J_f(x)||_2 at every x (a global upper bound, or the exact "
-                "local norms at samples); a power-iteration estimate is a lower bound and "
-                "voids the guarantee"],
+                "f a differentiable bijection of R^n (a transformer prefix, whose input is "
+                "discrete tokens, is not one)",
+                "spectral_norm >= sup_x ||J_f(x)||_2 (a scalar global upper bound); local "
+                "norms at sampled points make the result a Monte Carlo ESTIMATE of the "
+                "middle term, and a power-iteration estimate (a lower bound) voids it further"],
     references=["cover2006"],
 )
 def entropy_after_map_bound(h_x: float, n: int, spectral_norm) -> float:
@@ -218,11 +221,14 @@ def entropy_after_map_bound(h_x: float, n: int, spectral_norm) -> float:
 
     because :math:`|\det J| = \prod_i\sigma_i(J) \le \sigma_{\max}(J)^n`.
 
-    CAUTION: the inequality is guaranteed only if ``spectral_norm`` is at
-    least the true :math:`\|J_f(x)\|_2` — the global supremum (a scalar), or
-    the exact local norm at i.i.d. samples of X (an array, whose mean log is
-    used). :func:`jacobian_spectral_norm` returns LOWER bounds on local norms,
-    so plugging it in gives an estimate of the right-hand side, not a bound.
+    CAUTION: the inequality is a guarantee only for an invertible
+    differentiable ``f`` of :math:`\mathbb{R}^n` (a transformer prefix acting
+    on discrete tokens is not one) and a scalar ``spectral_norm`` at least
+    :math:`\sup_x\|J_f(x)\|_2`. Given an array of local norms at sampled
+    points, the mean of their logs is a Monte Carlo ESTIMATE of
+    :math:`n\,\mathbb{E}\log_2\|J_f(X)\|_2`, with sampling error and no
+    guarantee; :func:`jacobian_spectral_norm` returns LOWER bounds on local
+    norms, so plugging it in biases that estimate low as well.
 
     Parameters
     ----------
@@ -231,12 +237,14 @@ def entropy_after_map_bound(h_x: float, n: int, spectral_norm) -> float:
     n : int
         Dimension of X (and of f(X)), ``>= 1``.
     spectral_norm : float or array_like
-        ``> 0``: a bound on :math:`\sup_x\|J_f(x)\|_2`, or local norms at samples.
+        ``> 0``: a bound on :math:`\sup_x\|J_f(x)\|_2` (then the result is a
+        bound), or local norms at sampled points (then it is a Monte Carlo
+        estimate, not a bound).
 
     Returns
     -------
     float
-        The bound on h(f(X)) in bits.
+        The bound on h(f(X)) in bits, or its Monte Carlo estimate (above).
 
     Notes
     -----

@@ -14,7 +14,9 @@ even under dependence, so by concavity and Jensen ``E Hhat_j <= H(S_j)``.
 Changing one token changes ``Hhat_j`` by at most ``c(M) = h_b(1/M)`` (binary
 entropy; derived in :func:`plugin_entropy_sensitivity`), so one sequence
 changes ``sum_j Hhat_j`` by at most ``n m c(M)``, and McDiarmid's inequality
-over the ``N`` independent sequences gives, with probability ``>= 1 - delta``,
+over the ``N`` independent sequences, in its *upper* tail (the floor fails only
+when the plug-in lies more than the radius above its mean ``E Hhat_j <=
+H(S_j)``), gives, with probability ``>= 1 - delta``,
 
 .. math:: \sum_j H(S_j) \ge \sum_j \hat H_j - n\,m\,c(M)\sqrt{N\ln(1/\delta)/2}.
 """

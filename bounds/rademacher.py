@@ -63,7 +63,7 @@ _CLASS_HYPOTHESES = ["z_1..z_N i.i.d. (one per sequence)",
           r" + 3B\sqrt{\frac{\ln(2/\delta)}{2N}}\quad\forall f\in F",
     hypotheses=_CLASS_HYPOTHESES + ["Rhat_N(F) computed on the same N points "
                                     "(or an upper bound on it)"],
-    references=["bartlett2002", "mohri2018"],
+    references=["mohri2018", "bartlett2002"],
 )
 def rademacher_generalization_bound(empirical_mean, rademacher: float, n: int,
                                     delta: float, bound: float):
@@ -109,9 +109,13 @@ def rademacher_generalization_bound(empirical_mean, rademacher: float, n: int,
 
     References
     ----------
-    .. [1] Bartlett & Mendelson (2002), JMLR 3, Thm 8.
-    .. [2] Mohri, Rostamizadeh & Talwalkar (2018), Foundations of Machine
-       Learning, 2nd ed., Thm 3.3.
+    .. [1] Mohri, Rostamizadeh & Talwalkar (2018), Foundations of Machine
+       Learning, 2nd ed., Thm 3.3 — the source of the constants 2 and 3 and of
+       ``ln(2/delta)`` used here (Rademacher complexity without absolute
+       value, Def. 3.1).
+    .. [2] Bartlett & Mendelson (2002), JMLR 3, Thm 8: the same idea with a
+       different normalisation of the complexity (and hence other constants);
+       cited for history, not for these constants.
 
     Examples
     --------

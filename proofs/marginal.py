@@ -64,8 +64,10 @@ def marginal_entropy_floor() -> Derivation:
         ("One sequence changes m tokens in each of n channels; chaining one-token changes, "
          "sum_j Hhat_j moves by at most n m c with c = c(N m).",
          sp.Eq(sp.Symbol("c_i"), per_sequence)),
-        ("McDiarmid over N independent sequences: P(sum Hhat - E sum Hhat <= -eps) <= "
-         "exp(-2 eps^2 / sum_i c_i^2). Set it equal to delta and solve for eps:",
+        ("McDiarmid over N independent sequences, UPPER tail: P(sum Hhat - E sum Hhat >= "
+         "eps) <= exp(-2 eps^2 / sum_i c_i^2). The floor sum Hhat - eps fails only when the "
+         "plug-in lies more than eps above its mean (otherwise sum Hhat - eps <= E sum Hhat "
+         "<= sum_j H(S_j) by the first step). Set the tail equal to delta and solve for eps:",
          sp.Eq(eps, radius)),
         ("Substitute c = h_b(1/(N m)) (plugin_entropy_sensitivity).", sp.Eq(eps, result)),
     ]
