@@ -284,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude", default=None,
                         help="file of 'REGEX  # reason' lines: equivalent mutants")
     parser.add_argument("--preimport", default="numpy,scipy.stats,torch",
-                        help="comma-separated modules imported once before forking")
+                        help="comma-separated modules imported once before forking (never "
+                             "the module itself or one that imports it)")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--json", default=None, help="write every outcome to this file")
     parser.add_argument("--verbose", action="store_true", help="show the tests' output")
@@ -309,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
             __import__(name)
         except ImportError:
             pass
+    if args.module in sys.modules:
+        print(f"--preimport: importing {args.preimport} imported {args.module} itself; its "
+              f"mutants would not be seen: leave out what imports it", file=sys.stderr)
+        return 2
     path = os.path.abspath(args.path)
     code, seconds = run_one(args.module, path, source, pytest_args, args.timeout,
                             quiet=not args.verbose)

@@ -10,6 +10,7 @@ claim                             defect injected (and where)
 ``gibbs_sample_floor[A]``         the codec's estimate 3 % low (``estimate_bits``)
 ``t2_proven_length[A]``           the codec's estimate 3 % low (``estimate_bits``)
 ``rate_within_bounds[A]``         the codec's tables 8× too wide (a mis-fitted model)
+``container_bytes[A]``            one container byte not counted (``header_size`` − 1)
 ``heldout_rate_bound[A]``         the codec fitted on the evaluation documents
 ``coverage[T8 hoeffding…]``       the Hoeffding radius ×0.7
 ``coverage[T8 empirical_bern…]``  the Bernstein half-width ×0.5 (×0.7 cannot fail:
@@ -17,6 +18,7 @@ claim                             defect injected (and where)
 ``coverage[T4 … half-singleton]`` the McDiarmid radius ×0.7
 ``coverage[T4 … sequences]``      the McDiarmid radius ×0.5 (critical factor 0.68)
 ``coverage[T3 …]``                the covariance of the log-det bound ×0.7
+``prediction[T7 …]``              the Fisher diagonal ×4
 ``correlation[A, S]`` (reported)  the rates paired with the statistics of shuffled splits
 ================================  ================================================
 
@@ -54,17 +56,19 @@ DEFECT_TESTS = {
     "t2_proven_length": "test_an_estimate_3_percent_low_fails_t2_and_gibbs",
     "rate_within_bounds": "test_tables_8_times_too_wide_fail_the_rate_prediction",
     "heldout_rate_bound": "test_a_codec_fitted_on_the_evaluation_documents_fails_the_heldout_bound",
+    "container_bytes": "test_one_container_byte_not_counted_fails_the_container_claim",
     "coverage[T8 hoeffding_radius": "test_a_shrunk_radius_fails_its_coverage_claim",
     "coverage[T8 empirical_bernstein_interval": "test_a_shrunk_radius_fails_its_coverage_claim",
     "coverage[T4 marginal_entropy_floor": "test_a_shrunk_radius_fails_its_coverage_claim",
     "coverage[T3 gaussian_logdet_bound": "test_a_shrunk_radius_fails_its_coverage_claim",
+    "prediction[T7 predicted_rate_curve": "test_a_shrunk_radius_fails_its_coverage_claim",
 }
 
 
 def family(name: str) -> str:
     """``gibbs_sample_floor[arch]`` -> ``gibbs_sample_floor``; ``coverage[T8 x (...)]`` ->
-    ``coverage[T8 x``."""
-    if name.startswith("coverage["):
+    ``coverage[T8 x`` (the synthetic experiments: one claim each)."""
+    if name.startswith(("coverage[", "prediction[")):
         return name.split(" (")[0]
     return name.split("[")[0]
 
@@ -109,7 +113,7 @@ def clean(tiny_model_folder, cache):
 
 
 REAL_RUN_CLAIMS = ("gibbs_sample_floor", "t2_proven_length", "rate_within_bounds",
-                   "heldout_rate_bound")
+                   "heldout_rate_bound", "container_bytes")
 
 
 def test_the_real_run_passes_every_gating_claim(clean):
@@ -122,6 +126,8 @@ def test_the_real_run_passes_every_gating_claim(clean):
     assert row["t2_proven_violations"] == 0 and row["t2_proven_smallest_margin_bits"] > 0
     assert row["bits_per_token_estimated"] > 40          # 3 % of it exceeds T2's constants
     assert row["statistics"]["heldout_disjoint"]["shared_windows"] == 0
+    assert row["container_mismatches"] == 0
+    assert row["stream_bits"] == pytest.approx(row["bits_per_token_actual"] * row["tokens"])
 
 
 def test_an_estimate_3_percent_low_fails_t2_and_gibbs(tiny_model_folder, cache, clean):
@@ -187,6 +193,23 @@ def test_tables_8_times_too_wide_fail_the_rate_prediction(tiny_model_folder, cac
     assert broken["claims"]["gibbs_sample_floor"]["status"] == "PASS"   # a model, not a bug
 
 
+def test_one_container_byte_not_counted_fails_the_container_claim(tiny_model_folder, cache,
+                                                                  clean):
+    """The container header booked one byte short (a field added to the format and not
+    to ``header_size``): every stream's booked header + declared payload misses one of
+    its bytes, and the theorem that every byte is counted FAILs."""
+    header_size = runner.header_size
+
+    def short(patch):
+        patch.setattr(runner, "header_size", lambda *args: header_size(*args) - 1)
+
+    broken = real_run(tiny_model_folder, cache, short)
+    claim = broken["claims"]["container_bytes"]
+    assert claim["status"] == "FAIL", claim["reason"]
+    assert broken["row"]["container_mismatches"] == broken["row"]["windows"] == 6
+    assert clean["claims"]["container_bytes"]["status"] == "PASS"
+
+
 # ----------------------------------------------------------------- coverage claims
 def _scaled_radius(factor):
     original = coverage_module.hoeffding_radius
@@ -213,6 +236,12 @@ def _scaled_deviation(factor):
     return "marginal_entropy_floor", floor
 
 
+def _scaled_fisher(factor):
+    original = coverage_module.predicted_rate_curve
+    return "predicted_rate_curve", lambda entropies, fisher, *args: original(
+        entropies, factor * np.asarray(fisher), *args)
+
+
 def _scaled_covariance(factor):
     original = coverage_module.gaussian_logdet_bound
     return "gaussian_logdet_bound", lambda cov, *args, **kwargs: original(factor * cov, *args,
@@ -233,10 +262,13 @@ def coverage_clean():
     # Dependent tokens: critical factor 0.68, so ×0.7 stays within coverage; ×0.5 must not.
     ("T4 marginal_entropy_floor (sequences", _scaled_deviation, 0.5),
     ("T3 gaussian_logdet_bound", _scaled_covariance, 0.7),
+    ("T7 predicted_rate_curve", _scaled_fisher, 4.0),
 ])
 def test_a_shrunk_radius_fails_its_coverage_claim(experiment, defect, factor, coverage_clean,
                                                  monkeypatch):
-    (name,) = [n for n in coverage_clean if n.startswith(f"coverage[{experiment}")]
+    """Coverage experiments (and T7's synthetic prediction check): the named bound's
+    radius shrunk (the prediction's Fisher scaled) FAILs its claim; unshrunk it PASSes."""
+    (name,) = [n for n in coverage_clean if n.split("[", 1)[1].startswith(experiment)]
     assert coverage_clean[name]["status"] == "PASS" and coverage_clean[name]["gates"]
     target, replacement = defect(factor)
     monkeypatch.setattr(coverage_module, target, replacement)
@@ -247,8 +279,10 @@ def test_a_shrunk_radius_fails_its_coverage_claim(experiment, defect, factor, co
     if numbers.get("coverage") is not None:             # a statistical experiment
         assert numbers["p_value"] < numbers["alpha"] or \
             numbers["critical_factor"] < coverage_module.MIN_CRITICAL_FACTOR
-    else:                                               # the deterministic T3 check
+    elif "violations" in numbers:                       # the deterministic T3 check
         assert numbers["violations"] > 0 and numbers["min_slack"] < 0
+    else:                                               # T7: off by 0.5 log2(4) = 1 bit
+        assert numbers["max_error_bits_per_channel"] > 0.9 > numbers["tolerance"]
 
 
 def test_the_hoeffding_experiment_is_near_tight(coverage_clean):
