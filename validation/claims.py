@@ -224,7 +224,9 @@ def _t2_working_claim(architecture: str, rows: list[dict]) -> dict | None:
                f"bits/symbol)",
         f"working tolerance exceeded by {sum(r['t2_violations'] for r in failures)} streams "
         f"in {', '.join(_where(r) for r in failures[:5])} (a tolerance, not T2: see "
-        f"t2_proven_length)", kind="prediction")
+        f"t2_proven_length)", kind="prediction",
+        hypotheses=[_hypothesis("information >= ~1.125 bits per symbol (where the tolerance "
+                                "follows from T2)", None)])
 
 
 # ----------------------------------------------------------------- the rate prediction
