@@ -46,11 +46,9 @@ from rdgap.codecs.baselines import baseline_codecs
 from rdgap.codecs.capture import logits_and_hidden
 from rdgap.codecs.container import header_size
 from rdgap.codecs.fisher import FisherDiagonal
-from rdgap.codecs import deep_factorized, hyperprior_fit, learned_steps
-from rdgap.codecs.fit import VARIANTS, FitContext, fit_codec
+from rdgap.codecs.fit import FitContext
+from rdgap.codecs.recipes import RECIPES
 from rdgap.codecs.split import SplitModel
-from rdgap.codecs.token_fit import VARIANT as TOKEN_VARIANT
-from rdgap.codecs.token_fit import fit_token_codec
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents, split_documents,
                                      token_windows)
 from rdgap.validation.distortion import document_estimate, exact_log_probs, per_window_metrics
@@ -62,22 +60,10 @@ TARGETS = {0.05: 700.0, 0.01: 1200.0}  # bits/token at ΔCE ≤ level, best spli
 WINDOW_LENGTH = 256
 
 
-def _fit_token(context, input_ids, level, method, margin=0.0):
-    return fit_token_codec(context, input_ids, level, method=method,
-                           ratio=1.02 if method == "fit" else 1.08, margin=margin)
-
-
 #: How each benchmarked variant is fitted: ``fitter(context, input_ids, level, method)``,
 #: ``input_ids`` the ids of the statistics windows (``context.hidden``); ``--margin z``
-#: adds ``margin=z`` (only when z ≠ 0). Variants outside
-#: :data:`rdgap.codecs.fit.VARIANTS` register here.
-FITTERS = {variant: (lambda context, ids, level, method, variant=variant, margin=0.0:
-                     fit_codec(variant, context, level, method=method, margin=margin))
-           for variant in VARIANTS}
-FITTERS[TOKEN_VARIANT] = _fit_token
-FITTERS["klt-context-learned"] = learned_steps.fit_learned_codec
-FITTERS[hyperprior_fit.VARIANT] = hyperprior_fit.fit_hyperprior_codec
-FITTERS[deep_factorized.VARIANT] = deep_factorized.fit_deep_factorized_codec
+#: adds ``margin=z`` (only when z ≠ 0). Every recipe of :mod:`rdgap.codecs.recipes`.
+FITTERS = {name: r.fit for name, r in RECIPES.items()}
 BENCH_VARIANTS = tuple(FITTERS)
 # The fit documents give 54 windows of 256 tokens (one per document):
 STATISTICS_WINDOWS = 22  # statistics, Fisher, entropy models

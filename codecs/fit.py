@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import recipes
 from .base import HiddenStateCodec
 from .calibrate import Calibration, DistortionProbe, calibrate_scale
 from .context_fit import fit_context_codec, refit_side_density
@@ -43,8 +44,9 @@ from .fisher import FisherDiagonal, fisher_diagonal
 from .split import SplitModel
 from .transform import fisher_klt
 
-VARIANTS = ("gaussian-std", "gaussian-fisher", "laplace-fisher", "klt-laplace", "klt-context")
-KLT_VARIANTS = ("klt-laplace", "klt-context")
+#: The recipes of :mod:`rdgap.codecs.recipes` that :func:`fit_codec` fits by name.
+VARIANTS = recipes.names(fitter=recipes.GENERIC_FITTER)
+KLT_VARIANTS = recipes.names(fitter=recipes.GENERIC_FITTER, transform="fisher-klt")
 KLT_RIDGE = 1e-4
 
 
@@ -194,3 +196,11 @@ def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
     if reference is not None:  # densities of the chosen scale's side latents: rate only
         codec = refit_side_density(codec, context.hidden)
     return FittedCodec(variant, codec, calibration, unit * calibration.scale ** 2)
+
+
+def fit_recipe(context: FitContext, input_ids, target_delta_ce: float, method: str = "fit",
+               margin: float = 0.0, *, variant: str, **options) -> FittedCodec:
+    """:func:`fit_codec` with the signature of :meth:`rdgap.codecs.recipes.Recipe.fit`
+    (``input_ids`` unused): the fitter of the recipes in :data:`VARIANTS`."""
+    return fit_codec(variant, context, target_delta_ce, method=method, margin=margin,
+                     **options)

@@ -35,13 +35,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import recipes
 from .context import table_scale
 from .context_fit import fit_context_codec
 from .fit import FitContext, FittedCodec, base_steps, fit_codec, unit_delta_ce
 from .ste import discretised_bits, round_ste
 
-#: Variants whose steps can be learned here (the KLT-domain variants of ``fit.py``).
-BASE_VARIANTS = ("klt-laplace", "klt-context")
+#: Variants whose steps can be learned here (recipes with ``learnable_steps``).
+BASE_VARIANTS = recipes.names(learnable_steps=True)
 #: Distortion terms of :class:`StepObjective`.
 DISTORTIONS = ("kl", "ce")
 

@@ -141,3 +141,13 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
                              **({"ratio": 1.08} | calibration))
     codec = refit_side_density(make(result.scale), context.hidden, input_ids=input_ids)
     return FittedCodec(VARIANT, codec, result, unit * result.scale ** 2)
+
+
+def fit_token_recipe(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
+                     method: str = "fit", margin: float = 0.0, **options) -> FittedCodec:
+    """:func:`fit_token_codec` with the signature of
+    :meth:`rdgap.codecs.recipes.Recipe.fit`; the calibration's ratio follows ``method``
+    (1.02 for ``"fit"``, 1.08 for ``"bracket"``), as ``benchmarks/codec_bench.py`` has
+    always fitted it. (``rdgap validate`` calls :func:`fit_token_codec` with its defaults.)"""
+    return fit_token_codec(context, input_ids, target_delta_ce, method=method,
+                           ratio=1.02 if method == "fit" else 1.08, margin=margin, **options)

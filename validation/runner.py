@@ -27,6 +27,7 @@ from rdgap.codecs import ans
 from rdgap.codecs.base import HiddenStateCodec
 from rdgap.codecs.baselines import baseline_codecs
 from rdgap.codecs.container import header_size
+from rdgap.codecs import recipes
 from rdgap.codecs.fit import VARIANTS, fit_codec
 from rdgap.codecs.token_fit import VARIANT as TOKEN_VARIANT
 from rdgap.codecs.token_fit import fit_token_codec
@@ -41,11 +42,12 @@ from .prefix_map import prefix_map
 from .jobs import Job, check_complete, make_jobs, shard as take_shard
 from .tasks import TASKS, load_task, token_variant_refusal
 
-#: Variants ``rdgap validate`` fits: :data:`rdgap.codecs.fit.VARIANTS` and
+#: Variants ``rdgap validate`` fits (recipes of :mod:`rdgap.codecs.recipes` with
+#: ``in_validate``): :data:`rdgap.codecs.fit.VARIANTS` and
 #: ``klt-context-tokens`` (:mod:`rdgap.codecs.token_fit`; never a default, and only for
 #: architectures whose receiver holds the token-embedding table, see
 #: :func:`.tasks.token_variant_refusal`).
-FITTED_VARIANTS = VARIANTS + (TOKEN_VARIANT,)
+FITTED_VARIANTS = recipes.names(in_validate=True)
 
 
 @dataclass

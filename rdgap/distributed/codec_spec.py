@@ -26,15 +26,16 @@ def resolve_codec(spec: str) -> HiddenStateCodec:
     ----------
     spec : str
         ``fp16``, ``bf16``, ``int8`` / ``int8-absmax``, ``int4`` /
-        ``int4-absmax``, ``zstd-fp16`` / ``zstd``, or the folder of a codec
-        written by :meth:`rdgap.codecs.factorized.FactorizedCodec.save`.
+        ``int4-absmax``, ``zstd-fp16`` / ``zstd``, or the folder of a fitted codec of
+        any recipe, written by its ``save`` (:func:`rdgap.codecs.recipes.load_codec`;
+        e.g. :meth:`rdgap.codecs.factorized.FactorizedCodec.save`).
 
     Raises
     ------
     ValueError
         If ``spec`` is neither a baseline name nor an existing folder.
     """
-    from rdgap.codecs.factorized import FactorizedCodec
+    from rdgap.codecs.recipes import load_codec
 
     name = ALIASES.get(str(spec), str(spec))
     for codec in baseline_codecs():
@@ -42,9 +43,10 @@ def resolve_codec(spec: str) -> HiddenStateCodec:
             return codec
     folder = Path(spec).expanduser()
     if folder.is_dir():
-        return FactorizedCodec.load(folder)
+        return load_codec(folder)
     raise ValueError(f"codec: expected a baseline name ({', '.join(baseline_names())}; or "
-                     f"int8, int4, zstd) or the folder of a saved FactorizedCodec, got {spec!r}")
+                     f"int8, int4, zstd) or the folder of a codec saved by any recipe's "
+                     f"save (rdgap.codecs.recipes), got {spec!r}")
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:

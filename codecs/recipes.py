@@ -1,0 +1,212 @@
+"""The one registry of codec variants: each a named recipe of parts.
+
+A reference codec is a composition
+
+    transform → quantizer → entropy model → coder → container
+
+and a *variant* (``klt-context``, ``gaussian-fisher``, ...) is a named choice of
+those parts plus the rule that sets its steps and the function that fits it.
+Every consumer reads :data:`RECIPES`: :mod:`rdgap.codecs.fit` (``VARIANTS``),
+``rdgap validate`` (:data:`rdgap.validation.runner.FITTED_VARIANTS`),
+``benchmarks/codec_bench.py`` (``FITTERS``), :mod:`rdgap.codecs.learned_steps`
+(``BASE_VARIANTS``), ``rdgap split-run`` (:func:`load_codec`, a saved codec of
+any recipe) and the golden-stream and property tests.
+
+Adding a variant is one :class:`Recipe` line below (and, for a new entropy model,
+one module under ``codecs/entropy_models/``; see ``docs/adding-an-entropy-model.md``).
+
+>>> from rdgap.codecs.recipes import RECIPES, recipe
+>>> recipe("klt-context").entropy_model
+'context'
+>>> [name for name, r in RECIPES.items() if r.in_validate][:3]
+['gaussian-std', 'gaussian-fisher', 'laplace-fisher']
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Transforms (``codecs/transforms/``).
+TRANSFORMS = {
+    "identity": "the hidden state as it is, one step per channel",
+    "fisher-klt": "Fisher-whitened KLT (rdgap.codecs.transforms.klt.fisher_klt)",
+}
+#: Quantizers (``codecs/quantizers/``).
+QUANTIZERS = {
+    "uniform": "uniform scalar quantizer, reconstruction at the cell centre",
+    "deadzone-centroid": "dead zone, reconstruction at the cell centroid of the Laplace law",
+}
+#: Step rules: how the quantizer's per-channel steps are set before calibration.
+STEP_RULES = {
+    "std": "c·σ_j per channel (the BD-rate anchor)",
+    "fisher": "THEORY.md T7: Δ_j ∝ 1/√F_jj (one step in the whitened KLT domain)",
+    "learned": "T7's start, learned end to end (rdgap.codecs.quantizers.learned_steps)",
+}
+#: Entropy models (``codecs/entropy_models/``).
+ENTROPY_MODELS = {
+    "gaussian": "discretised Gaussian per channel (factorized)",
+    "laplace": "discretised Laplace per channel (factorized)",
+    "deep-factorized": "learned deep factorized density per channel, integer tables",
+    "context": "causal context + per-token scale hyperprior (closed form)",
+    "context-tokens": "context + the current token's embedding; ids coded in the stream",
+    "hyperprior": "context + a learned scale hyperprior with integer hyper-synthesis",
+}
+
+
+def _resolve(path: str):
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named composition of parts and the function that fits it.
+
+    Attributes
+    ----------
+    name : str
+        The variant's name (``--variants`` of ``rdgap validate`` and the benchmark).
+    transform, quantizer, steps, entropy_model : str
+        Keys of :data:`TRANSFORMS`, :data:`QUANTIZERS`, :data:`STEP_RULES`,
+        :data:`ENTROPY_MODELS`.
+    fitter : str
+        ``"module:function"`` with the signature
+        ``fitter(context, input_ids, level, method="fit", margin=0.0, **options)``
+        returning a :class:`rdgap.codecs.fit.FittedCodec`; resolved on first use,
+        so that importing the registry imports no codec.
+    codec : str
+        ``"module:Class"`` of the fitted codec (its ``load`` reads a saved folder).
+    saved_kind : str or None
+        The ``rdgap_codec`` field its ``save`` writes in ``config.json``.
+    in_validate : bool
+        Accepted by ``rdgap validate --variants``.
+    learnable_steps : bool
+        Its steps can be learned end to end (:mod:`rdgap.codecs.quantizers.learned_steps`).
+    parent : str or None
+        The recipe it refines (same reconstruction, another entropy model or steps).
+    torch_coder : bool
+        Coded by the torch rANS backend too (:mod:`rdgap.codecs.coders`).
+    """
+
+    name: str
+    transform: str
+    quantizer: str
+    steps: str
+    entropy_model: str
+    fitter: str
+    codec: str
+    saved_kind: str | None = None
+    in_validate: bool = False
+    learnable_steps: bool = False
+    parent: str | None = None
+    torch_coder: bool = False
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for value, known, what in ((self.transform, TRANSFORMS, "transform"),
+                                   (self.quantizer, QUANTIZERS, "quantizer"),
+                                   (self.steps, STEP_RULES, "steps"),
+                                   (self.entropy_model, ENTROPY_MODELS, "entropy_model")):
+            if value not in known:
+                raise ValueError(f"{what}: expected one of {sorted(known)}, got {value!r} "
+                                 f"(recipe {self.name!r})")
+
+    def fit(self, context, input_ids, level: float, method: str = "fit",
+            margin: float = 0.0, **options):
+        """Fit and calibrate this recipe at ΔCE ``level`` (see :attr:`fitter`)."""
+        if self.fitter == GENERIC_FITTER:  # fit_codec fits the recipe by its name
+            options = {"variant": self.name, **options}
+        return _resolve(self.fitter)(context, input_ids, level, method=method, margin=margin,
+                                     **{**self.options, **options})
+
+    @property
+    def codec_class(self):
+        return _resolve(self.codec)
+
+
+#: The fitter of the recipes fitted by name (:func:`rdgap.codecs.fit.fit_codec`).
+GENERIC_FITTER = _FIT = "rdgap.codecs.fit:fit_recipe"
+_FACTORIZED = "rdgap.codecs.factorized:FactorizedCodec"
+_CONTEXT = "rdgap.codecs.context:ContextCodec"
+
+#: Every variant, in the order the benchmark and ``rdgap validate`` list them.
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("gaussian-std", "identity", "uniform", "std", "gaussian", _FIT, _FACTORIZED,
+           "factorized", in_validate=True, torch_coder=True),
+    Recipe("gaussian-fisher", "identity", "uniform", "fisher", "gaussian", _FIT, _FACTORIZED,
+           "factorized", in_validate=True, torch_coder=True),
+    Recipe("laplace-fisher", "identity", "uniform", "fisher", "laplace", _FIT, _FACTORIZED,
+           "factorized", in_validate=True, torch_coder=True),
+    Recipe("klt-laplace", "fisher-klt", "uniform", "fisher", "laplace", _FIT, _FACTORIZED,
+           "factorized", in_validate=True, learnable_steps=True, torch_coder=True),
+    Recipe("klt-context", "fisher-klt", "deadzone-centroid", "fisher", "context", _FIT,
+           _CONTEXT, "context", in_validate=True, learnable_steps=True, torch_coder=True),
+    Recipe("klt-context-tokens", "fisher-klt", "deadzone-centroid", "fisher",
+           "context-tokens", "rdgap.codecs.token_fit:fit_token_recipe",
+           "rdgap.codecs.token_context:TokenContextCodec", "context-tokens", in_validate=True,
+           parent="klt-context", torch_coder=True),
+    Recipe("klt-context-learned", "fisher-klt", "deadzone-centroid", "learned", "context",
+           "rdgap.codecs.learned_steps:fit_learned_codec", _CONTEXT, "context",
+           parent="klt-context", torch_coder=True),
+    Recipe("klt-hyperprior", "fisher-klt", "deadzone-centroid", "fisher", "hyperprior",
+           "rdgap.codecs.hyperprior_fit:fit_hyperprior_codec",
+           "rdgap.codecs.hyperprior:HyperpriorCodec", "hyperprior", parent="klt-context"),
+    Recipe("klt-deep", "fisher-klt", "uniform", "fisher", "deep-factorized",
+           "rdgap.codecs.deep_factorized:fit_deep_factorized_codec",
+           "rdgap.codecs.deep_factorized:DeepFactorizedCodec", "deep-factorized",
+           parent="klt-laplace"),
+)}
+
+#: Old names kept for one release: name → recipe name.
+ALIASES: dict[str, str] = {}
+
+
+def recipe(name: str) -> Recipe:
+    """The recipe called ``name`` (or an alias of it)."""
+    name = ALIASES.get(name, name)
+    if name not in RECIPES:
+        raise ValueError(f"variant: expected one of {list(RECIPES)}, got {name!r}")
+    return RECIPES[name]
+
+
+def names(**where) -> tuple[str, ...]:
+    """Recipe names whose attributes equal ``where``, e.g. ``names(in_validate=True)``.
+
+    >>> names(learnable_steps=True)
+    ('klt-laplace', 'klt-context')
+    """
+    return tuple(n for n, r in RECIPES.items()
+                 if all(getattr(r, key) == value for key, value in where.items()))
+
+
+def fit(name: str, context, input_ids, level: float, method: str = "fit",
+        margin: float = 0.0, **options):
+    """Fit the recipe called ``name``: ``recipe(name).fit(...)``."""
+    return recipe(name).fit(context, input_ids, level, method=method, margin=margin,
+                            **options)
+
+
+def load_codec(folder: str | Path, **options):
+    """A codec of any recipe saved with its ``save(folder)``, by the kind in its config.
+
+    Raises
+    ------
+    FileNotFoundError
+        Without ``config.json`` in ``folder``.
+    ValueError
+        For a kind no recipe saves.
+    """
+    import json
+
+    config_path = Path(folder) / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"folder: expected config.json in {folder} (written by a "
+                                f"codec's save)")
+    kind = json.loads(config_path.read_text()).get("rdgap_codec")
+    for r in RECIPES.values():
+        if r.saved_kind == kind:
+            return r.codec_class.load(folder, **options)
+    kinds = sorted({r.saved_kind for r in RECIPES.values() if r.saved_kind})
+    raise ValueError(f"folder: {folder} holds codec kind {kind!r}; expected one of {kinds}")

@@ -1,0 +1,114 @@
+"""The one registry of variants (rdgap.codecs.recipes): every consumer reads it, every
+recipe fits, passes rdgap.testing's properties, and saves / loads by its kind."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rdgap.codecs import recipes
+from rdgap.codecs.recipes import RECIPES, Recipe, load_codec, recipe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _benchmark(module: str):
+    """A script of benchmarks/ imported as a module."""
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(module)
+    finally:
+        sys.path.pop(0)
+
+
+def test_every_consumer_reads_the_registry():
+    from rdgap.codecs.fit import KLT_VARIANTS, VARIANTS
+    from rdgap.codecs.learned_steps import BASE_VARIANTS
+    from rdgap.validation.runner import FITTED_VARIANTS
+
+    FITTERS = _benchmark("codec_bench").FITTERS
+    assert set(FITTERS) == set(RECIPES)
+    assert VARIANTS == recipes.names(fitter=recipes.GENERIC_FITTER)
+    assert set(KLT_VARIANTS) == {n for n in VARIANTS if RECIPES[n].transform == "fisher-klt"}
+    assert set(FITTED_VARIANTS) == {n for n, r in RECIPES.items() if r.in_validate}
+    assert BASE_VARIANTS == tuple(n for n, r in RECIPES.items() if r.learnable_steps)
+    # the old names of the four places are all still there
+    assert {"gaussian-std", "gaussian-fisher", "laplace-fisher", "klt-laplace",
+            "klt-context"} == set(VARIANTS)
+    assert {"klt-context-tokens", "klt-context-learned", "klt-hyperprior",
+            "klt-deep"} <= set(FITTERS)
+
+
+def test_every_recipe_names_parts_and_resolves():
+    for name, r in RECIPES.items():
+        assert r.name == name
+        assert callable(r.codec_class.load)
+        assert r.parent is None or r.parent in RECIPES
+    with pytest.raises(ValueError, match="entropy_model: expected one of"):
+        Recipe("bad", "identity", "uniform", "std", "no-such-model", recipes.GENERIC_FITTER,
+               "rdgap.codecs.factorized:FactorizedCodec")
+    with pytest.raises(ValueError, match="variant: expected one of"):
+        recipe("no-such-variant")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """Every recipe fitted on the golden-streams tiny input (small training budgets)."""
+    import torch
+    from rdgap.codecs.fit import FitContext
+
+    golden = _benchmark("golden_streams")
+    split, fit_ids, fit_hidden, eval_ids, eval_hidden = golden.tiny_input()
+    out = {}
+    for name, r in RECIPES.items():
+        torch.manual_seed(0)
+        context = FitContext.build(split, fit_ids, fit_hidden, statistics_windows=6)
+        out[name] = r.fit(context, fit_ids[:6], golden.LEVEL, **golden.TRAINING.get(name, {}))
+    return out, eval_hidden, eval_ids
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_saves_and_loads_by_its_kind(fitted, name, tmp_path):
+    codecs, eval_hidden, eval_ids = fitted
+    codec = codecs[name].codec
+    assert codecs[name].variant == name
+    assert isinstance(codec, recipe(name).codec_class)
+    codec.save(tmp_path / name)
+    tokens = getattr(codec, "needs_input_ids", False)
+    # a token-context codec loads only with the embedding table it was fitted with
+    loaded = load_codec(tmp_path / name, **({"embedding": codec.embedding} if tokens else {}))
+    assert type(loaded) is type(codec) and loaded.digest == codec.digest
+    kwargs = {"input_ids": eval_ids[0]} if tokens else {}
+    assert loaded.encode(eval_hidden[0], **kwargs) == codec.encode(eval_hidden[0], **kwargs)
+
+
+@pytest.mark.parametrize("name", [n for n, r in RECIPES.items()
+                                  if r.entropy_model != "context-tokens"])
+def test_every_recipe_passes_the_property_suite(fitted, name):
+    """(klt-context-tokens takes token ids at the encoder; test_token_context.py adapts it.)"""
+    from rdgap.testing import check_codec
+
+    report = check_codec(fitted[0][name].codec, max_examples=4, streams=8)
+    assert {"round-trip", "determinism", "robustness", "T2-upper"} <= set(report.checked)
+
+
+def test_load_codec_refuses_a_kind_no_recipe_saves(tmp_path):
+    (tmp_path / "config.json").write_text('{"rdgap_codec": "nonsense"}')
+    with pytest.raises(ValueError, match="holds codec kind 'nonsense'"):
+        load_codec(tmp_path)
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_codec(tmp_path / "missing")
+
+
+def test_steps_of_the_parent_recipe_are_shared():
+    """Refinements keep their parent's transform and step rule (same reconstruction)."""
+    for r in RECIPES.values():
+        if r.parent and r.steps != "learned":
+            parent = RECIPES[r.parent]
+            assert (r.transform, r.steps) == (parent.transform, parent.steps), r.name
+    assert np.all([RECIPES[n].torch_coder for n in ("klt-context", "klt-laplace")])
