@@ -1,5 +1,10 @@
 r"""Bound statistics of one codec at one split: what THEORY.md predicts, per token.
 
+(Layout: this module holds the two entry points and, in this docstring, the
+definition of every key they return — hence its length; the computations live
+in :mod:`.codec_domain`, :mod:`.stream_range`, :mod:`.symbol_statistics`,
+:mod:`.rate_bounds` and :mod:`.rademacher_statistics`.)
+
 :func:`codec_statistics` turns the hidden states a codec was fitted and
 evaluated on, and the bits it wrote, into a JSON-ready dict of figures in
 **bits per token** (``None`` where a figure does not apply to the codec);
@@ -196,208 +201,31 @@ two threads fighting other work.
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
 import torch
 from scipy import stats as scipy_stats
 
-from rdgap.bounds import (dependency_headroom, empirical_bernstein_upper,
-                          empirical_rademacher_linf, gaussian_logdet_bound,
-                          gaussian_rate_distortion, jacobian_spectral_norm,
-                          marginal_entropy_floor, massart_linf_bound, mcdiarmid_deviation,
-                          predicted_rate_curve, rate_interval, sample_size)
-from rdgap.codecs import ans
-from rdgap.codecs.container import header_size
+from rdgap.bounds import jacobian_spectral_norm, predicted_rate_curve, rate_interval
 
+from .codec_domain import LatticeQuantizer, entropy_model_kind, quantizer_of  # noqa: F401
 from .distortion import document_estimate
+from .rademacher_statistics import RADEMACHER_DRAWS, _t9  # noqa: F401
+from .rate_bounds import _disjoint, _heldout, _t8_documents_needed, interval_status  # noqa: F401
+from .stream_range import (_FIXED_BITS, ESCAPE_WORST_BITS, stream_bound_bits,  # noqa: F401
+                           stream_bound_parts)
+from .symbol_statistics import (T6_COV_TOKENS, T7_CURVE_POINTS,  # noqa: F401
+                                TARGET_RELATIVE_RADIUS, _gibbs_sample, _per_token, _shared,
+                                _t3, _t4, _t6, smallest_sample_size, split_logdet)
 
 try:  # BLAS threads fight each other on a loaded 2-core machine (eigvalsh 7x slower)
     from threadpoolctl import threadpool_limits
 except ImportError:  # pragma: no cover - optional
     threadpool_limits = None
 
-LN2 = math.log(2.0)
-#: Worst cost of one escaped value in any shipped table codec (torch rANS: 5 bytes).
-ESCAPE_WORST_BITS = 40.0
-#: Bits per element of fixed-size formats and of the raw input of zstd formats.
-_FIXED_BITS = {"fp16": 16, "bf16": 16, "int8-absmax": 8, "int4-absmax": 4}
-_ZSTD_RAW_BITS = {"zstd-fp16": 16, "zstd-symbols": 32}
-RADEMACHER_DRAWS = 500
-T7_CURVE_POINTS = 12
-#: The radius, relative to the estimate, that the ``*_documents_needed`` figures aim at.
-TARGET_RELATIVE_RADIUS = 0.1
 MAX_TOKENS = 65_536
 MAX_COV_TOKENS = 16_384
-#: Tokens of the covariance behind the T6 reference curve (a reference, not a bound).
-T6_COV_TOKENS = 4_096
-
-
-# ----------------------------------------------------------------- the codec's parts
-class LatticeQuantizer:
-    """The uniform quantizer at a codec's steps, in its (transform) domain.
-
-    For codecs that expose ``step``, ``first_step``, ``first_mean``, ``mean`` and
-    optionally ``analysis`` / ``synthesis`` but quantize in their own way (e.g.
-    a predictive or dead-zone quantizer): symbols ``round(A (Y - mean) / step)``
-    for positions >= 1 and ``round((Y_0 - first_mean) / first_step)`` for
-    position 0 — the lattice that T3's diagonal bound refers to.
-    """
-
-    def __init__(self, codec):
-        self.step = np.asarray(codec.step, float)
-        self.first_step = np.asarray(codec.first_step, float)
-        self.first_mean = np.asarray(codec.first_mean, float)
-        self.mean = np.asarray(codec.mean, float)
-        self.analysis = getattr(codec, "analysis", None)
-        self.synthesis = getattr(codec, "synthesis", None)
-
-    def quantize(self, hidden: torch.Tensor) -> np.ndarray:
-        x = hidden.detach().double().numpy()
-        rest = x[1:] - self.mean
-        if self.analysis is not None:
-            rest = rest @ np.asarray(self.analysis).T
-        first = (x[:1] - self.first_mean) / self.first_step
-        return np.rint(np.concatenate([first, rest / self.step])).astype(np.int64)
-
-    def dequantize(self, symbols: np.ndarray) -> torch.Tensor:
-        rest = symbols[1:] * self.step
-        if self.synthesis is not None:
-            rest = rest @ np.asarray(self.synthesis).T
-        out = np.concatenate([self.first_mean + self.first_step * symbols[:1],
-                              self.mean + rest])
-        return torch.from_numpy(out)
-
-
-def quantizer_of(codec):
-    """The object that maps hidden states to symbols for ``codec``, or None.
-
-    Looks at ``codec``, ``codec.model`` and ``codec.quantizer``, in that order,
-    for ``quantize``, ``dequantize``, ``step`` and ``first_step``; failing
-    that, a codec with ``step``, ``first_step``, ``first_mean`` and ``mean``
-    gets its :class:`LatticeQuantizer`.
-    """
-    for candidate in (codec, getattr(codec, "model", None), getattr(codec, "quantizer", None)):
-        if candidate is not None and all(hasattr(candidate, name) for name in
-                                         ("quantize", "dequantize", "step", "first_step")):
-            return candidate
-    if all(hasattr(codec, name) for name in ("step", "first_step", "first_mean", "mean")):
-        return LatticeQuantizer(codec)
-    return None
-
-
-def entropy_model_kind(codec, quantizer, has_likelihood: bool = True) -> str | None:
-    """``"factorized"``, ``"joint"``, ``"generic"`` or None (see the module docstring)."""
-    declared = getattr(codec, "entropy_model", None)
-    if declared in ("factorized", "joint", "generic"):
-        return declared
-    if quantizer is None:
-        return None
-    from rdgap.codecs.factorized import FactorizedCodec
-
-    if isinstance(quantizer, FactorizedCodec) and (
-            codec is quantizer or getattr(codec, "model", None) is quantizer):
-        return "factorized"
-    return "joint" if has_likelihood else "generic"
-
-
-def _in_table(table) -> float:
-    """Worst bits of one value inside ``table`` (+1 bit of T2 table rounding)."""
-    return float(table.neg_log2[:-1].max()) + 1.0
-
-
-def _worst(table) -> float:
-    """Worst bits of one value under ``table``: inside it, or escaped."""
-    return max(_in_table(table), float(table.neg_log2[-1]) + ESCAPE_WORST_BITS + 1.0)
-
-
-def _table_layout(codec, quantizer):
-    """``(side, first, rest)`` of a table codec: the side-latent tables (per token), position
-    0's tables, and ``(channels, tables)`` pairs for positions >= 1 (that many channels
-    whose symbols may use any of those tables); None for other codecs. A :class:`~rdgap.codecs.context.ContextCodec` picks one of its
-    tables ``MIN_INDEX..MAX_INDEX`` per symbol, so each channel may use any of them."""
-    from rdgap.codecs import context
-
-    if isinstance(codec, context.ContextCodec):
-        every = [codec._table(i) for i in range(context.MIN_INDEX, context.MAX_INDEX + 1)]
-        return list(codec._side_tables), list(codec._first_tables), [(codec.channels, every)]
-    first = getattr(quantizer, "_first_tables", None)
-    rest = getattr(quantizer, "_tables", None)
-    if isinstance(first, list) and isinstance(rest, list):
-        return [], first, [(1, [table]) for table in rest]
-    return None
-
-
-def stream_bound_parts(codec, quantizer, tokens: int, channels: int) -> dict | None:
-    """Where the worst case ``B`` of one stream comes from, in bits per token.
-
-    ``{"header", "flush", "position_0", "side", "in_table", "escape"}`` for
-    table codecs: the container header; constriction's flush and the lanes'
-    state words; position 0's symbols at their worst entry; side latents (the
-    context codec's hyperprior) at their worst entry; positions >= 1 at their
-    most expensive *table entry* (+1 bit of T2 rounding) and, on top of that,
-    what an escape costs beyond it (escape entry + :data:`ESCAPE_WORST_BITS`).
-    Symbol parts include T2's 0.5 %. Their sum is :func:`stream_bound_bits`.
-    ``{"header", "payload"}`` for fixed-size and zstd formats; None otherwise.
-    """
-    header = 8.0 * header_size(codec.codec_id, 2)
-    elements = tokens * channels
-    if codec.codec_id in _FIXED_BITS:
-        payload = _FIXED_BITS[codec.codec_id] * elements + (32 * tokens if "absmax" in
-                                                            codec.codec_id else 0)
-        payload += 4 * tokens if codec.codec_id == "int4-absmax" else 0  # odd-width padding
-        return {"header": header / tokens, "payload": payload / tokens}
-    if codec.codec_id in _ZSTD_RAW_BITS:
-        raw = _ZSTD_RAW_BITS[codec.codec_id] * elements / 8
-        payload = 8 * (raw + raw / 256 + max(0.0, (131072 - raw) / 2048) + 64)
-        return {"header": header / tokens, "payload": payload / tokens}
-    layout = _table_layout(codec, quantizer)
-    if layout is None:
-        return None
-    side, first, rest = layout
-    factor, later = 1 + ans.RELATIVE_OVERHEAD, (tokens - 1) / tokens
-    lanes = int(getattr(codec, "lanes", 1))
-    rest_in_table = sum(count * max(map(_in_table, tables)) for count, tables in rest)
-    rest_worst = sum(count * max(map(_worst, tables)) for count, tables in rest)
-    parts = {"header": header / tokens, "flush": (32 + 64 * (1 + lanes)) / tokens,
-             "position_0": factor * sum(map(_worst, first)) / tokens,
-             "side": factor * later * sum(map(_worst, side)),
-             "in_table": factor * later * rest_in_table,
-             "escape": factor * later * (rest_worst - rest_in_table)}
-    id_table = getattr(codec, "_id_table", None)  # klt-context-tokens: one coded id a token
-    if id_table is not None:
-        parts["token_ids"] = factor * _worst(id_table)
-    return parts
-
-
-def stream_bound_bits(codec, quantizer, tokens: int, channels: int) -> float | None:
-    """Worst-case bits per token of one stream of ``tokens`` tokens (``B`` of T8/T9).
-
-    For table codecs ``(header + 32 + 64 (1 + lanes) + 1.005 Σ_symbols (max
-    table cost + 40)) / m``; the sum of :func:`stream_bound_parts`.
-    """
-    parts = stream_bound_parts(codec, quantizer, tokens, channels)
-    return None if parts is None else float(sum(parts.values()))
-
-
-def smallest_sample_size(radius, epsilon: float, limit: int = 10 ** 12) -> int | None:
-    """The smallest ``N >= 2`` with ``radius(N) <= epsilon`` for a radius that decreases
-    in ``N`` (doubling, then bisection); None when even ``limit`` does not reach it."""
-    if not epsilon > 0:
-        return None
-    high = 2
-    while radius(high) > epsilon:
-        if high >= limit:
-            return None
-        high *= 2
-    low = high // 2
-    if low < 2 or radius(low) <= epsilon:
-        return max(2, low)
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (low, middle) if radius(middle) <= epsilon else (middle, high)
-    return high
 
 
 # ----------------------------------------------------------------- helpers
@@ -405,16 +233,6 @@ def _per_document(values: np.ndarray, tokens: int, documents: np.ndarray) -> np.
     """Bits per token of each document from per-window bits (windows of ``tokens``)."""
     _, inverse = np.unique(documents, return_inverse=True)
     return np.bincount(inverse, weights=values) / (np.bincount(inverse) * tokens)
-
-
-def _document_blocks(symbols: np.ndarray, documents: np.ndarray) -> tuple[np.ndarray, int]:
-    """Windows grouped so that each document is one block of equal length."""
-    ids, counts = np.unique(documents, return_counts=True)
-    if np.all(counts == counts[0]):
-        order = np.argsort(documents, kind="stable")
-        return symbols[order], int(counts[0])
-    first = np.array([int(np.flatnonzero(documents == i)[0]) for i in ids])
-    return symbols[first], 1
 
 
 def _array(values, name: str, length: int) -> np.ndarray:
@@ -437,259 +255,6 @@ def _hidden(value, name: str) -> torch.Tensor:
 
 def _symbols(quantizer, hidden: torch.Tensor) -> np.ndarray:
     return np.stack([quantizer.quantize(window) for window in hidden])
-
-
-def _per_token(first: float, rest: float, tokens: int) -> float:
-    return (first + (tokens - 1) * rest) / tokens
-
-
-def _subsample(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
-    if rows.shape[0] <= limit:
-        return rows
-    return rows[np.sort(rng.choice(rows.shape[0], limit, replace=False))]
-
-
-def _t8_documents_needed(per_document: np.ndarray, rate: float, bound: float,
-                         delta: float) -> dict:
-    """Documents for the T8 interval to reach radius ``TARGET_RELATIVE_RADIUS · rate``.
-
-    ``hoeffding``: :func:`rdgap.bounds.sample_size` (a guarantee for any variance);
-    ``bernstein_projected``: the smallest ``N`` whose two-sided empirical
-    Bernstein radius ``sqrt(2 V ln(4/delta) / N) + 7 B ln(4/delta) / (3 (N - 1))``
-    (:func:`rdgap.bounds.empirical_bernstein_interval`) reaches it if the
-    sample variance stayed at today's ``V`` — a projection, not a bound.
-    """
-    epsilon = TARGET_RELATIVE_RADIUS * rate
-    if not epsilon > 0:
-        return {"epsilon": epsilon, "hoeffding": None, "bernstein_projected": None}
-    variance, log_term = float(np.var(per_document, ddof=1)), math.log(4.0 / delta)
-    return {"epsilon": epsilon, "hoeffding": sample_size(epsilon, delta, bound),
-            "bernstein_projected": smallest_sample_size(
-                lambda n: math.sqrt(2 * variance * log_term / n)
-                + 7 * bound * log_term / (3 * (n - 1)), epsilon)}
-
-
-# ----------------------------------------------------------------- T3, T4, T6
-def _diagonal_bound(variances: np.ndarray, steps: np.ndarray) -> float:
-    """T3's diagonal bound as the sum of its one-dimensional terms (no n×n algebra)."""
-    return float(sum(gaussian_logdet_bound([[v]], d, diagonal=True)
-                     for v, d in zip(variances, steps)))
-
-
-def _t3(symbols: np.ndarray, step: np.ndarray, first_step: np.ndarray,
-        rng: np.random.Generator, max_cov_tokens: int) -> dict:
-    tokens = symbols.shape[1]
-    rest = _subsample(symbols[:, 1:].reshape(-1, symbols.shape[2]), max_cov_tokens, rng) * step
-    cov = np.cov(rest, rowvar=False)
-    # The same rows with every channel permuted on its own: no dependence, same marginals,
-    # so its Hadamard headroom is the estimation bias of the sample covariance's log-det.
-    null = dependency_headroom(np.cov(rng.permuted(rest, axis=0), rowvar=False), step)
-    first = _diagonal_bound(np.var(symbols[:, 0] * first_step, axis=0, ddof=1), first_step)
-    diag_rest = _diagonal_bound(np.diag(cov), step)
-    raw = diag_rest - gaussian_logdet_bound(cov, step)
-    headroom = max(raw - null, 0.0)
-    return {"t3_logdet_full": _per_token(first, diag_rest - headroom, tokens),
-            "t3_logdet_full_raw": _per_token(first, diag_rest - raw, tokens),
-            "t3_logdet_diag": _per_token(first, diag_rest, tokens),
-            "t3_dependency_headroom": headroom * (tokens - 1) / tokens,
-            "t3_dependency_headroom_null": null * (tokens - 1) / tokens,
-            "_cov_rows": rest.shape[0]}
-
-
-def _floor_radius(channels: int, tokens: int, per_document: int, documents: int,
-                  delta: float) -> float:
-    """Per-token McDiarmid radius of the T4 floor over ``documents`` i.i.d. documents of
-    ``per_document`` windows (``delta / 2`` for position 0 and for the rest)."""
-    rest = mcdiarmid_deviation(channels, per_document * (tokens - 1), documents, delta / 2)
-    first = mcdiarmid_deviation(channels, per_document, documents, delta / 2)
-    return _per_token(first, rest, tokens)
-
-
-def _t4(symbols: np.ndarray, documents: np.ndarray, delta: float) -> dict:
-    blocks, per_document = _document_blocks(symbols, documents)
-    windows, tokens, channels = symbols.shape
-    # delta / 2 for each position group (a union bound: both hold with prob >= 1 - delta)
-    rest = marginal_entropy_floor(blocks[:, 1:].reshape(-1, channels), delta / 2,
-                                  tokens_per_sequence=per_document * (tokens - 1))
-    first = marginal_entropy_floor(blocks[:, 0], delta / 2, tokens_per_sequence=per_document)
-    plugin = _per_token(first.plugin_sum, rest.plugin_sum, tokens)
-    radius = _per_token(first.deviation, rest.deviation, tokens)
-    needed = smallest_sample_size(
-        lambda n: _floor_radius(channels, tokens, per_document, n, delta),
-        TARGET_RELATIVE_RADIUS * plugin)
-    informative = plugin - radius > 0
-    return {"t4_miller_madow_estimate": _per_token(first.miller_madow_sum,
-                                                   rest.miller_madow_sum, tokens),
-            "t4_marginal_floor_plugin": plugin,
-            "t4_marginal_floor_lower": plugin - radius if informative else None,
-            "t4_marginal_floor_status": "proven lower bound" if informative else
-            f"uninformative (radius {radius:,.1f} >= plug-in {plugin:,.1f} bits/token)",
-            "t4_marginal_floor_deviation": radius,
-            "t4_documents": int(blocks.shape[0]),
-            "t4_documents_needed": needed,
-            "_all_windows": blocks.shape[0] == windows}
-
-
-def _gibbs_sample(quantizer, kind: str | None, symbols: np.ndarray, t4: dict,
-                  bits: np.ndarray, estimated: np.ndarray | None) -> dict:
-    """T4 on the sample itself: a factorized codec's estimate of the very symbols it coded
-    is at least their plug-in marginal entropies (Gibbs on the empirical distribution)."""
-    out = dict.fromkeys(("gibbs_sample_floor", "gibbs_sample_estimated",
-                         "gibbs_sample_actual", "gibbs_sample_windows"))
-    if kind != "factorized" or estimated is None or isinstance(quantizer, LatticeQuantizer):
-        return out
-    windows, tokens, channels = symbols.shape
-    if t4["_all_windows"]:
-        floor = t4["t4_marginal_floor_plugin"]
-    else:
-        floor = _per_token(
-            marginal_entropy_floor(symbols[:, 0], 0.5).plugin_sum,
-            marginal_entropy_floor(symbols[:, 1:].reshape(-1, channels), 0.5).plugin_sum,
-            tokens)
-    scale = 1.0 / (windows * tokens)
-    return {"gibbs_sample_floor": floor, "gibbs_sample_estimated": float(estimated.sum()) * scale,
-            "gibbs_sample_actual": float(bits.sum()) * scale, "gibbs_sample_windows": int(windows)}
-
-
-_SHARED: dict = {}
-_SHARED_ENTRIES = 8
-
-
-def _shared(kind: str, tensor: torch.Tensor, compute):
-    """``compute()`` once per (kind, tensor content): every codec at a split shares the
-    codec-independent figures of its hidden states (T6 spectrum, T7 entropies)."""
-    data = tensor.detach().contiguous().numpy()
-    key = (kind, data.shape, hashlib.blake2b(data.tobytes(), digest_size=16).digest())
-    if key not in _SHARED:
-        while len(_SHARED) >= _SHARED_ENTRIES:
-            _SHARED.pop(next(iter(_SHARED)))
-        _SHARED[key] = compute()
-    return _SHARED[key]
-
-
-def _spectrum(eval_hidden: torch.Tensor, seed: int) -> np.ndarray:
-    """Eigenvalues of the covariance of the states at positions >= 1 (T6)."""
-    states = eval_hidden[:, 1:].reshape(-1, eval_hidden.shape[2]).double().numpy()
-    rest = _subsample(states, T6_COV_TOKENS, np.random.default_rng(seed))
-    return np.clip(np.linalg.eigvalsh(np.cov(rest, rowvar=False)), 0.0, None)
-
-
-def _t6(eval_hidden: torch.Tensor, quantizer, symbols: np.ndarray, seed: int) -> dict:
-    recon = np.stack([quantizer.dequantize(s).numpy() for s in symbols])
-    mse = float(((recon - eval_hidden.numpy()).astype(np.float64) ** 2).sum(-1).mean())
-    eigenvalues = _shared(f"spectrum {seed}", eval_hidden,
-                          lambda: _spectrum(eval_hidden, seed))
-    grid = mse * np.logspace(-1, 1, T7_CURVE_POINTS)
-    rates = [gaussian_rate_distortion(eigenvalues, float(d)).rate for d in grid]
-    return {"mse": mse, "t6_rate_at_mse": gaussian_rate_distortion(eigenvalues, mse).rate,
-            "split_logdet_covariance": split_logdet(eigenvalues),
-            "t6_curve": {"mse": grid.tolist(), "rate": [float(r) for r in rates]}}
-
-
-def split_logdet(eigenvalues) -> float:
-    """``½ Σ log2 λ`` over the covariance eigenvalues above ``1e-12 · max λ`` (bits).
-
-    The log-det of the hidden states' covariance at a split (positions >= 1,
-    the T6 spectrum): codec-independent, the paper's "log-det covariance".
-    Directions of (numerically) zero variance are left out rather than sent
-    to ``-inf``; a statistic, not a bound.
-    """
-    values = np.asarray(eigenvalues, float)
-    keep = values > 1e-12 * max(float(values.max(initial=0.0)), 1e-300)
-    return float(0.5 * np.log2(values[keep]).sum())
-
-
-# ----------------------------------------------------------------- T8 status, held-out
-def interval_status(lower: float, upper: float, rate: float, exact: bool = False) -> str:
-    """What a T8 interval says about the rate.
-
-    ``"exact (fixed-size format)"`` when the format's size is fixed (nothing
-    is estimated: the interval is not informative, the rate is known);
-    ``"uninformative (contains 0)"`` when the lower end is 0;
-    ``"uninformative (wider than the rate)"`` when ``upper - lower > rate``;
-    otherwise ``"informative"``.
-    """
-    if exact:
-        return "exact (fixed-size format)"
-    if not lower > 0:
-        return "uninformative (contains 0)"
-    if upper - lower > rate:
-        return "uninformative (wider than the rate)"
-    return "informative"
-
-
-def _window_digests(hidden: torch.Tensor) -> set:
-    data = hidden.detach().contiguous().numpy()
-    return {hashlib.blake2b(w.tobytes(), digest_size=16).digest() for w in data}
-
-
-def _disjoint(fit_hidden: torch.Tensor, eval_hidden: torch.Tensor) -> dict:
-    """How many fit windows reappear, bit for bit, among the eval windows."""
-    shared = len(_window_digests(fit_hidden) & _window_digests(eval_hidden))
-    return {"fit_windows": int(fit_hidden.shape[0]), "shared_windows": int(shared)}
-
-
-def _heldout(per_document: np.ndarray, bound: float, delta: float) -> dict:
-    """The held-out (test-set) bound on the expected per-document rate (module docstring)."""
-    upper = min(bound, float(empirical_bernstein_upper(per_document, delta, bound)))
-    mean = float(per_document.mean())
-    return {"heldout_rate_upper": upper, "heldout_rate_mean": mean,
-            "heldout_documents": int(per_document.size),
-            "heldout_informative": bool(upper - mean <= TARGET_RELATIVE_RADIUS * mean)}
-
-
-# ----------------------------------------------------------------- T9
-def _jensen_weights(quantizer) -> tuple[np.ndarray, np.ndarray, str]:
-    """Per-channel ``w_j``, ``c_j`` of the Jensen code length in steps (rest positions)."""
-    scale = np.asarray(quantizer.stats.scale, float) / np.asarray(quantizer.step, float)
-    if getattr(quantizer, "family", "gaussian") == "laplace":
-        return 1.0 / (scale * LN2), np.log2(2.0 * scale), "laplace"
-    variance = scale ** 2 + 1.0 / 12.0
-    return 1.0 / (2.0 * variance * LN2), 0.5 * np.log2(2.0 * math.pi * variance), "gaussian"
-
-
-def _features(symbols: np.ndarray, family: str, documents: np.ndarray) -> np.ndarray:
-    rest = symbols[:, 1:].astype(np.float64)
-    phi = np.abs(rest) if family == "laplace" else rest ** 2 + 1.0 / 12.0
-    per_window = phi.mean(axis=1)
-    _, inverse = np.unique(documents, return_inverse=True)
-    sums = np.zeros((inverse.max() + 1, per_window.shape[1]))
-    np.add.at(sums, inverse, per_window)
-    return sums / np.bincount(inverse)[:, None]
-
-
-def _t9(codec, quantizer, fit_symbols: np.ndarray, fit_hidden: torch.Tensor,
-        bound: float | None, delta: float, seed: int,
-        fit_input_ids: torch.Tensor | None = None) -> dict:
-    out = dict.fromkeys(("t9_fit_rate", "t9_rademacher_mc", "t9_rademacher_mc_upper",
-                         "t9_rademacher_massart", "t9_complexity", "t9_weight_l1",
-                         "t9_documents"))
-    ids = [{}] * fit_hidden.shape[0]  # codecs that code the token ids get each window's
-    if getattr(codec, "needs_input_ids", False):
-        if fit_input_ids is not None and \
-                tuple(fit_input_ids.shape) != tuple(fit_hidden.shape[:2]):
-            raise ValueError(f"fit_input_ids: expected the ids of the fit windows, shape "
-                             f"{tuple(fit_hidden.shape[:2])}, got {tuple(fit_input_ids.shape)}")
-        ids = [] if fit_input_ids is None else [{"input_ids": i} for i in fit_input_ids]
-    if quantizer is not None and ids and codec.estimate_bits(fit_hidden[0], **ids[0]) is not None:
-        tokens = fit_hidden.shape[1]
-        out["t9_fit_rate"] = float(np.mean([codec.estimate_bits(w, **i)
-                                            for w, i in zip(fit_hidden, ids)])) / tokens
-    if not hasattr(getattr(quantizer, "stats", None), "scale"):
-        return out
-    fit_docs = np.arange(fit_symbols.shape[0])  # one fit window per fit document
-    weights, constants, family = _jensen_weights(quantizer)
-    features = _features(fit_symbols, family, fit_docs)
-    monte_carlo = empirical_rademacher_linf(features, n_draws=RADEMACHER_DRAWS, seed=seed,
-                                            delta=delta)
-    massart = massart_linf_bound(features)
-    weight = float(weights.sum())
-    constant = float(np.abs(constants).sum()) / math.sqrt(features.shape[0])
-    complexity = weight * min(monte_carlo.upper, massart) + constant
-    out.update(t9_rademacher_mc=monte_carlo.estimate, t9_rademacher_mc_upper=monte_carlo.upper,
-               t9_rademacher_massart=massart, t9_weight_l1=weight, t9_complexity=complexity)
-    out["t9_documents"] = int(features.shape[0])
-    return out
 
 
 # ----------------------------------------------------------------- T7
