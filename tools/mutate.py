@@ -23,7 +23,11 @@ mutant the tests given after ``--`` run with ``pytest -x -q`` in a forked
 child whose import of ``--module`` loads the mutated source (an import hook:
 the file on disk is never touched, so the shared working tree stays intact).
 A mutant is *killed* when the tests fail (or time out), *survives* when they
-pass. The unmutated module is run first and must pass. The score printed at
+pass. The unmutated module is run first and must pass; that run also records
+(``sys.settrace``) which tests execute each line of the module, and each
+mutant then runs only the tests that executed its lines (all tests for
+lines run at import; none — it survives — for lines no test reaches);
+``--all-tests`` runs every test on every mutant instead. The score printed at
 the end is ``killed / (mutants run - excluded)``; ``--exclude FILE`` takes
 lines ``REGEX  # reason`` matched against a mutant's description (equivalent
 mutants, with the reason printed beside them). ``--list`` only lists the
@@ -43,6 +47,7 @@ import random
 import re
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 
@@ -67,6 +72,7 @@ class Mutant:
     operator: str
     line: int
     description: str
+    end_line: int = 0
 
 
 def _children(node):
@@ -161,7 +167,8 @@ def list_mutants(source: str) -> list[Mutant]:
     """Every mutant of ``source``, in traversal order."""
     tree = ast.parse(source)
     return [Mutant(i, operator, line,
-                   f"L{line} {operator}: {label} in `{_segment(source, node)}`")
+                   f"L{line} {operator}: {label} in `{_segment(source, node)}`",
+                   max(line, getattr(node, "end_lineno", None) or line))
             for i, (_, operator, label, _, node, line) in enumerate(_walk(tree))]
 
 
@@ -209,9 +216,55 @@ class _Loader(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 _NOT_LOADED = 99
+#: The "test" that executes module-level lines (at import, during collection).
+IMPORT_TIME = "<import>"
 
 
-def _child(name: str, path: str, source: str, pytest_args: list[str], quiet: bool) -> int:
+class _Selector:
+    """A pytest plugin: keeps only the tests in ``selected`` (all when None)."""
+
+    def __init__(self, selected):
+        self.selected = selected
+
+    def pytest_collection_modifyitems(self, config, items):
+        if self.selected is None:
+            return
+        kept = [item for item in items if item.nodeid in self.selected]
+        dropped = [item for item in items if item.nodeid not in self.selected]
+        items[:] = kept
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+
+
+class _LineRecorder:
+    """A pytest plugin: which lines of ``path`` each test executes (``sys.settrace``)."""
+
+    def __init__(self, path: str):
+        self.path, self.current, self.lines = path, IMPORT_TIME, {}
+
+    def _trace(self, frame, event, arg):
+        if frame.f_code.co_filename != self.path:
+            return None
+        self.lines.setdefault(frame.f_lineno, set()).add(self.current)
+        return self._local
+
+    def _local(self, frame, event, arg):
+        if event == "line":
+            self.lines.setdefault(frame.f_lineno, set()).add(self.current)
+        return self._local
+
+    def pytest_collection_modifyitems(self, items):
+        self.order = [item.nodeid for item in items]
+
+    def pytest_runtest_protocol(self, item, nextitem):
+        self.current = item.nodeid
+
+    def start(self):
+        sys.settrace(self._trace)
+
+
+def _child(name: str, path: str, source: str, pytest_args: list[str], quiet: bool,
+           selected=None, record: str | None = None) -> int:
     if quiet:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
@@ -220,22 +273,39 @@ def _child(name: str, path: str, source: str, pytest_args: list[str], quiet: boo
     loader = _Loader(name, path, source)
     sys.meta_path.insert(0, loader)
     import pytest
-    code = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", *pytest_args]))
+    plugins = [_Selector(selected)]
+    recorder = None
+    if record is not None:
+        recorder = _LineRecorder(path)
+        plugins.append(recorder)
+        recorder.start()
+    code = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", *pytest_args],
+                           plugins=plugins))
+    sys.settrace(None)
+    if recorder is not None:
+        with open(record, "w", encoding="utf-8") as handle:
+            json.dump({"order": getattr(recorder, "order", []),
+                       "lines": {str(k): sorted(v) for k, v in recorder.lines.items()}},
+                      handle)
     if not loader.used:
         return _NOT_LOADED
     return code
 
 
 def run_one(name: str, path: str, source: str, pytest_args: list[str], timeout: float,
-            quiet: bool = True) -> tuple[int | None, float]:
-    """Exit status of the tests against ``source`` (``None`` on timeout) and seconds taken."""
+            quiet: bool = True, selected=None,
+            record: str | None = None) -> tuple[int | None, float]:
+    """Exit status of the tests against ``source`` (``None`` on timeout) and seconds taken.
+
+    ``selected``: node ids of the tests to run (None: all); ``record``: a file to write
+    which lines of ``path`` each test executed (the baseline run)."""
     start = time.monotonic()
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:                                             # the child never returns
         try:
-            code = _child(name, path, source, pytest_args, quiet)
+            code = _child(name, path, source, pytest_args, quiet, selected, record)
         except BaseException:                                # noqa: BLE001 - report, exit
             code = 3
         os._exit(code)
@@ -248,6 +318,17 @@ def run_one(name: str, path: str, source: str, pytest_args: list[str], timeout: 
             os.waitpid(pid, 0)
             return None, time.monotonic() - start
         time.sleep(0.05)
+
+
+def covering_tests(coverage: dict, first: int, last: int) -> set[str] | None:
+    """The tests that executed any of lines ``first..last`` (None: lines run at import,
+    so every test may depend on them)."""
+    tests = set()
+    for line in range(first, last + 1):
+        tests |= set(coverage["lines"].get(str(line), ()))
+    if IMPORT_TIME in tests:
+        return None
+    return tests
 
 
 def _exclusions(path: str | None) -> list[tuple[re.Pattern, str]]:
@@ -286,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preimport", default="numpy,scipy.stats,torch",
                         help="comma-separated modules imported once before forking (never "
                              "the module itself or one that imports it)")
+    parser.add_argument("--all-tests", action="store_true",
+                        help="run every test on every mutant (default: only the tests that "
+                             "executed the mutated lines in the baseline run)")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--json", default=None, help="write every outcome to this file")
     parser.add_argument("--verbose", action="store_true", help="show the tests' output")
@@ -315,8 +399,14 @@ def main(argv: list[str] | None = None) -> int:
               f"mutants would not be seen: leave out what imports it", file=sys.stderr)
         return 2
     path = os.path.abspath(args.path)
-    code, seconds = run_one(args.module, path, source, pytest_args, args.timeout,
-                            quiet=not args.verbose)
+    coverage = None
+    with tempfile.TemporaryDirectory() as folder:
+        record = None if args.all_tests else os.path.join(folder, "lines.json")
+        code, seconds = run_one(args.module, path, source, pytest_args, args.timeout,
+                                quiet=not args.verbose, record=record)
+        if record is not None and code == 0:
+            with open(record, encoding="utf-8") as handle:
+                coverage = json.load(handle)
     if code != 0:
         print(f"the tests fail on the unmutated module (exit status {code}"
               f"{', module not imported by them' if code == _NOT_LOADED else ''}); "
@@ -331,13 +421,20 @@ def main(argv: list[str] | None = None) -> int:
             outcomes.append(asdict(m) | {"outcome": "excluded", "reason": reason})
             print(f"  excluded  {m.description} — {reason}", flush=True)
             continue
-        code, seconds = run_one(args.module, path, mutant_source(source, m.index),
-                                pytest_args, args.timeout, quiet=not args.verbose)
+        selected = None if coverage is None else covering_tests(coverage, m.line, m.end_line)
+        if selected is not None and not selected:          # no test runs this line
+            code, seconds = 0, 0.0
+        else:
+            code, seconds = run_one(args.module, path, mutant_source(source, m.index),
+                                    pytest_args, args.timeout, quiet=not args.verbose,
+                                    selected=selected)
         outcome = ("timeout" if code is None else "survived" if code == 0 else
                    "error" if code in (_NOT_LOADED, 4, 5) else "killed")
         outcomes.append(asdict(m) | {"outcome": outcome, "exit_status": code,
-                                     "seconds": round(seconds, 1)})
-        print(f"  {outcome:9s} {m.description} ({seconds:.0f} s)", flush=True)
+                                     "seconds": round(seconds, 1),
+                                     "tests_run": "all" if selected is None else len(selected)})
+        print(f"  {outcome:9s} {m.description} ({seconds:.0f} s, "
+              f"{'all' if selected is None else len(selected)} tests)", flush=True)
     counted = [o for o in outcomes if o["outcome"] in ("killed", "timeout", "survived")]
     killed = sum(o["outcome"] in ("killed", "timeout") for o in outcomes)
     errors = sum(o["outcome"] == "error" for o in outcomes)
