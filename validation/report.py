@@ -89,6 +89,7 @@ import tempfile
 from pathlib import Path
 
 from .claims import KINDS
+from .levels import levels_section
 from .paper_claims import paper_claims
 
 SCHEMA_VERSION = 2
@@ -345,11 +346,16 @@ def report_markdown(results: dict) -> str:
                      f"{16 * arch['width']} bits/token): splits {arch['splits']}, "
                      f"{arch['windows']} evaluation windows from {arch['documents']} "
                      f"documents never used for fitting; primary distortion "
-                     f"`{arch['metrics'][0]}`.")
+                     f"`{arch['metrics'][0]}`"
+                     + (f"; task chosen from {arch['chosen_because']}"
+                        if arch.get("chosen_because") else "")
+                     + (f"; fit on `{arch['corpora']['fit']}`, evaluated on "
+                        f"`{arch['corpora']['eval']}`" if arch.get("corpora") else "") + ".")
     lines += ["", "Bits per token count every byte of each stream (header and checksum "
               "included). Distortions are means over documents with 95 % Student-t "
               f"intervals. Corpus `{config['corpus']}` for the text models.", ""]
     lines += _markdown_table(TABLE_COLUMNS, table_rows(results["runs"]))
+    lines += levels_section(results)  # rdgap.validation.levels: levels met, refused codecs
     lines += _claims_section(results)
     plots = results.get("plots") or []
     if plots:

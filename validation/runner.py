@@ -64,7 +64,13 @@ class ValidateConfig:
     split_count : int
         Number of split points when ``splits`` is None.
     corpus : str
-        ``"lee_background"`` or a text file / folder (text architectures).
+        A named corpus (:data:`.corpus.NAMED_CORPORA`) or a text file / folder (text
+        architectures); split into fit and evaluation documents.
+    fit_corpus, eval_corpus : str or None
+        The corpus of the fit windows and of the evaluation windows (each from its
+        part of that corpus's split; None = ``corpus``). Different corpora measure a
+        codec calibrated on one text source on another; every fitted row then says
+        whether its level held on the evaluation documents (``level_status``).
     window_length, windows : int
         Tokens per window and number of evaluation windows (one per document).
     batch_size : int
@@ -101,6 +107,8 @@ class ValidateConfig:
     splits: list[int] | None = None
     split_count: int = 5
     corpus: str = DEFAULT_CORPUS
+    fit_corpus: str | None = None
+    eval_corpus: str | None = None
     window_length: int = 256
     windows: int = 32
     batch_size: int = 4
@@ -188,6 +196,12 @@ class RunRow:
     #: streams above T2's proven bound (validation.stream_length); null where not bounded
     t2_proven_violations: int | None = None
     t2_proven_smallest_margin_bits: float | None = None
+    #: the level a fitted codec was calibrated to on fit documents, and whether the
+    #: evaluation documents met it (:func:`level_status`); None for fixed codecs
+    level_target: float | None = None
+    level_status: str | None = None
+    fit_corpus: str | None = None
+    eval_corpus: str | None = None
     #: streams whose booked header + declared payload != length, and Σ 8 len(stream)
     container_mismatches: int | None = None
     stream_bits: float | None = None
@@ -220,6 +234,8 @@ class _Coded:
     statistics: dict = field(default_factory=dict)
     outputs: list[torch.Tensor] | None = field(default_factory=list)
     corpus_metrics: dict = field(default_factory=dict)
+    #: why the codec could not code a state (e.g. fp16 out of range); then no row
+    refused: str | None = None
 
 
 #: Outputs up to this many elements per window (embeddings, class logits; not LM logits)
@@ -466,7 +482,8 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
         for name in tqdm(config.architectures, disable=not progress, desc="load models",
                          unit="model"):
             task = load_task(name, cache_dir=config.cache_dir, corpus=config.corpus,
-                             seed=config.seed)
+                             seed=config.seed, fit_corpus=config.fit_corpus,
+                             eval_corpus=config.eval_corpus)
             archs[task.name] = _Architecture(task, config, cache)
     all_jobs = make_jobs({n: a.splits for n, a in archs.items()}, list(by_id),
                          {n: a.variants for n, a in archs.items()},
@@ -520,6 +537,7 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
         "stages_s": stages.seconds,
         "work": work.as_dict(),
         "runs": rows,
+        "refused": refusals(mine, coded_jobs),
     }
 
 
@@ -531,7 +549,9 @@ def _describe(arch: _Architecture) -> dict:
             "metrics": list(task.metrics_names), "windows": len(windows),
             "window_length": arch.config.window_length,
             "documents": int(len(set(windows.document.tolist()))),
-            "skipped_variants": dict(arch.skipped_variants)}
+            "skipped_variants": dict(arch.skipped_variants),
+            "chosen_because": getattr(task, "chosen_because", None),
+            "corpora": dict(getattr(task, "sources", {})) or None}
 
 
 def _evaluate(archs: dict[str, _Architecture], mine: list[Job],
@@ -566,8 +586,15 @@ def _evaluate(archs: dict[str, _Architecture], mine: list[Job],
                 hidden = arch.hidden[("eval", job.split)][batch]
                 for coded in coded_jobs[job]:
                     bar.set_postfix_str(f"{job.job_id} {coded.name}")
-                    with work(name, "coding"):
-                        recon = _code_windows(coded, hidden, inputs.get("input_ids"))
+                    if coded.refused is None:
+                        try:
+                            with work(name, "coding"):
+                                recon = _code_windows(coded, hidden, inputs.get("input_ids"))
+                        except ValueError as error:  # the codec cannot code this state
+                            coded.refused, coded.outputs = str(error), None
+                    if coded.refused is not None:
+                        bar.update()
+                        continue
                     key = (job.split, tensor_digest([recon]))
                     if key not in seen:
                         with work(name, "suffix"), torch.inference_mode():
@@ -615,6 +642,8 @@ def _add_statistics(archs: dict[str, _Architecture], mine: list[Job],
                 arch.split_statistics[job.split] = _split_statistics(arch, job.split, config)
         context = arch.contexts.get(job.split)
         for coded in coded_jobs[job]:
+            if coded.refused is not None:
+                continue
             with work(job.architecture, "codec statistics"):
                 found = statistics.codec_statistics(
                     coded.codec, arch.hidden[("fit", job.split)],
@@ -646,10 +675,32 @@ def _estimate_dict(values: list[float], documents: list[int]) -> dict:
     return document_estimate(np.array(values), np.array(documents)).as_dict()
 
 
+def level_status(level: float, ci_low: float | None, ci_high: float | None) -> str:
+    """Whether the evaluation documents met a fitted codec's level, from the 95 %
+    confidence interval of its mean primary distortion over them: ``"met"`` (the whole
+    interval at or below the level), ``"missed"`` (the whole interval above it: the
+    calibration on fit documents did not carry over) or ``"unresolved"`` (the
+    interval contains the level, or is missing)."""
+    if ci_low is None or ci_high is None:
+        return "unresolved"
+    if ci_high <= level:
+        return "met"
+    return "missed" if ci_low > level else "unresolved"
+
+
+def refusals(jobs: list[Job], coded_jobs: dict[Job, list[_Coded]]) -> list[dict]:
+    """One entry per codec that could not code a state of its job (it has no row)."""
+    return [{"job_id": job.job_id, "architecture": job.architecture, "split": job.split,
+             "codec": coded.name, "level": coded.level, "reason": coded.refused}
+            for job in jobs for coded in coded_jobs[job] if coded.refused is not None]
+
+
 def _rows(arch: _Architecture, job: Job, coded_list: list[_Coded]) -> list[dict]:
     task = arch.task
     rows = []
     for coded in coded_list:
+        if coded.refused is not None:
+            continue
         metrics = {m: _estimate_dict(v, coded.documents) for m, v in coded.metrics.items()}
         primary = metrics[task.metrics_names[0]]
         actual = 8.0 * coded.bytes / coded.tokens
@@ -688,6 +739,11 @@ def _rows(arch: _Architecture, job: Job, coded_list: list[_Coded]) -> list[dict]
             else coded.t2_proven_violations,
             t2_proven_smallest_margin_bits=None if coded.window_estimates is None
             or coded.t2_proven_violations is None else coded.t2_proven_margin,
+            level_target=job.level if coded.level is not None else None,
+            level_status=level_status(job.level, primary["ci_low"], primary["ci_high"])
+            if coded.level is not None else None,
+            fit_corpus=getattr(task, "sources", {}).get("fit"),
+            eval_corpus=getattr(task, "sources", {}).get("eval"),
             container_mismatches=coded.container_mismatches,
             stream_bits=float(sum(coded.window_bits)))
         rows.append(asdict(row))
@@ -733,6 +789,7 @@ def merge_results(partials: list[dict]) -> dict:
                   architectures=list(architectures.values()), stages_s=stages, runs=runs,
                   work=Work.merged([p.get("work", {}) for p in partials]),
                   shards=len(partials),
+                  refused=[r for p in partials for r in p.get("refused", [])],
                   cache={k: sum(p["cache"][k] for p in partials) for k in first["cache"]})
     return merged
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from rdgap.cli import main
 from rdgap.validation.runner import spread_splits
@@ -204,3 +205,113 @@ def test_results_are_readable_like_any_file_written_under_the_umask(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o644
+
+
+@pytest.fixture(scope="module")
+def loud_model_folder(tmp_path_factory, smollm2):
+    """A tiny Llama whose residual stream goes beyond fp16's ±65504 (to ~1e5 and more), as
+    Gemma-3's does: its embedding is scaled by 1e7 (RMSNorm keeps the logits sane)."""
+    from rdgap.validation.models import tiny_llama
+
+    folder = tmp_path_factory.mktemp("loud")
+    model = tiny_llama(num_layers=3, hidden_size=32, vocab_size=len(smollm2.tokenizer), seed=2)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(1e7)
+    model.save_pretrained(folder)
+    smollm2.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_a_codec_that_cannot_code_a_state_does_not_stop_the_run(loud_model_folder, tmp_path,
+                                                                 capsys):
+    out = tmp_path / "loud"
+    code = main(["validate", "--model", str(loud_model_folder), "--splits", "1,2",
+                 "--windows", "2", "--window-length", "16", "--out", str(out),
+                 "--no-progress", "--variants", "none", "--cache-dir", str(tmp_path / "c")])
+    printed = capsys.readouterr()
+    assert code in (0, 1), printed.err
+    results = json.loads((out / "results.json").read_text())
+    refused = {(r["split"], r["codec"]): r["reason"] for r in results["refused"]}
+    assert set(refused) == {(k, c) for k in (1, 2) for c in ("fp16", "zstd-fp16")}
+    assert all("float16 range" in reason for reason in refused.values())
+    assert {(r["split"], r["codec"]) for r in results["runs"]} == {
+        (k, c) for k in (1, 2) for c in ("bf16", "int8-absmax", "int4-absmax")}
+    assert "refused" in printed.err and "float16 range" in printed.err
+    assert "## Codecs that could not code a state" in (out / "report.md").read_text()
+
+
+def test_a_library_error_is_a_message_with_its_own_exit_status(tiny_model_folder, tmp_path,
+                                                               capsys, monkeypatch):
+    from rdgap import cli
+    from rdgap.validation import runner
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the kernel ran out of memory")
+
+    monkeypatch.setattr(runner, "run_validation", broken)
+    argv = ["validate", "--model", str(tiny_model_folder), "--out", str(tmp_path / "o"),
+            "--no-progress"]
+    assert main(argv) == cli.EXIT_RUN_FAILED == 3
+    err = capsys.readouterr().err
+    assert "could not complete: RuntimeError: the kernel ran out of memory" in err
+    assert "Traceback" not in err and "RDGAP_TRACEBACK=1" in err
+    monkeypatch.setenv("RDGAP_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="out of memory"):
+        main(argv)
+    assert (cli.EXIT_CLAIM_FAILED, cli.EXIT_USAGE) == (1, 2)
+
+
+def test_validate_picks_the_image_task_of_a_vit_folder(tmp_path, capsys):
+    from tiny_architectures import build
+
+    folder = tmp_path / "tiny-vit"
+    build("vit").save_pretrained(folder)
+    out = tmp_path / "vit"
+    code = main(["validate", "--model", str(folder), "--splits", "2", "--windows", "2",
+                 "--out", str(out), "--no-progress", "--variants", "none",
+                 "--cache-dir", str(tmp_path / "c")])
+    printed = capsys.readouterr()
+    assert code in (0, 1), printed.err
+    assert "tiny-vit: image classification (model_type 'vit'" in printed.out
+    results = json.loads((out / "results.json").read_text())
+    assert results["architectures"][0]["task"] == "image classification"
+    assert {r["distortion_name"] for r in results["runs"]} == {"delta_ce_nats"}
+    assert all("accuracy_change" in r["metrics"] for r in results["runs"])
+
+
+def test_fit_on_news_evaluate_on_newsgroups(tiny_model_folder, tmp_path):
+    """Domain shift: every fitted row names both corpora and says whether the evaluation
+    documents met its level; report.md has the section."""
+    out = tmp_path / "shift"
+    assert main(["validate", "--model", str(tiny_model_folder), "--splits", "2",
+                 "--windows", "3", "--window-length", "48", "--out", str(out),
+                 "--no-progress", "--variants", "gaussian-std", "--levels", "0.2",
+                 "--eval-corpus", "newsgroups", "--cache-dir", str(tmp_path / "c")]) in (0, 1)
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["eval_corpus"] == "newsgroups"
+    assert results["architectures"][0]["corpora"] == {"fit": "lee_background",
+                                                      "eval": "newsgroups"}
+    fitted = [r for r in results["runs"] if r["level"]]
+    assert fitted and all(r["level_target"] == 0.2 for r in fitted)
+    for row in fitted:
+        low, high = row["distortion_ci"]
+        assert row["level_status"] == ("met" if high <= 0.2 else
+                                       "missed" if low > 0.2 else "unresolved")
+        assert (row["fit_corpus"], row["eval_corpus"]) == ("lee_background", "newsgroups")
+    assert all(r["level_status"] is None for r in results["runs"] if not r["level"])
+    assert "## Levels on evaluation documents" in (out / "report.md").read_text()
+
+
+def test_a_row_whose_interval_lies_above_its_level_is_flagged():
+    from rdgap.validation.levels import levels_section
+    from rdgap.validation.runner import level_status
+
+    assert level_status(0.05, 0.06, 0.08) == "missed"
+    assert level_status(0.05, 0.01, 0.05) == "met"
+    assert level_status(0.05, 0.04, 0.06) == "unresolved"
+    assert level_status(0.05, None, None) == "unresolved"
+    row = {"architecture": "a", "split": 2, "codec": "gaussian-std", "level_target": 0.05,
+           "distortion_name": "delta_ce_nats", "distortion": 0.07, "distortion_ci": [0.06, 0.08],
+           "fit_corpus": "lee_background", "eval_corpus": "newsgroups", "level_status": "missed"}
+    text = "\n".join(levels_section({"runs": [row, row | {"level_status": "met"}]}))
+    assert "| MISSED |" in text and "| met |" in text and "1 of 2 rows missed" in text
