@@ -41,11 +41,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rdgap.codecs import ans
+from rdgap.codecs.coders import ans
 from rdgap.codecs.baselines import baseline_codecs
 from rdgap.codecs.capture import logits_and_hidden
-from rdgap.codecs.container import header_size
-from rdgap.codecs.fisher import FisherDiagonal
+from rdgap.codecs.coders.container import header_size
+from rdgap.codecs.transforms.fisher import FisherDiagonal
 from rdgap.codecs.fit import FitContext
 from rdgap.codecs.recipes import RECIPES
 from rdgap.codecs.split import SplitModel
@@ -366,7 +366,7 @@ def main() -> None:
     parser.add_argument("--probe-windows", type=int, default=PROBE_WINDOWS,
                         help="further fit windows for the ΔCE probe of the calibration")
     parser.add_argument("--method", choices=("fit", "bracket"), default="fit",
-                        help="step-scale calibration (rdgap.codecs.calibrate.calibrate_scale)")
+                        help="step-scale calibration (rdgap.codecs.quantizers.calibrate.calibrate_scale)")
     parser.add_argument("--margin", type=float, default=0.0,
                         help="calibrate so that probe ΔCE + MARGIN standard errors ≤ level")
     parser.add_argument("--cache", default=None,

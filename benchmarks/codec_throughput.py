@@ -9,7 +9,7 @@ cost less than the computation it sits behind; issue 4). The joint codecs
 fitted once, at THEORY.md T7's step scale for ``--level`` without the ΔCE
 calibration (a representative rate; the measured bits/token are printed).
 
-The torch path of the joint codecs (:class:`rdgap.codecs.torch_context.TorchContextCodec`,
+The torch path of the joint codecs (:class:`rdgap.codecs.coders.torch_context.TorchContextCodec`,
 the "GPU codec", here on the CPU) codes all windows in one batch
 (``encode_batch`` / ``decode_batch``); ``klt-context`` is also fitted with the
 learned ``deep`` side density, and the fit times of both side densities are printed.
@@ -27,17 +27,17 @@ import time
 import numpy as np
 import torch
 
-from rdgap.codecs import rans_torch
+from rdgap.codecs.coders import rans_torch
 from rdgap.codecs.baselines import baseline_codecs
-from rdgap.codecs.context_fit import fit_context_codec
-from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
-from rdgap.codecs.fisher import fisher_diagonal
+from rdgap.codecs.entropy_models.context_fit import fit_context_codec
+from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
+from rdgap.codecs.transforms.fisher import fisher_diagonal
 from rdgap.codecs.fit import FitContext, base_steps, unit_delta_ce
 from rdgap.codecs.split import SplitModel
-from rdgap.codecs.token_context import fit_token_context_codec
-from rdgap.codecs.token_fit import embedding_table
-from rdgap.codecs.torch_context import TorchContextCodec
-from rdgap.codecs.transform import fisher_klt
+from rdgap.codecs.entropy_models.token_context import fit_token_context_codec
+from rdgap.codecs.entropy_models.token_fit import embedding_table
+from rdgap.codecs.coders.torch_context import TorchContextCodec
+from rdgap.codecs.transforms.klt import fisher_klt
 from rdgap.validation.corpus import load_documents, split_documents, token_windows
 from rdgap.validation.models import load_model
 

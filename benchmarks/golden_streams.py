@@ -54,15 +54,15 @@ def _sha(data: bytes) -> str:
 
 
 def _torch_codec(codec):
-    from rdgap.codecs.context import ContextCodec
-    from rdgap.codecs.factorized import FactorizedCodec
+    from rdgap.codecs.entropy_models.context import ContextCodec
+    from rdgap.codecs.entropy_models.factorized import FactorizedCodec
 
     if isinstance(codec, ContextCodec) and type(codec).__name__ in ("ContextCodec",
                                                                     "TokenContextCodec"):
-        from rdgap.codecs.torch_context import TorchContextCodec
+        from rdgap.codecs.coders.torch_context import TorchContextCodec
         return TorchContextCodec(codec, device="cpu", lanes=4)
     if type(codec) is FactorizedCodec:
-        from rdgap.codecs.torch_factorized import TorchFactorizedCodec
+        from rdgap.codecs.coders.torch_factorized import TorchFactorizedCodec
         return TorchFactorizedCodec(codec, device="cpu", lanes=4)
     return None
 

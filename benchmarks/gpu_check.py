@@ -7,11 +7,11 @@ coder and the joint codecs' torch path on CUDA against the CPU, and CUDA through
 Checks, each printed and written to ``gpu_check.json`` under ``--out`` (default: ``$OUT``
 when set):
 
-1. :mod:`rdgap.codecs.rans_torch` (what ``gpu_check_rans.py`` checked): identical bytes
+1. :mod:`rdgap.codecs.coders.rans_torch` (what ``gpu_check_rans.py`` checked): identical bytes
    encoded on the device and on the CPU, each decoding the other's streams exactly,
    lanes 1/16/256; device throughput for 8 and 64 streams.
 2. The joint codecs ``klt-context`` and ``klt-context-tokens``
-   (:class:`rdgap.codecs.torch_context.TorchContextCodec`), fitted at THEORY.md T7's step
+   (:class:`rdgap.codecs.coders.torch_context.TorchContextCodec`), fitted at THEORY.md T7's step
    scale for ΔCE 0.05 (no calibration) on SmolLM2-135M split 15 when its rdgap cache is
    present (``auto``), else on split 2 of a tiny random Llama: the symbols and side
    latents of the device's causal loop against the CPU's and the constriction codec's;
@@ -40,7 +40,7 @@ import torch
 from codec_throughput import joint_codecs, smollm2_windows   # sibling benchmark scripts
 from rans_torch_throughput import TOKENS, workload
 from rdgap.codecs import rans_torch as rt
-from rdgap.codecs.torch_context import TorchContextCodec
+from rdgap.codecs.coders.torch_context import TorchContextCodec
 
 #: Decoded values may differ between devices by float64 rounding of the prediction m_t,
 #: which can move the last float32 bit (tests/codecs/test_torch_context.py): 4 float32

@@ -1,4 +1,4 @@
-"""GPU check of rdgap.codecs.rans_torch alone (kept for its old name): CUDA and CPU write
+"""GPU check of rdgap.codecs.coders.rans_torch alone (kept for its old name): CUDA and CPU write
 the same bytes and decode each other's streams exactly; prints CUDA throughput.
 
     python benchmarks/gpu_check_rans.py

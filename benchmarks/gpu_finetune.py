@@ -6,12 +6,12 @@ One prepared script for a lent GPU (≤ 8 minutes on an H200), runnable on the C
 1. hidden states of the fit windows (22 statistics + 32 probe windows of 256 tokens,
    or ``--cache`` from ``benchmarks/codec_bench.py``) and of 32 evaluation windows at
    the split; the :class:`rdgap.codecs.fit.FitContext` (Fisher, KLT) of the ORIGINAL model;
-2. :func:`rdgap.codecs.finetune.finetune`: the suffix of a copy of the model and the
+2. :func:`rdgap.codecs.quantizers.finetune.finetune`: the suffix of a copy of the model and the
    KLT-domain steps trained on ``CE(x̂) + λ·rate`` on the device (``--train-s`` caps the
    wall time of the training);
 3. the ``klt-context`` codec with the learned steps, calibrated on the probe windows so
    that the fine-tuned suffix on its reconstruction meets the level against the ORIGINAL
-   model's CE (:func:`rdgap.codecs.finetune.fit_finetuned_codec`; on the CPU);
+   model's CE (:func:`rdgap.codecs.quantizers.finetune.fit_finetuned_codec`; on the CPU);
 4. every evaluation window coded as one real stream: bits/token (bytes and estimate),
    eval ΔCE ± s.e. against the original model, KL, top-1, T2 violations (and the fine-tuned
    model's own ΔCE on the exact states, no codec, against the original) — and the same for
@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 from codec_bench import (BATCH, PROBE_WINDOWS, STATISTICS_WINDOWS,  # noqa: E402
                          WINDOW_LENGTH, _fit_states, _states, measure)
 
-from rdgap.codecs.finetune import finetune, fit_finetuned_codec  # noqa: E402
+from rdgap.codecs.quantizers.finetune import finetune, fit_finetuned_codec  # noqa: E402
 from rdgap.codecs.fit import FitContext, fit_codec  # noqa: E402
 from rdgap.codecs.split import SplitModel  # noqa: E402
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents,  # noqa: E402

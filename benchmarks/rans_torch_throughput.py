@@ -1,15 +1,15 @@
-"""Throughput of rdgap.codecs.rans_torch on the CPU, next to constriction's AnsCoder.
+"""Throughput of rdgap.codecs.coders.rans_torch on the CPU, next to constriction's AnsCoder.
 
 A printout, not a test: 8 streams of one 256-token window × 576 channels
 (147,456 symbols each), one 64-symbol table per channel, symbols drawn from
 the tables. constriction codes the same symbols channel by channel with one
-Categorical model per channel (as rdgap.codecs.ans does).
+Categorical model per channel (as rdgap.codecs.coders.ans does).
 
     python benchmarks/rans_torch_throughput.py [--lanes 16 64 256] [--streams 8]
                                                [--precision 16 24]
 
 ``--precision``: the tables' ``Σ f = 2^P`` (16: the default of rans_torch; 24: the joint
-codecs' torch path, :data:`rdgap.codecs.torch_context.PRECISION`). Larger ``P`` gives
+codecs' torch path, :data:`rdgap.codecs.coders.torch_context.PRECISION`). Larger ``P`` gives
 the coder fewer state bits per symbol (T2's ``ε`` grows) but costs no speed.
 """
 

@@ -6,7 +6,7 @@ enough to cover many: for each split it estimates the Fisher (THEORY.md T7) on
 the statistics windows (one backward pass through the suffix per window), fits
 ``klt-context`` and ``klt-context-tokens`` once at T7's predicted step scale for
 ``--level`` **without calibration** (no probe loop,
-:func:`rdgap.codecs.token_fit.fit_at_t7_scale`), codes every evaluation window as
+:func:`rdgap.codecs.entropy_models.token_fit.fit_at_t7_scale`), codes every evaluation window as
 one real stream and measures bits/token and ΔCE ± s.e. over documents
 (:func:`codec_bench.measure`). The hidden states of every split come from one
 forward pass per batch (:func:`rdgap.codecs.capture.logits_and_hidden`).
@@ -46,10 +46,10 @@ import torch
 from tqdm.auto import tqdm
 
 from rdgap.codecs.capture import logits_and_hidden
-from rdgap.codecs.fisher import fisher_diagonal
+from rdgap.codecs.transforms.fisher import fisher_diagonal
 from rdgap.codecs.fit import FitContext
 from rdgap.codecs.split import SplitModel
-from rdgap.codecs.token_fit import fit_at_t7_scale, t7_start
+from rdgap.codecs.entropy_models.token_fit import fit_at_t7_scale, t7_start
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents, split_documents,
                                      token_windows)
 from rdgap.validation.distortion import exact_log_probs

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
-from .container import BitstreamError, Stream, pack, params_hash, unpack
+from .coders.container import BitstreamError, Stream, pack, params_hash, unpack
 
 
 def check_hidden(hidden: torch.Tensor, name: str = "hidden") -> torch.Tensor:

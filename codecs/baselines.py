@@ -13,7 +13,7 @@ import torch
 import zstandard
 
 from .base import HiddenStateCodec
-from .container import BitstreamError, Stream
+from .coders.container import BitstreamError, Stream
 
 FP16_MAX = float(torch.finfo(torch.float16).max)
 

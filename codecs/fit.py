@@ -7,22 +7,22 @@ A *variant* names an entropy-model family and a step rule:
 ``gaussian-fisher`` / ``laplace-fisher``
     THEORY.md T7's allocation ``Δ_j ∝ 1/√F_jj`` from the Fisher diagonal;
 ``klt-laplace``
-    the Fisher-whitened KLT of :mod:`rdgap.codecs.transform` with one step for
+    the Fisher-whitened KLT of :mod:`rdgap.codecs.transforms.klt` with one step for
     every component, discretised Laplace per component;
 ``klt-context``
     the same transform and steps with the joint entropy model of
-    :mod:`rdgap.codecs.context` (causal prediction from the previous decoded
+    :mod:`rdgap.codecs.entropy_models.context` (causal prediction from the previous decoded
     token, a per-token scale hyperprior, dead-zone quantization with centroid
-    reconstruction), trained by :func:`rdgap.codecs.context_fit.fit_context_codec`
+    reconstruction), trained by :func:`rdgap.codecs.entropy_models.context_fit.fit_context_codec`
     on the first half of the fit windows. It is fitted once, at T7's predicted
     scale; the calibration then only rescales its steps and table indices
-    (:meth:`rdgap.codecs.context.ContextCodec.rescaled`), so ΔCE is a deterministic,
+    (:meth:`rdgap.codecs.entropy_models.context.ContextCodec.rescaled`), so ΔCE is a deterministic,
     near-monotone function of the scale, and the side-latent densities are
     re-estimated at the chosen scale (rate only).
 
 Every variant codes position 0 with its own statistics and steps
 ``Δ0_j ∝ 1/√F0_j`` (``c·σ0_j`` for ``gaussian-std``). The common scale of the
-steps is then chosen by :func:`rdgap.codecs.calibrate.calibrate_scale` so that
+steps is then chosen by :func:`rdgap.codecs.quantizers.calibrate.calibrate_scale` so that
 ΔCE on the fit windows meets the target, starting from T7's prediction: each
 next scale is where a least-squares power law through every scale tried reaches
 the target, and the chosen scale measured ≤ target but is never above that fit.
@@ -37,12 +37,12 @@ import torch
 
 from . import recipes
 from .base import HiddenStateCodec
-from .calibrate import Calibration, DistortionProbe, calibrate_scale
-from .context_fit import fit_context_codec, refit_side_density
-from .factorized import ChannelStatistics, FactorizedCodec
-from .fisher import FisherDiagonal, fisher_diagonal
+from .quantizers.calibrate import Calibration, DistortionProbe, calibrate_scale
+from .entropy_models.context_fit import fit_context_codec, refit_side_density
+from .entropy_models.factorized import ChannelStatistics, FactorizedCodec
+from .transforms.fisher import FisherDiagonal, fisher_diagonal
 from .split import SplitModel
-from .transform import fisher_klt
+from .transforms.klt import fisher_klt
 
 #: The recipes of :mod:`rdgap.codecs.recipes` that :func:`fit_codec` fits by name.
 VARIANTS = recipes.names(fitter=recipes.GENERIC_FITTER)
@@ -140,16 +140,16 @@ def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
     evaluations : int
         At most this many probe passes for the calibration.
     method : {"fit", "bracket"}
-        How :func:`rdgap.codecs.calibrate.calibrate_scale` chooses the step scale:
+        How :func:`rdgap.codecs.quantizers.calibrate.calibrate_scale` chooses the step scale:
         from a least-squares power law through every scale tried (resolution 2 %),
         or by bracketing (resolution 8 %, the previous default).
     margin : float
         ``z ≥ 0``: the chosen scale's probe ΔCE plus ``z`` standard errors over
-        documents must meet the target (:func:`rdgap.codecs.calibrate.calibrate_scale`;
+        documents must meet the target (:func:`rdgap.codecs.quantizers.calibrate.calibrate_scale`;
         0, the default: the probe mean alone). Needs a probe with ``estimate``.
     steps : (C,) array, optional
         Base steps of positions ≥ 1 in place of the variant's own (e.g. learned ones,
-        :mod:`rdgap.codecs.learned_steps`); only their shape matters, the common
+        :mod:`rdgap.codecs.quantizers.learned_steps`); only their shape matters, the common
         scale is calibrated as for the variant's own steps.
     label : str, optional
         The codec's label (default: ``variant``).

@@ -8,7 +8,7 @@ and a *variant* (``klt-context``, ``gaussian-fisher``, ...) is a named choice of
 those parts plus the rule that sets its steps and the function that fits it.
 Every consumer reads :data:`RECIPES`: :mod:`rdgap.codecs.fit` (``VARIANTS``),
 ``rdgap validate`` (:data:`rdgap.validation.runner.FITTED_VARIANTS`),
-``benchmarks/codec_bench.py`` (``FITTERS``), :mod:`rdgap.codecs.learned_steps`
+``benchmarks/codec_bench.py`` (``FITTERS``), :mod:`rdgap.codecs.quantizers.learned_steps`
 (``BASE_VARIANTS``), ``rdgap split-run`` (:func:`load_codec`, a saved codec of
 any recipe) and the golden-stream and property tests.
 
@@ -128,8 +128,8 @@ class Recipe:
 
 #: The fitter of the recipes fitted by name (:func:`rdgap.codecs.fit.fit_codec`).
 GENERIC_FITTER = _FIT = "rdgap.codecs.fit:fit_recipe"
-_FACTORIZED = "rdgap.codecs.factorized:FactorizedCodec"
-_CONTEXT = "rdgap.codecs.context:ContextCodec"
+_FACTORIZED = "rdgap.codecs.entropy_models.factorized:FactorizedCodec"
+_CONTEXT = "rdgap.codecs.entropy_models.context:ContextCodec"
 
 #: Every variant, in the order the benchmark and ``rdgap validate`` list them.
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -144,18 +144,18 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("klt-context", "fisher-klt", "deadzone-centroid", "fisher", "context", _FIT,
            _CONTEXT, "context", in_validate=True, learnable_steps=True, torch_coder=True),
     Recipe("klt-context-tokens", "fisher-klt", "deadzone-centroid", "fisher",
-           "context-tokens", "rdgap.codecs.token_fit:fit_token_recipe",
-           "rdgap.codecs.token_context:TokenContextCodec", "context-tokens", in_validate=True,
+           "context-tokens", "rdgap.codecs.entropy_models.token_fit:fit_token_recipe",
+           "rdgap.codecs.entropy_models.token_context:TokenContextCodec", "context-tokens", in_validate=True,
            parent="klt-context", torch_coder=True),
     Recipe("klt-context-learned", "fisher-klt", "deadzone-centroid", "learned", "context",
-           "rdgap.codecs.learned_steps:fit_learned_codec", _CONTEXT, "context",
+           "rdgap.codecs.quantizers.learned_steps:fit_learned_codec", _CONTEXT, "context",
            parent="klt-context", torch_coder=True),
     Recipe("klt-hyperprior", "fisher-klt", "deadzone-centroid", "fisher", "hyperprior",
-           "rdgap.codecs.hyperprior_fit:fit_hyperprior_codec",
-           "rdgap.codecs.hyperprior:HyperpriorCodec", "hyperprior", parent="klt-context"),
+           "rdgap.codecs.entropy_models.hyperprior_fit:fit_hyperprior_codec",
+           "rdgap.codecs.entropy_models.hyperprior:HyperpriorCodec", "hyperprior", parent="klt-context"),
     Recipe("klt-deep", "fisher-klt", "uniform", "fisher", "deep-factorized",
-           "rdgap.codecs.deep_factorized:fit_deep_factorized_codec",
-           "rdgap.codecs.deep_factorized:DeepFactorizedCodec", "deep-factorized",
+           "rdgap.codecs.entropy_models.deep_factorized:fit_deep_factorized_codec",
+           "rdgap.codecs.entropy_models.deep_factorized:DeepFactorizedCodec", "deep-factorized",
            parent="klt-laplace"),
 )}
 

@@ -1,6 +1,6 @@
 """zstd of the integer symbols of a quantizer: the generic-compressor baseline.
 
-It quantizes exactly like a given :class:`~rdgap.codecs.factorized.FactorizedCodec`
+It quantizes exactly like a given :class:`~rdgap.codecs.entropy_models.factorized.FactorizedCodec`
 (same steps, same reconstruction, hence the same distortion) but replaces the
 entropy model and ANS coder by zstd over the symbols stored as little-endian
 int32. The difference between the two rates at equal distortion is what the
@@ -14,8 +14,8 @@ import zstandard
 
 from .base import HiddenStateCodec
 from .baselines import zstd_payload
-from .container import BitstreamError, Stream
-from .factorized import FactorizedCodec
+from .coders.container import BitstreamError, Stream
+from .entropy_models.factorized import FactorizedCodec
 
 
 class ZstdSymbols(HiddenStateCodec):
@@ -31,7 +31,7 @@ class ZstdSymbols(HiddenStateCodec):
     Examples
     --------
     >>> import numpy as np, torch
-    >>> from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
+    >>> from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
     >>> windows = torch.randn(4, 32, 8)
     >>> stats = ChannelStatistics.fit(windows)
     >>> quantizer = FactorizedCodec(stats, stats.scale, stats.first_scale)

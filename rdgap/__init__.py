@@ -24,7 +24,7 @@ _EXPORTS = {
     "load_model": "rdgap.validation.models",
     "SplitModel": "rdgap.codecs.split",
     "baseline_codecs": "rdgap.codecs.baselines",
-    "FactorizedCodec": "rdgap.codecs.factorized",
+    "FactorizedCodec": "rdgap.codecs.entropy_models.factorized",
     "fit_codec": "rdgap.codecs.fit",
     "run_validation": "rdgap.validation.runner",
     "ValidateConfig": "rdgap.validation.runner",

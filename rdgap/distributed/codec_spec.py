@@ -28,7 +28,7 @@ def resolve_codec(spec: str) -> HiddenStateCodec:
         ``fp16``, ``bf16``, ``int8`` / ``int8-absmax``, ``int4`` /
         ``int4-absmax``, ``zstd-fp16`` / ``zstd``, or the folder of a fitted codec of
         any recipe, written by its ``save`` (:func:`rdgap.codecs.recipes.load_codec`;
-        e.g. :meth:`rdgap.codecs.factorized.FactorizedCodec.save`).
+        e.g. :meth:`rdgap.codecs.entropy_models.factorized.FactorizedCodec.save`).
 
     Raises
     ------

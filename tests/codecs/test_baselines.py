@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from rdgap.codecs.baselines import (AbsmaxInteger, BFloat16Cast, Float16Cast, ZstdFloat16,
                                     baseline_codecs)
-from rdgap.codecs.container import BitstreamError, header_size
+from rdgap.codecs.coders.container import BitstreamError, header_size
 
 CODECS = baseline_codecs()
 IDS = [c.codec_id for c in CODECS]

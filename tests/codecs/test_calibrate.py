@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rdgap.codecs.calibrate import DistortionProbe, calibrate_scale, power_law
+from rdgap.codecs.quantizers.calibrate import DistortionProbe, calibrate_scale, power_law
 from rdgap.codecs.fit import FitContext, fit_codec
 from rdgap.codecs.split import SplitModel
 

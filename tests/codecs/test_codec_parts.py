@@ -8,13 +8,13 @@ import pytest
 import torch
 from scipy import stats
 
-from rdgap.codecs import ans
-from rdgap.codecs.calibrate import DistortionProbe, calibrate_scale
-from rdgap.codecs.container import BitstreamError
-from rdgap.codecs.fisher import fisher_diagonal
+from rdgap.codecs.coders import ans
+from rdgap.codecs.quantizers.calibrate import DistortionProbe, calibrate_scale
+from rdgap.codecs.coders.container import BitstreamError
+from rdgap.codecs.transforms.fisher import fisher_diagonal
 from rdgap.codecs.split import SplitModel
-from rdgap.codecs.tables import PROBABILITY_FLOOR, discretised_table, half_width
-from rdgap.codecs.transform import fisher_klt
+from rdgap.codecs.entropy_models.tables import PROBABILITY_FLOOR, discretised_table, half_width
+from rdgap.codecs.transforms.klt import fisher_klt
 
 
 @pytest.mark.parametrize("family, law", [("gaussian", stats.norm),

@@ -10,12 +10,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rdgap.codecs import ans
-from rdgap.codecs.container import BitstreamError, header_size
-from rdgap.codecs.context import ContextCodec, centroid_offset
-from rdgap.codecs.context_fit import fit_context_codec, laplace_bits
-from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
-from rdgap.codecs.tables import discretised_table
+from rdgap.codecs.coders import ans
+from rdgap.codecs.coders.container import BitstreamError, header_size
+from rdgap.codecs.entropy_models.context import ContextCodec, centroid_offset
+from rdgap.codecs.entropy_models.context_fit import fit_context_codec, laplace_bits
+from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
+from rdgap.codecs.entropy_models.tables import discretised_table
 from rdgap.testing import check_codec
 
 from codec_data import assert_damage_is_detected, lm_like
@@ -231,7 +231,7 @@ def test_rescaled_distortion_is_monotone_in_the_step_scale(codec):
 
 
 def test_rescaling_keeps_the_model_and_side_refit_changes_only_the_rate(codec):
-    from rdgap.codecs.context_fit import refit_side_density
+    from rdgap.codecs.entropy_models.context_fit import refit_side_density
     assert codec.rescaled(1.0).digest == codec.digest
     scaled = codec.rescaled(1.7)
     assert np.array_equal(scaled.predictor, codec.predictor)
@@ -246,7 +246,7 @@ def test_rescaling_keeps_the_model_and_side_refit_changes_only_the_rate(codec):
 
 
 def test_deep_side_density_round_trips_and_codes_side_latents_as_well_as_the_histogram():
-    """The learned flexible density (rdgap.codecs.deep_density) as the side-latent model:
+    """The learned flexible density (rdgap.codecs.entropy_models.deep_density) as the side-latent model:
     exact round trips, the same reconstruction, and held-out side-latent bits no worse
     than the histogram's by more than 2 %."""
     fit = scaled_tokens(8, 64, seed=0)
@@ -275,7 +275,7 @@ def test_rate_distortion_optimised_quantization_is_encoder_only(codec):
     the unchanged decoder, fewer bits than rdo = 0 at the same steps at a comparable
     squared error (it can even fall: the dead zone's thresholds are not midway between
     centroid reconstructions), and only single steps toward zero."""
-    from rdgap.codecs.context import rdo_symbols, table_scale
+    from rdgap.codecs.entropy_models.context import rdo_symbols, table_scale
     tuned = ContextCodec(**{**codec._constructor_arguments(), "rdo": 0.2})
     assert tuned.digest == codec.digest  # the decoder does not depend on it
     held_out = scaled_tokens(4, 64, seed=31)

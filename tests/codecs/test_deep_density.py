@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from rdgap.codecs import ans
-from rdgap.codecs.deep_density import PRECISION, DeepFactorizedDensity, fit_deep_density
-from rdgap.codecs.tables import discretised_table
+from rdgap.codecs.coders import ans
+from rdgap.codecs.entropy_models.deep_density import PRECISION, DeepFactorizedDensity, fit_deep_density
+from rdgap.codecs.entropy_models.tables import discretised_table
 
 LIMIT = 12
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from rdgap.codecs import ans
-from rdgap.codecs.container import BitstreamError, header_size
-from rdgap.codecs.deep_factorized import (VARIANT, DeepFactorizedCodec, fit_deep_codec,
+from rdgap.codecs.coders import ans
+from rdgap.codecs.coders.container import BitstreamError, header_size
+from rdgap.codecs.entropy_models.deep_factorized import (VARIANT, DeepFactorizedCodec, fit_deep_codec,
                                           fit_deep_factorized_codec, fit_tables)
-from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
+from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
 
 from codec_data import lm_like, make_codec, tiny_fit_context
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rdgap.bounds import quantized_entropy, quantized_log_pmf
-from rdgap.codecs import ans
-from rdgap.codecs.container import BitstreamError, header_size
-from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
+from rdgap.codecs.coders import ans
+from rdgap.codecs.coders.container import BitstreamError, header_size
+from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
 
 from codec_data import VARIANTS, assert_damage_is_detected, lm_like, make_codec
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from rdgap.codecs.finetune import (finetune, finetuned_context, fit_finetuned_codec,
+from rdgap.codecs.quantizers.finetune import (finetune, finetuned_context, fit_finetuned_codec,
                                    load_state, trainable_parameters)
-from rdgap.codecs.learned_steps import learn_steps
+from rdgap.codecs.quantizers.learned_steps import learn_steps
 from rdgap.codecs.split import SplitModel
 from rdgap.validation.distortion import document_estimate
 from rdgap.validation.models import tiny_llama

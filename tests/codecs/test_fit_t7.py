@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from rdgap.codecs.fisher import fisher_diagonal
+from rdgap.codecs.transforms.fisher import fisher_diagonal
 from rdgap.codecs.fit import FitContext, base_steps, unit_delta_ce
 from rdgap.codecs.split import SplitModel
-from rdgap.codecs.token_fit import VARIANT, fit_at_t7_scale, t7_start
+from rdgap.codecs.entropy_models.token_fit import VARIANT, fit_at_t7_scale, t7_start
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from rdgap.codecs import ans
-from rdgap.codecs.container import BitstreamError, header_size
-from rdgap.codecs.context import ContextCodec
-from rdgap.codecs.context_fit import fit_context_codec
-from rdgap.codecs.factorized import ChannelStatistics
-from rdgap.codecs.hyperprior import (DELTA_LIMIT, FRACTION_BITS, HyperpriorCodec,
+from rdgap.codecs.coders import ans
+from rdgap.codecs.coders.container import BitstreamError, header_size
+from rdgap.codecs.entropy_models.context import ContextCodec
+from rdgap.codecs.entropy_models.context_fit import fit_context_codec
+from rdgap.codecs.entropy_models.factorized import ChannelStatistics
+from rdgap.codecs.entropy_models.hyperprior import (DELTA_LIMIT, FRACTION_BITS, HyperpriorCodec,
                                      integer_synthesis)
-from rdgap.codecs.hyperprior_fit import HyperpriorNetworks, fit_hyperprior
+from rdgap.codecs.entropy_models.hyperprior_fit import HyperpriorNetworks, fit_hyperprior
 
 from codec_data import assert_damage_is_detected
 
@@ -201,7 +201,7 @@ def test_the_variant_reconstructs_as_the_calibrated_klt_context(tiny_model):
     """fit_hyperprior_codec calibrates klt-context, then trains on every fit window: its
     ΔCE on the probe is klt-context's, exactly, and its streams round-trip."""
     from rdgap.codecs.fit import FitContext, fit_codec
-    from rdgap.codecs.hyperprior_fit import VARIANT, fit_hyperprior_codec
+    from rdgap.codecs.entropy_models.hyperprior_fit import VARIANT, fit_hyperprior_codec
     from rdgap.codecs.split import SplitModel
 
     ids = torch.randint(0, 128, (12, 48), generator=torch.Generator().manual_seed(0))
@@ -235,7 +235,7 @@ def test_property_suite_passes():
 def test_training_that_fails_restores_the_thread_count(monkeypatch):
     """fit_hyperprior trains on one thread; an error inside training gives the caller's
     thread count back."""
-    import rdgap.codecs.hyperprior_fit as hyperprior_fit
+    import rdgap.codecs.entropy_models.hyperprior_fit as hyperprior_fit
 
     def broken(*args, **kwargs):
         raise RuntimeError("broken rate")

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from rdgap.codecs import ans
-from rdgap.codecs.container import header_size
-from rdgap.codecs.context_fit import laplace_bits
-from rdgap.codecs.factorized import build_tables
+from rdgap.codecs.coders import ans
+from rdgap.codecs.coders.container import header_size
+from rdgap.codecs.entropy_models.context_fit import laplace_bits
+from rdgap.codecs.entropy_models.factorized import build_tables
 from rdgap.codecs.fit import fit_codec
-from rdgap.codecs.learned_steps import (StepObjective, check_lambda, fit_learned_codec,
+from rdgap.codecs.quantizers.learned_steps import (StepObjective, check_lambda, fit_learned_codec,
                                         learn_steps, optimise, step_problem, t7_lambda)
-from rdgap.codecs.ste import discretised_bits, round_ste
+from rdgap.codecs.quantizers.ste import discretised_bits, round_ste
 
 from codec_data import tiny_fit_context
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from rdgap.bounds import rans_length_bounds
 from rdgap.codecs import rans_torch as rt
-from rdgap.codecs.container import BitstreamError
+from rdgap.codecs.coders.container import BitstreamError
 
 
 def reference_encode(symbols, tables, freq, lanes) -> bytes:

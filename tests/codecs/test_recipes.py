@@ -28,7 +28,7 @@ def _benchmark(module: str):
 
 def test_every_consumer_reads_the_registry():
     from rdgap.codecs.fit import KLT_VARIANTS, VARIANTS
-    from rdgap.codecs.learned_steps import BASE_VARIANTS
+    from rdgap.codecs.quantizers.learned_steps import BASE_VARIANTS
     from rdgap.validation.runner import FITTED_VARIANTS
 
     FITTERS = _benchmark("codec_bench").FITTERS
@@ -51,7 +51,7 @@ def test_every_recipe_names_parts_and_resolves():
         assert r.parent is None or r.parent in RECIPES
     with pytest.raises(ValueError, match="entropy_model: expected one of"):
         Recipe("bad", "identity", "uniform", "std", "no-such-model", recipes.GENERIC_FITTER,
-               "rdgap.codecs.factorized:FactorizedCodec")
+               "rdgap.codecs.entropy_models.factorized:FactorizedCodec")
     with pytest.raises(ValueError, match="variant: expected one of"):
         recipe("no-such-variant")
 

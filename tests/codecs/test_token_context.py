@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from rdgap.codecs import ans
-from rdgap.codecs.container import BitstreamError, header_size
-from rdgap.codecs.context_fit import fit_context_codec, refit_side_density
-from rdgap.codecs.factorized import ChannelStatistics
-from rdgap.codecs.token_context import (TokenContextCodec, fit_token_context_codec,
+from rdgap.codecs.coders import ans
+from rdgap.codecs.coders.container import BitstreamError, header_size
+from rdgap.codecs.entropy_models.context_fit import fit_context_codec, refit_side_density
+from rdgap.codecs.entropy_models.factorized import ChannelStatistics
+from rdgap.codecs.entropy_models.token_context import (TokenContextCodec, fit_token_context_codec,
                                         token_probabilities)
 
 from codec_data import assert_damage_is_detected
@@ -199,7 +199,7 @@ def test_fit_token_codec_calibrates_with_the_ids(tiny_model):
     calibration's ΔCE; the codec predicts from the model's own embedding table."""
     from rdgap.codecs.fit import FitContext
     from rdgap.codecs.split import SplitModel
-    from rdgap.codecs.token_fit import fit_token_codec
+    from rdgap.codecs.entropy_models.token_fit import fit_token_codec
 
     ids = torch.randint(0, 128, (12, 48), generator=torch.Generator().manual_seed(0))
     split = SplitModel(tiny_model, 2)

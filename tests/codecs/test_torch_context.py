@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rdgap.bounds import rans_length_bounds
-from rdgap.codecs import ans, rans_torch
-from rdgap.codecs.container import BitstreamError, pack, unpack
-from rdgap.codecs.context import ContextCodec
-from rdgap.codecs.context_fit import fit_context_codec
-from rdgap.codecs.factorized import ChannelStatistics
-from rdgap.codecs.torch_context import PRECISION, TorchContextCodec, integer_tables
+from rdgap.codecs.coders import ans, rans_torch
+from rdgap.codecs.coders.container import BitstreamError, pack, unpack
+from rdgap.codecs.entropy_models.context import ContextCodec
+from rdgap.codecs.entropy_models.context_fit import fit_context_codec
+from rdgap.codecs.entropy_models.factorized import ChannelStatistics
+from rdgap.codecs.coders.torch_context import PRECISION, TorchContextCodec, integer_tables
 
 from codec_data import assert_damage_is_detected, lm_like
 
@@ -161,7 +161,7 @@ def test_real_hidden_states_of_the_tiny_model(tiny_model):
     the tiny Llama; 8 windows coded in one batch decode to the CPU codec's reconstruction."""
     from rdgap.codecs.fit import FitContext, fit_codec
     from rdgap.codecs.split import SplitModel
-    from rdgap.codecs.token_fit import fit_token_codec
+    from rdgap.codecs.entropy_models.token_fit import fit_token_codec
 
     ids = torch.randint(0, 128, (20, 48), generator=torch.Generator().manual_seed(0))
     split = SplitModel(tiny_model, 2)
@@ -312,7 +312,7 @@ def test_property_suite_passes():
     """rdgap's property suite (round trip bit for bit against the CPU codec's reconstruct,
     determinism, T2 upper and lower per stream with the torch coder's constants,
     robustness to damaged streams) on the torch path of klt-context."""
-    from rdgap.codecs.container import header_size
+    from rdgap.codecs.coders.container import header_size
     from rdgap.testing import FunctionCodec, check_codec
 
     fit = lm_like(6, 40, 12, seed=0)     # the suite's inputs look like these states

@@ -8,9 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rdgap.codecs import rans_torch
-from rdgap.codecs.container import BitstreamError, header_size
-from rdgap.codecs.torch_factorized import TorchFactorizedCodec
+from rdgap.codecs.coders import rans_torch
+from rdgap.codecs.coders.container import BitstreamError, header_size
+from rdgap.codecs.coders.torch_factorized import TorchFactorizedCodec
 
 from codec_data import VARIANTS, assert_damage_is_detected, lm_like, make_codec
 

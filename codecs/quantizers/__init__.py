@@ -1,0 +1,1 @@
+"""Quantizers: steps, their calibration to a ΔCE level, straight-through rounding and learned steps."""
