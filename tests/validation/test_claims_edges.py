@@ -1,0 +1,309 @@
+"""Edges of the claims layer that ``tools/mutate.py`` found untested.
+
+Each test pins one decision of :mod:`rdgap.validation.claims` to a number: a
+boundary (``>=`` against ``>``), a tolerance, a constant, an input check, a
+count in the numbers. They run on minimal hand-made ``results.json`` rows
+(only the fields the claim reads), so each claim is seen alone; the real
+runs are in ``test_claim_defects.py``. Mutation score and the surviving
+mutants: ``docs/testing-the-claims.md``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rdgap.codecs import ans
+from rdgap.validation import claims as claims_module
+from rdgap.validation.claims import evaluate_claims, make_claim
+
+
+def _row(split: int = 1, codec: str = "factorized-gaussian", level: str | None = "dce<=0.01",
+         statistics: dict | None = None, **fields) -> dict:
+    return {"architecture": "a", "split": split, "codec": codec, "level": level,
+            "statistics": statistics or {}} | fields
+
+
+def _claim(rows: list[dict], family: str) -> dict | None:
+    found = [c for c in evaluate_claims({"runs": rows}, n_boot=50)
+             if c["name"].split("[")[0] == family]
+    return found[0] if found else None
+
+
+# ----------------------------------------------------------------- make_claim
+def test_make_claim_refuses_a_bad_kind_and_bad_hypotheses():
+    with pytest.raises(ValueError, match="kind: expected one of"):
+        make_claim("x", [], {}, True, "p", "f", kind="guess")
+    for bad in ({"text": "t"}, {"text": "t", "met": "yes"},
+                {"text": "t", "met": True, "extra": 1}, {"met": None}):
+        with pytest.raises(ValueError, match="hypotheses: expected"):
+            make_claim("x", [], {}, True, "p", "f", kind="theorem", hypotheses=[bad])
+
+
+def test_make_claim_fields():
+    hypotheses = [{"text": "t", "met": None}, {"text": "u", "met": False}]
+    passed = make_claim("x", [], {"n": 1}, 1, "ok", "bad", kind="bound",
+                        hypotheses=hypotheses)
+    assert passed == {"name": "x", "status": "PASS", "numbers": {"n": 1}, "gates": True,
+                      "reason": "ok", "kind": "bound", "hypotheses": hypotheses}
+    hypotheses.append({"text": "v", "met": True})          # the claim keeps its own list
+    assert len(passed["hypotheses"]) == 2
+    failed = make_claim("x", [1], {}, 0, "ok", "bad", kind="statistic")
+    assert (failed["status"], failed["reason"], failed["gates"], failed["hypotheses"]) == \
+        ("FAIL", "bad", False, [])
+
+
+# ----------------------------------------------------------------- Gibbs
+@pytest.mark.parametrize("floor, below, holds", [
+    (1e6, 0.5e-3, True), (1e6, 2e-3, False),      # slack 1e-9 × |floor| = 1e-3
+    (0.5, 0.5e-9, True), (0.5, 2e-9, False),      # slack 1e-9 × max(1, 0.5) = 1e-9
+    (-3.0, 2e-9, True), (-3.0, 4e-9, False),      # slack 1e-9 × |−3| = 3e-9
+])
+def test_gibbs_tolerance_is_relative_to_the_floor_and_at_least_absolute(floor, below, holds):
+    statistics = {"gibbs_sample_floor": floor, "gibbs_sample_estimated": floor - below}
+    claim = _claim([_row(statistics=statistics)], "gibbs_sample_floor")
+    assert claim["status"] == ("PASS" if holds else "FAIL")
+    assert claim["numbers"]["failures"] == (0 if holds else 1)
+    assert claim["numbers"]["checks"][0]["margin"] == pytest.approx(-below, rel=1e-6)
+
+
+def test_gibbs_numbers_and_rows_without_figures():
+    rows = [_row(1, statistics={"gibbs_sample_floor": 5.0, "gibbs_sample_estimated": 7.0,
+                                "gibbs_sample_actual": 7.5, "gibbs_sample_windows": 3}),
+            _row(2, statistics={"gibbs_sample_floor": 5.0, "gibbs_sample_estimated": 5.25}),
+            _row(3, statistics={"gibbs_sample_floor": 5.0}),
+            _row(4, statistics={"gibbs_sample_estimated": 5.0})]
+    claim = _claim(rows, "gibbs_sample_floor")
+    numbers = claim["numbers"]
+    assert (numbers["rows"], numbers["failures"], numbers["smallest_margin"]) == (2, 0, 0.25)
+    assert numbers["relative_tolerance"] == claims_module.GIBBS_RELATIVE_TOLERANCE == 1e-9
+    assert [c["where"] for c in numbers["checks"]] == ["split 1 factorized-gaussian dce<=0.01",
+                                                       "split 2 factorized-gaussian dce<=0.01"]
+    assert (numbers["checks"][0]["actual"], numbers["checks"][0]["windows"]) == (7.5, 3)
+    assert claim["gates"] and claim["kind"] == "theorem" and "0.250" in claim["reason"]
+    assert _claim(rows[2:], "gibbs_sample_floor") is None
+
+
+# ----------------------------------------------------------------- T2 and the container
+def test_t2_proven_claim_counts_streams_margins_and_unbounded_rows():
+    rows = [_row(1, t2_violations=0, t2_proven_violations=0, t2_proven_smallest_margin_bits=9.5),
+            _row(2, t2_violations=1, t2_proven_violations=2, t2_proven_smallest_margin_bits=-3.0),
+            _row(3, t2_violations=0, t2_proven_violations=None),       # not bounded
+            _row(4, t2_proven_violations=5)]                           # no estimate: ignored
+    claim = _claim(rows, "t2_proven_length")
+    numbers = claim["numbers"]
+    assert claim["status"] == "FAIL" and claim["gates"] and claim["kind"] == "theorem"
+    assert (numbers["rows"], numbers["streams_violating"], numbers["smallest_margin_bits"]) == \
+        (2, 2, -3.0)
+    assert numbers["rows_violating"] == ["split 2 factorized-gaussian dce<=0.01"]
+    assert numbers["unchecked_rows"] == ["split 3 factorized-gaussian dce<=0.01"]
+    assert "1 rows with a likelihood model not bounded" in claim["reason"]
+    clean = _claim(rows[:1], "t2_proven_length")
+    assert clean["status"] == "PASS" and clean["numbers"]["unchecked_rows"] == []
+    assert "smallest margin 9.5 bits" in clean["reason"]
+    no_margin = _claim([_row(1, t2_violations=0, t2_proven_violations=0)], "t2_proven_length")
+    assert no_margin["numbers"]["smallest_margin_bits"] is None
+    assert _claim(rows[2:3], "t2_proven_length") is None
+
+
+def test_t2_working_form_is_reported_not_gating():
+    rows = [_row(1, t2_violations=0), _row(2, t2_violations=3), _row(3)]
+    claim = _claim(rows, "t2_working_form")
+    assert claim["status"] == "FAIL" and claim["gates"] is False
+    assert claim["kind"] == "prediction"
+    assert (claim["numbers"]["rows"], claim["numbers"]["streams_violating"]) == (2, 3)
+    assert claim["numbers"]["rows_violating"] == ["split 2 factorized-gaussian dce<=0.01"]
+    assert _claim(rows[:1], "t2_working_form")["status"] == "PASS"
+    assert _claim(rows[2:], "t2_working_form") is None
+
+
+@pytest.mark.parametrize("stream_bits, mismatches, holds", [
+    (80_000.0, 0, True),
+    (80_000.0 + 0.5e-4, 0, True),      # rounding: 1e-9 relative
+    (80_000.0 + 2e-4, 0, False),
+    (80_008.0, 0, False),              # one byte not in the rate
+    (80_000.0, 1, False),              # one stream whose header + payload != its length
+])
+def test_container_claim_counts_every_byte(stream_bits, mismatches, holds):
+    row = _row(bits_per_token_actual=40.0, tokens=2000, stream_bits=stream_bits,
+               container_mismatches=mismatches)
+    claim = _claim([row], "container_bytes")
+    assert claim["status"] == ("PASS" if holds else "FAIL") and claim["gates"]
+    check = claim["numbers"]["checks"][0]
+    assert (check["rate_bits"], check["stream_bits"], check["mismatched_streams"]) == \
+        (80_000.0, stream_bits, mismatches)
+    assert _claim([_row(bits_per_token_actual=40.0, tokens=2000, stream_bits=1.0)],
+                  "container_bytes") is None
+
+
+def test_container_tolerance_is_at_least_absolute():
+    """A rate of a tiny count of bits: the tolerance is 1e-9 bits, not 1e-9 × the count."""
+    row = _row(bits_per_token_actual=0.25, tokens=2, stream_bits=0.5 + 2e-9,
+               container_mismatches=0)
+    assert _claim([row], "container_bytes")["status"] == "FAIL"
+    row["stream_bits"] = 0.5 + 0.5e-9
+    assert _claim([row], "container_bytes")["status"] == "PASS"
+
+
+# ----------------------------------------------------------------- the rate prediction
+def _rate_row(rate, diag=100.0, tokens=50, header=2.0, **statistics):
+    return _row(bits_per_token_actual=rate, container_bits_per_token=header,
+                statistics={"entropy_model": "factorized", "t3_logdet_diag": diag,
+                            "rate_actual": rate, "tokens_per_window": tokens} | statistics)
+
+
+def test_rate_upper_limit_is_t3_diagonal_plus_the_t2_allowance():
+    upper = 100.0 + 0.005 * 100.0 + 64.0 / 50 + 2.0                    # = 103.78
+    assert ans.RELATIVE_OVERHEAD == 0.005 and ans.STREAM_OVERHEAD_BITS == 64
+    at = _claim([_rate_row(upper)], "rate_within_bounds")
+    check = at["numbers"]["checks"][0]
+    assert check["upper_limit"] == pytest.approx(upper, rel=1e-12)
+    assert at["status"] == "PASS" and at["numbers"]["smallest_headroom"] == pytest.approx(0)
+    above = _claim([_rate_row(upper + 1e-6)], "rate_within_bounds")
+    assert above["status"] == "FAIL" and above["numbers"]["checks"][0]["fails_upper"]
+    below = _claim([_rate_row(upper - 0.6)], "rate_within_bounds")    # the allowance counts
+    assert below["status"] == "PASS"
+    assert below["numbers"]["smallest_headroom"] == pytest.approx(0.6)
+
+
+def test_rate_check_defaults_and_sources():
+    """No tokens_per_window: one token (64 bits of allowance); no header: 0; the rate is
+    the statistics' ``rate_actual``, else the row's ``bits_per_token_actual``."""
+    row = _row(bits_per_token_actual=164.0,
+               statistics={"entropy_model": "joint", "t3_logdet_diag": 100.0})
+    check = _claim([row], "rate_within_bounds")["numbers"]["checks"][0]
+    assert check["upper_limit"] == pytest.approx(100.5 + 64.0)
+    assert check["rate"] == 164.0 and check["floor"] is None
+    row["statistics"]["rate_actual"] = 170.0
+    claim = _claim([row], "rate_within_bounds")
+    assert claim["numbers"]["checks"][0]["rate"] == 170.0 and claim["status"] == "FAIL"
+    generic = _row(bits_per_token_actual=1e9,
+                   statistics={"entropy_model": "generic", "t3_logdet_diag": 1.0})
+    assert _claim([generic], "rate_within_bounds") is None
+    no_diag = _row(bits_per_token_actual=1e9, statistics={"entropy_model": "factorized"})
+    assert _claim([no_diag], "rate_within_bounds") is None
+
+
+def test_rate_lower_side_uses_the_floors_own_windows():
+    fine = _rate_row(90.0, gibbs_sample_floor=80.0, gibbs_sample_actual=81.0)
+    assert _claim([fine], "rate_within_bounds")["status"] == "PASS"
+    low = _rate_row(90.0, gibbs_sample_floor=80.0, gibbs_sample_actual=79.0)
+    claim = _claim([low], "rate_within_bounds")
+    check = claim["numbers"]["checks"][0]
+    assert claim["status"] == "FAIL" and check["fails_lower"] and not check["fails_upper"]
+    assert check["floor"] == 80.0
+    at_floor = _rate_row(80.0, gibbs_sample_floor=80.0)          # no actual: the rate itself
+    assert _claim([at_floor], "rate_within_bounds")["status"] == "PASS"
+    under = _rate_row(79.5, gibbs_sample_floor=80.0)
+    assert _claim([under], "rate_within_bounds")["numbers"]["checks"][0]["fails_lower"]
+
+
+def test_rate_claim_counts_informative_intervals_and_needed_documents():
+    rows = [_rate_row(90.0, rate_interval_informative=True,
+                      t8_documents_needed={"hoeffding": 5000, "bernstein_projected": 1200}),
+            _rate_row(95.0, t8_documents_needed={"bernstein_projected": 300}),
+            _rate_row(96.0)]
+    claim = _claim(rows, "rate_within_bounds")
+    numbers = claim["numbers"]
+    assert (numbers["rows"], numbers["failures"], numbers["informative_intervals"]) == (3, 0, 1)
+    assert [c["documents_needed_bernstein_projected"] for c in numbers["checks"]] == \
+        [1200, 300, None]
+    assert numbers["checks"][0]["documents_needed_hoeffding"] == 5000
+    assert "informative in 1 of 3 rows" in claim["reason"]
+    assert "about 300–1,200 documents" in claim["reason"]
+    assert numbers["smallest_headroom"] == pytest.approx(103.78 - 96.0)
+
+
+# ----------------------------------------------------------------- the held-out bound
+def _heldout_row(split, fit, shared, **statistics):
+    disjoint = None if fit is None else {"fit_windows": fit, "shared_windows": shared}
+    return _row(split, statistics={"heldout_rate_upper": 50.0, "heldout_rate_mean": 45.0,
+                                   "heldout_disjoint": disjoint} | statistics)
+
+
+@pytest.mark.parametrize("fit, shared, status, met", [
+    (10, 0, "PASS", True), (10, 5, "PASS", True),      # half shared: still independent
+    (10, 6, "FAIL", False), (10, 10, "FAIL", False),
+    (0, 0, "PASS", None), (None, None, "PASS", None),  # cannot tell: not a failure
+])
+def test_heldout_independence_boundary(fit, shared, status, met):
+    claim = _claim([_heldout_row(1, fit, shared)], "heldout_rate_bound")
+    assert claim["status"] == status and claim["gates"] and claim["kind"] == "bound"
+    (hypothesis,) = [h for h in claim["hypotheses"] if "independent" in h["text"]]
+    assert hypothesis["met"] is met
+    assert claim["numbers"]["checks"][0]["independent"] is met
+
+
+def test_heldout_numbers():
+    rows = [_heldout_row(1, 10, 0, heldout_informative=True, confidence=0.9,
+                         heldout_documents=12),
+            _heldout_row(2, 10, 1), _row(3, statistics={"heldout_rate_mean": 1.0})]
+    claim = _claim(rows, "heldout_rate_bound")
+    numbers = claim["numbers"]
+    assert (numbers["rows"], numbers["informative_rows"]) == (2, 1)
+    assert numbers["delta"] == pytest.approx(0.1)
+    assert numbers["checks"][0]["documents"] == 12
+    assert "within 10 % of the mean in 1 of 2 rows" in claim["reason"]
+    assert all(h["met"] is True for h in claim["hypotheses"])
+    assert _claim(rows[1:2], "heldout_rate_bound")["numbers"]["delta"] == pytest.approx(0.05)
+    mixed = _claim([rows[0], _heldout_row(2, None, None)], "heldout_rate_bound")
+    assert [h["met"] for h in mixed["hypotheses"] if "independent" in h["text"]] == [None]
+    assert _claim(rows[2:], "heldout_rate_bound") is None
+
+
+# ----------------------------------------------------------------- correlation claims
+def _record(units, low=0.2, tautological=False):
+    return {"architecture": "a", "statistic": "t10_prefix_jacobian", "group": "pooled",
+            "n": 2 * units, "units": units, "pearson": 0.5, "pearson_ci": [0.1, 0.9],
+            "spearman": 0.6, "spearman_ci": [low, 0.9], "confidence": 0.95, "n_boot": 100,
+            "tautological": tautological}
+
+
+def test_correlation_claim_boundary_on_independent_units():
+    minimum = claims_module.MIN_CORRELATION_ROWS
+    assert minimum == 4
+    enough = claims_module._correlation_claim(_record(minimum))
+    assert enough["status"] == "PASS" and enough["gates"] is False
+    assert enough["kind"] == "statistic" and enough["hypotheses"][0]["met"] is True
+    assert "from 4 splits" in enough["reason"]
+    few = claims_module._correlation_claim(_record(minimum - 1))
+    assert few["status"] == "FAIL" and few["hypotheses"][0]["met"] is False
+    assert "only 3 independent splits (need 4) over 6 rows" in few["reason"]
+    for low in (0.0, -0.1, None):
+        claim = claims_module._correlation_claim(_record(minimum, low=low))
+        assert claim["status"] == "FAIL" and "does not lie above 0" in claim["reason"]
+    rows_only = _record(minimum) | {"n": 5}
+    del rows_only["units"]                              # a record without units: its rows
+    assert claims_module._correlation_claim(rows_only)["numbers"]["units"] is None
+    assert claims_module._correlation_claim(rows_only)["status"] == "PASS"
+
+
+def test_correlation_claim_labels_near_tautological_statistics():
+    label = "near-tautological"
+    assert label in claims_module._correlation_claim(_record(5, tautological=True))["reason"]
+    assert label not in claims_module._correlation_claim(_record(5))["reason"]
+    assert label in claims_module._correlation_claim(_record(2, tautological=True))["reason"]
+
+
+# ----------------------------------------------------------------- evaluate_claims input
+def test_evaluate_claims_checks_the_coverage_list():
+    rows = [_row(statistics={"gibbs_sample_floor": 1.0, "gibbs_sample_estimated": 2.0})]
+    passed_on = {"name": "coverage[x]", "status": "PASS", "numbers": {}, "reason": "r",
+                 "gates": True}
+    claims = evaluate_claims({"runs": rows, "coverage": [passed_on]}, n_boot=50)
+    assert [c["name"] for c in claims] == ["gibbs_sample_floor[a]", "coverage[x]"]
+    assert evaluate_claims({"runs": rows, "coverage": None}, n_boot=50)[-1]["name"] == \
+        "gibbs_sample_floor[a]"
+    for bad in ("x", [passed_on, "x"], [{"name": "no status"}]):
+        with pytest.raises(ValueError, match="'coverage' must be a list of claims"):
+            evaluate_claims({"runs": rows, "coverage": bad}, n_boot=50)
+    with pytest.raises(ValueError, match="results: expected a dict with a list 'runs'"):
+        evaluate_claims({"runs": "x"})
+
+
+def test_claims_are_made_per_architecture_in_order():
+    rows = [_row(1, statistics={"gibbs_sample_floor": 1.0, "gibbs_sample_estimated": 2.0}),
+            _row(2, t2_violations=0, t2_proven_violations=0, architecture="b",
+                 statistics={"gibbs_sample_floor": 1.0, "gibbs_sample_estimated": 0.5})]
+    names = [(c["name"], c["status"]) for c in evaluate_claims({"runs": rows}, n_boot=50)]
+    assert names == [("gibbs_sample_floor[a]", "PASS"), ("gibbs_sample_floor[b]", "FAIL"),
+                     ("t2_proven_length[b]", "PASS"), ("t2_working_form[b]", "PASS")]
