@@ -24,8 +24,11 @@ def verdicts(results, scope="synthetic"):
     return {r["claim"]: r for r in paper_claims(results, n_boot=500) if r["scope"] == scope}
 
 
+JOINT = {"klt-context"}
+
+
 def _rows(rates: dict, statistic=None, estimate_excess: float = 0.0) -> dict:
-    """One row per (codec, split): ``rates[codec][split - 1]``."""
+    """One row per (codec, split): ``rates[codec][split - 1]``; ``klt-context`` is joint."""
     runs = []
     for codec, values in rates.items():
         for split, rate in enumerate(values, start=1):
@@ -34,7 +37,8 @@ def _rows(rates: dict, statistic=None, estimate_excess: float = 0.0) -> dict:
                          "bits_per_token_actual": rate,
                          "bits_per_token_estimated": (rate - 64 / 256) / (1 + estimate_excess),
                          "distortion": 0.01,
-                         "statistics": {"entropy_model": "factorized",
+                         "statistics": {"entropy_model": "joint" if codec in JOINT
+                                        else "factorized",
                                         "t10_prefix_jacobian": None if statistic is None
                                         else statistic[split - 1]}})
     return {"config": {"variants": ["gaussian-std", "klt-laplace"]}, "runs": runs}
@@ -71,16 +75,22 @@ def test_too_few_splits_are_undecided(document):
 
 
 def test_the_simplest_codec_beaten_everywhere_contradicts_the_claim():
+    """Factorized (the simplest entropy model) against joint at each split."""
     claim = "the simplest codec is not beaten by the complex ones"
     simple = [100.0, 110.0, 120.0, 130.0, 140.0]
-    better = _rows({"gaussian-std": simple, "klt-laplace": [1.1 * r for r in simple]})
+    better = _rows({"gaussian-std": simple, "klt-laplace": [2 * r for r in simple],
+                    "klt-context": [1.1 * r for r in simple]})
     assert verdicts(better, "x")[claim]["verdict"] == SUPPORTED
-    beaten = _rows({"gaussian-std": simple, "klt-laplace": [0.9 * r for r in simple]})
+    beaten = _rows({"gaussian-std": simple, "klt-context": [0.9 * r for r in simple]})
     record = verdicts(beaten, "x")[claim]
-    assert record["verdict"] == CONTRADICTED and "gaussian-std" in record["numbers"]
+    assert record["verdict"] == CONTRADICTED
+    assert "gaussian-std vs klt-context" in record["numbers"]
     mixed = _rows({"gaussian-std": simple,
-                   "klt-laplace": [r * f for r, f in zip(simple, [0.9, 1.1, 0.9, 1.1, 1.0])]})
+                   "klt-context": [r * f for r, f in zip(simple, [0.9, 1.1, 0.9, 1.1, 1.0])]})
     assert verdicts(mixed, "x")[claim]["verdict"] == UNDECIDED
+    alone = _rows({"gaussian-std": simple, "klt-laplace": [0.5 * r for r in simple]})
+    record = verdicts(alone, "x")[claim]                 # no joint codec: nothing to compare
+    assert record["verdict"] == UNDECIDED and record["units"] == 0
 
 
 @pytest.mark.parametrize("excess, verdict", [(0.005, SUPPORTED), (0.03, CONTRADICTED)])
