@@ -15,6 +15,10 @@ Public names (imported lazily, so that the pytest plugin stays light):
 - :func:`adapt`, :class:`FunctionCodec`, :class:`HiddenStateAdapter` — adapters;
 - :func:`check_codec`, :data:`PROPERTIES`, :class:`PropertyViolation`,
   :class:`Report`, :class:`CodecPropertyTests` — the suite (:mod:`rdgap.testing.suite`);
+- :class:`PropertyNotChecked` — the warning for a property that applies but could not be
+  checked (:mod:`rdgap.testing.report`);
+- :mod:`rdgap.testing.crafting` — well-formed streams with crafted headers;
+  :mod:`rdgap.testing.rebuild` — how a codec is rebuilt in a fresh process;
 - :mod:`rdgap.testing.strategies` — hypothesis strategies.
 """
 
@@ -26,7 +30,7 @@ _EXPORTS = {
     "Codec": "protocol", "declarations": "protocol", "Declarations": "protocol",
     "adapt": "adapters", "FunctionCodec": "adapters", "HiddenStateAdapter": "adapters",
     "check_codec": "suite", "PROPERTIES": "suite", "PropertyViolation": "suite",
-    "Report": "suite", "CodecPropertyTests": "suite",
+    "Report": "suite", "CodecPropertyTests": "suite", "PropertyNotChecked": "report",
 }
 __all__ = sorted(_EXPORTS) + ["strategies"]
 

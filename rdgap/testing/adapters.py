@@ -161,10 +161,13 @@ class HiddenStateAdapter:
             self.stream_overhead_bits = 64.0 * codec.lanes + 32.0
             self.lower_overhead_bits = 64.0
             self.entropy_source = lambda: _factorized_source(codec.model)
+            # rebuilt in a fresh process from its model's save/load (rdgap.testing.rebuild)
+            self.rebuild_from = (codec.model, {"lanes": codec.lanes})
         elif isinstance(codec, ZstdSymbols):
             self.reconstruct = codec.reconstruct
             self.channels = codec.quantizer.channels
             self.entropy_source = lambda: _factorized_source(codec.quantizer)
+            self.rebuild_from = (codec.quantizer, {"level": codec.level})
         elif isinstance(codec, ContextCodec):  # one constriction stack per window, as above
             self.reconstruct = codec.reconstruct
             self.channels = codec.channels

@@ -23,6 +23,7 @@ allocation failure under the limit) kills only the child, and the last
 from __future__ import annotations
 
 import base64
+import importlib
 import os
 import pickle
 import signal
@@ -30,11 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 
 from .compare import describe, difference, same
 from .corrupt import AddressLimit, Timeout, timed
-from .report import PropertyViolation
 
 #: Seconds the child may take to start, import and rebuild the codec.
 STARTUP_TIMEOUT = 180.0
@@ -143,9 +144,22 @@ def _take(run: ChildRun, record: tuple) -> None:
 
 
 def declared(error: dict, errors: tuple) -> bool:
-    """Whether an error record of the child is one of the declared exception types."""
+    """Whether an error record of the child is one of the declared exception types: its
+    class resolved here by module and name (a module alias resolves to the same class),
+    else compared by name."""
     names = {tuple(name) for name in error["mro"]}
-    return any((e.__module__, e.__qualname__) in names for e in errors)
+    if any((e.__module__, e.__qualname__) in names for e in errors):
+        return True
+    module_name, qualname = error["mro"][0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+        return isinstance(found, type) and issubclass(found, errors)
+    except (ImportError, AttributeError):
+        return False
 
 
 def where(run: ChildRun) -> str:

@@ -9,7 +9,8 @@ offers, the way its users would move it between processes:
    pickled). Explicit, and right for a codec built from files;
 2. the codec's own persistence: ``codec.save(folder)`` here and
    ``type(codec).load(folder)`` there (rdgap's fitted codecs, and any codec
-   with the same pair);
+   with the same pair; rdgap's torch rANS and zstd-symbols codecs through the
+   saved codec they wrap, the adapter's ``rebuild_from``);
 3. pickling (``pickle.dumps(codec)``). A member that does not pickle
    (constriction's entropy models, a zstd context) is rebuilt in
    ``__setstate__`` from the tables it came from.
@@ -119,17 +120,22 @@ def recipe(codec) -> Recipe | str:
                              f"with picklable arguments, got {factory!r} ({error})") from None
         return Recipe("factory", blob, adapt=True, target=str(target), modules=_module_files())
     owner = type(inner)
+    part, wrap = inner, None
+    if wrapped and getattr(codec, "rebuild_from", None) is not None:
+        part, kwargs = codec.rebuild_from           # the saved codec this one wraps
+        wrap = (owner.__module__, owner.__qualname__, dict(kwargs))
     if owner.__module__ == "__main__":
         return (f"the codec's class {owner.__qualname__} is defined in __main__, which a fresh "
                 f"process cannot import; define it in a module or declare factory = "
                 f"('module:callable', args, kwargs)")
-    if callable(getattr(inner, "save", None)) and callable(getattr(owner, "load", None)):
+    if callable(getattr(part, "save", None)) and callable(getattr(type(part), "load", None)):
         folder = tempfile.TemporaryDirectory(prefix="rdgap-rebuild-")
+        kind = type(part)
         try:
-            inner.save(folder.name)
-            blob = pickle.dumps((owner.__module__, owner.__qualname__, folder.name))
+            part.save(folder.name)
+            blob = pickle.dumps((kind.__module__, kind.__qualname__, folder.name, wrap))
             return Recipe("load", blob, adapt=wrapped, folder=folder,
-                          target=f"{owner.__module__}.{owner.__qualname__}",
+                          target=f"{kind.__module__}.{kind.__qualname__}",
                           modules=_module_files())
         except Exception as error:  # noqa: BLE001 - fall back to pickling, keep the reason
             folder.cleanup()
@@ -171,6 +177,12 @@ def _import(name: str, files: dict):
     return module
 
 
+def _attribute(obj, dotted: str):
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def rebuild(payload: dict):
     """The codec a :meth:`Recipe.payload` describes (run in the child)."""
     for path in reversed(payload.get("sys_path", [])):
@@ -180,16 +192,12 @@ def rebuild(payload: dict):
     if payload["how"] == "factory":
         target, args, kwargs = _Unpickler(payload["blob"], modules).load()
         module, _, attr = target.partition(":")
-        obj = _import(module, modules)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        codec = obj(*args, **kwargs)
+        codec = _attribute(_import(module, modules), attr)(*args, **kwargs)
     elif payload["how"] == "load":
-        module, qualname, folder = pickle.loads(payload["blob"])
-        owner = _import(module, modules)
-        for part in qualname.split("."):
-            owner = getattr(owner, part)
-        codec = owner.load(folder)
+        module, qualname, folder, wrap = pickle.loads(payload["blob"])
+        codec = _attribute(_import(module, modules), qualname).load(folder)
+        if wrap is not None:
+            codec = _attribute(_import(wrap[0], modules), wrap[1])(codec, **wrap[2])
     else:
         codec = _Unpickler(payload["blob"], modules).load()
     if payload.get("adapt"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,9 @@ from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
 from rdgap.codecs.symbol_zstd import ZstdSymbols
 from rdgap.codecs.torch_factorized import TorchFactorizedCodec
 from rdgap.codecs.transform import fisher_klt
-from rdgap.testing import HiddenStateAdapter, adapt, check_codec
+from rdgap.testing import (HiddenStateAdapter, PropertyNotChecked, PropertyViolation, adapt,
+                           check_codec)
+from rdgap.testing.crafting import rdgap_container
 
 CHANNELS = 12
 
@@ -25,8 +29,8 @@ def fit_windows(seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(windows.astype(np.float32))
 
 
-def factorized(family: str, transform: bool = False) -> FactorizedCodec:
-    windows = fit_windows()
+def factorized(family: str, transform: bool = False, seed: int = 0) -> FactorizedCodec:
+    windows = fit_windows(seed)
     analysis = synthesis = None
     if transform:
         rest = windows[:, 1:].reshape(-1, CHANNELS).double().numpy()
@@ -37,20 +41,29 @@ def factorized(family: str, transform: bool = False) -> FactorizedCodec:
                            analysis=analysis, synthesis=synthesis)
 
 
-SHIPPED = [(c.codec_id, lambda c=c: c) for c in baseline_codecs()] + [
-    ("factorized-gaussian", lambda: factorized("gaussian")),
-    ("factorized-laplace", lambda: factorized("laplace")),
-    ("transform-gaussian", lambda: factorized("gaussian", transform=True)),
-    ("factorized-laplace-rans", lambda: TorchFactorizedCodec(factorized("laplace"), lanes=4)),
-    ("zstd-symbols", lambda: ZstdSymbols(factorized("gaussian"))),
+#: (id, codec factory, sibling factory or None): a fitted codec's sibling is a fit on other data.
+SHIPPED = [(c.codec_id, lambda c=c: c, None) for c in baseline_codecs()] + [
+    ("factorized-gaussian", lambda: factorized("gaussian"),
+     lambda: factorized("gaussian", seed=1)),
+    ("factorized-laplace", lambda: factorized("laplace"), lambda: factorized("laplace", seed=1)),
+    ("transform-gaussian", lambda: factorized("gaussian", transform=True),
+     lambda: factorized("gaussian", transform=True, seed=1)),
+    ("factorized-laplace-rans", lambda: TorchFactorizedCodec(factorized("laplace"), lanes=4),
+     lambda: TorchFactorizedCodec(factorized("laplace", seed=1), lanes=4)),
+    ("zstd-symbols", lambda: ZstdSymbols(factorized("gaussian")),
+     lambda: ZstdSymbols(factorized("gaussian", seed=1))),
 ]
-ALWAYS = {"round-trip", "determinism", "robustness", "T1-entropy"}
+ALWAYS = {"round-trip", "determinism", "cross-process", "output-ownership", "robustness",
+          "T1-entropy"}
 
 
-@pytest.mark.parametrize("make", [m for _, m in SHIPPED], ids=[i for i, _ in SHIPPED])
-def test_every_shipped_codec_passes(make):
+@pytest.mark.parametrize("make, sibling", [m[1:] for m in SHIPPED], ids=[m[0] for m in SHIPPED])
+def test_every_shipped_codec_passes(make, sibling):
     codec = make()
-    report = check_codec(codec, max_examples=8, streams=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PropertyNotChecked)
+        report = check_codec(codec, max_examples=8, streams=12,
+                             sibling=sibling() if sibling else None)
     assert ALWAYS <= set(report.checked), report.not_applicable
     has_model = codec.estimate_bits(fit_windows()[0]) is not None
     assert ("T2-upper" in report.checked) == has_model
@@ -60,6 +73,34 @@ def test_every_shipped_codec_passes(make):
     assert ("T3-family" in report.checked) == (codec.codec_id == "factorized-gaussian")
     t1 = report.numbers["T1-entropy"]
     assert t1["mean_bits"] >= t1["entropy_bits"] - t1["radius_bits"] - t1["kraft_bits"]
+    # Fitted codecs refuse each other's streams (the parameter hash in the container).
+    assert ("sibling-streams" in report.checked) == (sibling is not None)
+    # Until issue 17 the adapter declares no crafted streams, and says so.
+    assert "issue 17" in report.not_checked["crafted-headers"]
+    # Rebuilt in a fresh process: fitted codecs by save/load (the rANS and zstd-symbols
+    # codecs through the FactorizedCodec they wrap), the stateless baselines by pickling.
+    assert report.numbers["cross-process"]["rebuilt_by"] == ("load" if sibling else "pickle")
+
+
+def test_the_factorized_codec_is_rebuilt_by_its_own_save_and_load():
+    report = check_codec(factorized("gaussian"), properties=["cross-process"])
+    assert report.numbers["cross-process"]["rebuilt_by"] == "load"
+
+
+def test_crafted_rdgap_container_streams_issue_17_record():
+    """What issue 17 fixes, recorded as a hard test: the kit crafts rdgap container streams
+    (a valid CRC around a (2^20, channels) shape and others); the int8 codec checks the
+    payload size and passes, the factorized decoder allocates from the header and fails.
+    When issue 17 lands, the second half fails: flip it, and let the adapter declare
+    crafted_streams = rdgap_container."""
+    int8 = next(c for c in baseline_codecs() if c.codec_id == "int8-absmax")
+    report = check_codec(int8, properties=["crafted-headers"], crafted_streams=rdgap_container)
+    assert report.checked == ["crafted-headers"]
+    with pytest.raises(PropertyViolation) as caught:
+        check_codec(factorized("gaussian"), properties=["crafted-headers"],
+                    crafted_streams=rdgap_container)
+    assert caught.value.property == "crafted-headers"
+    assert "(1048576, 12)" in str(caught.value)
 
 
 def test_the_adapter_declares_the_container_and_the_ans_constants():

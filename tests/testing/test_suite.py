@@ -14,8 +14,10 @@ import pytest
 import torch
 
 from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
-from rdgap.testing import (FunctionCodec, PropertyViolation, adapt, check_codec,
-                           declarations)
+from hypothesis import strategies as st
+
+from rdgap.testing import (FunctionCodec, PropertyNotChecked, PropertyViolation, adapt,
+                           check_codec, declarations)
 from rdgap.testing.adapters import _factorized_source
 
 
@@ -215,7 +217,6 @@ def test_the_plugin_is_registered_and_gives_the_fixture(codec_properties):
 
 
 def test_custom_inputs_replace_the_default_strategy():
-    from hypothesis import strategies as st
     poison = torch.full((2, 3), 7.0)
     codec = raw_float32_codec(lossless=True)
     inner = codec._decode
@@ -224,3 +225,149 @@ def test_custom_inputs_replace_the_default_strategy():
                        inputs=st.just(torch.ones(1, 4))).checked == ["round-trip"]
     with pytest.raises(PropertyViolation, match=r"shape \(2, 3\)"):
         check_codec(codec, properties=["round-trip"], max_examples=5, inputs=st.just(poison))
+
+
+# -- issue 15: across processes, fittings and calls -------------------------------------
+def lossless_raw_codec():
+    """A module-level factory: what a fresh process imports and calls."""
+    return raw_float32_codec(lossless=True)
+
+
+def broken_factory():
+    raise RuntimeError("the tables file is missing")
+
+
+class RawCodec:
+    """raw_float32_codec as a picklable class; ``greedy`` allocates from the shape field,
+    ``sleepy`` hangs on a shape it does not expect."""
+
+    lossless = True
+    header_fields = {"tokens": (0, "<I"), "channels": (4, "<I")}
+
+    def __init__(self, greedy=False, sleepy=False):
+        self.greedy, self.sleepy = greedy, sleepy
+
+    def encode(self, x):
+        x = torch.as_tensor(x, dtype=torch.float32)
+        return _framed(struct.pack("<II", *x.shape) + x.numpy().tobytes())
+
+    def decode(self, data):
+        body = _unframe(data)
+        tokens, channels = struct.unpack("<II", body[:8])
+        if self.greedy:
+            np.ones(tokens * channels * 4, np.uint8)
+        if self.sleepy and tokens > 1 << 16:
+            time.sleep(60)
+        if len(body) != 8 + 4 * tokens * channels:
+            raise ValueError("data: length does not match the shape")
+        return torch.from_numpy(np.frombuffer(body[8:], "<f4").reshape(tokens, channels).copy())
+
+    def estimate_bits(self, x):
+        return None
+
+
+def test_the_robustness_reference_is_a_copy():
+    """A decoder that keeps one buffer and, on a bad checksum, zeroes it and returns it: the
+    reference it wrote earlier was that buffer, so without the copy it compared equal."""
+    class Zeroing:
+        lossless, input_kind = True, "symbols"
+        buffer = None
+
+        def encode(self, x):
+            return _framed(np.asarray(x, "<i8").tobytes())
+
+        def decode(self, data):
+            ok = len(data) >= 4 and struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
+            if ok:
+                self.buffer = np.frombuffer(data[:-4], "<i8").reshape(-1, 1).copy()
+            elif self.buffer is not None:
+                self.buffer[...] = 0          # "recovers" a bad stream as zeros
+            return self.buffer
+
+        def estimate_bits(self, x):
+            return None
+
+    with pytest.raises(PropertyViolation, match="returned a wrong tensor silently") as caught:
+        check_codec(Zeroing(), properties=["robustness"], max_examples=8,
+                    inputs=st.just(np.array([[5], [7]])))
+    assert caught.value.property == "robustness"
+
+
+def test_a_codec_that_cannot_be_rebuilt_is_reported_not_checked():
+    with pytest.warns(PropertyNotChecked, match="cross-process NOT checked"):
+        report = check_codec(raw_float32_codec(lossless=True), properties=["cross-process"])
+    assert report.checked == []
+    assert "pickling raised" in report.not_checked["cross-process"]
+    assert "factory" in report.not_checked["cross-process"]
+
+
+def test_a_declared_factory_rebuilds_the_codec_in_a_fresh_process():
+    codec = raw_float32_codec(lossless=True, factory=(f"{__name__}:lossless_raw_codec", (), {}))
+    report = check_codec(codec, properties=["cross-process"])
+    assert report.checked == ["cross-process"]
+    numbers = report.numbers["cross-process"]
+    assert numbers["rebuilt_by"] == "factory"
+    assert numbers["child"]["PYTHONHASHSEED"] != numbers["here"]["PYTHONHASHSEED"]
+    assert numbers["child"]["threads"] != numbers["here"]["threads"]
+    broken = raw_float32_codec(lossless=True, factory=(f"{__name__}:broken_factory", (), {}))
+    with pytest.raises(PropertyViolation, match="tables file is missing") as caught:
+        check_codec(broken, properties=["cross-process"])
+    assert caught.value.property == "cross-process"
+
+
+def test_crafted_headers_catch_an_allocation_in_the_child_and_accept_a_checked_decoder():
+    report = check_codec(RawCodec(), properties=["crafted-headers"])
+    assert report.checked == ["crafted-headers"]
+    assert report.numbers["crafted-headers"]["decoded_in"].startswith("a fresh process")
+    with pytest.raises(PropertyViolation, match="beyond the budget") as caught:
+        check_codec(RawCodec(greedy=True), properties=["crafted-headers"])
+    assert caught.value.property == "crafted-headers"
+
+
+def test_a_crafted_stream_that_hangs_the_child_is_caught_by_the_watchdog():
+    started = time.perf_counter()
+    with pytest.raises(PropertyViolation, match="ran past 1 s") as caught:
+        check_codec(RawCodec(sleepy=True), properties=["crafted-headers"], decode_timeout=1.0)
+    assert caught.value.property == "crafted-headers"
+    assert time.perf_counter() - started < 50
+
+
+def test_crafted_headers_fall_back_to_this_process_without_a_rebuild():
+    fields = {"header_fields": {"tokens": (0, "<I"), "channels": (4, "<I")}}
+    report = check_codec(raw_float32_codec(lossless=True, **fields),
+                         properties=["crafted-headers"])
+    assert report.numbers["crafted-headers"]["decoded_in"].startswith("this process")
+    greedy = raw_float32_codec(lossless=True, **fields)
+    inner = greedy._decode
+
+    def decode(data):
+        tokens, channels = struct.unpack("<II", data[:8])
+        np.ones(tokens * channels * 4, np.uint8)
+        return inner(data)
+
+    greedy._decode = decode
+    with pytest.raises(PropertyViolation, match="beyond the budget"):
+        check_codec(greedy, properties=["crafted-headers"])
+
+
+def test_sibling_and_crafted_declarations_are_checked():
+    codec = RawCodec()
+    with pytest.raises(ValueError, match="sibling: wrote the same bytes"):
+        check_codec(codec, properties=["sibling-streams"], sibling=RawCodec(), max_examples=4)
+    with pytest.raises(ValueError, match="codec.header_fields"):
+        raw_float32_codec(header_fields={"tokens": (0, "<f")})
+    with pytest.raises(ValueError, match="codec.factory"):
+        raw_float32_codec(factory="module.function")
+    with pytest.raises(ValueError, match="crafted_budget_bytes"):
+        check_codec(codec, crafted_budget_bytes=10)
+    with pytest.warns(PropertyNotChecked, match="declares no sibling"):
+        report = check_codec(codec, properties=["sibling-streams"], max_examples=2)
+    assert "sibling" in report.not_checked["sibling-streams"]
+
+
+def test_codec_property_tests_records_what_was_not_checked():
+    from rdgap.testing import CodecPropertyTests
+    recorded = []
+    with pytest.warns(PropertyNotChecked):
+        CodecPropertyTests().test_sibling_streams(RawCodec(), lambda k, v: recorded.append(k))
+    assert recorded == ["NOT checked: sibling-streams"]

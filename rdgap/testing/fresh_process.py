@@ -1,0 +1,131 @@
+r"""``cross-process`` and ``crafted-headers``: the suite's side of :mod:`rdgap.testing.isolation`.
+
+:class:`FreshProcessProperties` (a mixin of the suite's context) picks the fixed
+input, starts one child for both properties (:func:`isolation.run_child`) and
+turns its records into a verdict, a :class:`~rdgap.testing.PropertyViolation`
+or the reason the property was not checked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .compare import describe as _describe
+from .report import PropertyViolation
+from . import isolation
+from .rebuild import recipe as rebuild_recipe
+
+
+class FreshProcessProperties:
+    """Needs ``codec``, ``decl``, ``chosen``, ``crafter``, ``crafted_budget``, ``timeout``,
+    ``_fixed``, ``_child``, ``_symbol_range()`` and ``_fail()`` from the suite's context."""
+
+    def fixed_input(self):
+        """A small deterministic input: a sample of the declared entropy source, else
+        16 tokens of Student-t states over two decades of channel scale (or symbols)."""
+        if self._fixed is None:
+            d, rng = self.decl, np.random.default_rng(0)
+            if d.entropy_source is not None:
+                source = d.entropy_source()
+                self._fixed = source.encodable(source.sample(rng))
+            elif d.input_kind == "symbols":
+                lo, hi = self._symbol_range()
+                self._fixed = rng.integers(lo, hi + 1, (16, d.channels or 4)).astype(np.int64)
+            else:
+                import torch
+                channels = d.channels or 8
+                states = rng.standard_t(5.0, (16, channels)) * 10.0 ** rng.uniform(0, 2, channels)
+                self._fixed = torch.from_numpy(states.astype(np.float32))
+        return self._fixed
+
+    def _child_run(self):
+        """One fresh process for both properties: rebuild, encode, decode, crafted decodes."""
+        if self._child is not None:
+            return self._child
+        x = self.fixed_input()
+        try:
+            data = bytes(self.codec.encode(x))
+            here = self.codec.decode(data)
+        except Exception as error:  # noqa: BLE001 - a valid input: round-trip's failure
+            self._fail("round-trip", f"coding the fixed input raised {type(error).__name__}: "
+                                     f"{error}", x)
+        crafted = crafted_error = None
+        if "crafted-headers" in self.chosen and self.crafter is not None:
+            try:     # a wrong layout is reported when crafted-headers runs, after robustness
+                crafted = [(str(what), bytes(stream)) for what, stream in self.crafter(data)]
+                if not crafted:
+                    raise ValueError("crafted_streams: returned no streams for the fixed input")
+            except ValueError as error:
+                crafted_error = error
+        jobs, numbers = [], {}
+        if "cross-process" in self.chosen:
+            numbers["cross"] = (0, 1)
+            jobs += [("encode", x), ("decode", data)]
+        if crafted:
+            numbers["crafted"] = len(jobs)
+            jobs.append(("crafted", data, crafted, self.crafted_budget))
+        how = rebuild_recipe(self.codec)
+        run = None
+        if not isinstance(how, str):
+            try:
+                run = isolation.run_child(how, jobs, self.timeout)
+            finally:
+                how.close()
+        self._child = {"x": x, "data": data, "here": here, "recipe": how, "run": run,
+                       "jobs": numbers, "crafted": crafted,
+                       "crafted_error": crafted_error}
+        return self._child
+
+    def in_child(self, prop, report) -> str | None:
+        """Run ``cross-process`` or ``crafted-headers``; the reason when not checked."""
+        if prop == "crafted-headers" and self.crafter is None:
+            return getattr(self.codec, "crafted_streams_missing", None) or (
+                "the codec declares neither crafted_streams(data) nor header_fields, so no "
+                "well-formed stream with a crafted header can be built (rdgap.testing.crafting)")
+        child = self._child_run()
+        how, run = child["recipe"], child["run"]
+        rebuilt = run is not None and run.rebuilt
+        failure = None
+        if isinstance(how, str):
+            failure = how
+        elif not rebuilt:
+            error = run.rebuild_error
+            failure = (f"the codec could not be rebuilt in a fresh process by {how.describe()}: "
+                       + (f"{error['type']}: {error['message']}" if error else
+                          f"{run.ended()}; stderr: {run.stderr[-400:]}"))
+        if prop == "cross-process":
+            if failure and (isinstance(how, str) or how.how == "pickle"):
+                return failure
+            if failure:
+                raise PropertyViolation(prop, f"{failure}\n  codec: {self.codec!r}")
+            message = isolation.cross_process_violation(self.codec, child["x"], child["data"],
+                                                        child["here"], run, child["jobs"]["cross"])
+            if message is None and run.hung and run.hung[0] and run.hung[0][0] in (0, 1):
+                message = f"the fresh process ran past {self.timeout:g} s on the fixed input"
+            if message:
+                raise PropertyViolation(prop, f"{message}\n  rebuilt by {how.describe()}\n"
+                                              f"  codec: {self.codec!r}")
+            report.numbers[prop] = {"rebuilt_by": how.how, "here": isolation.this_process(),
+                                    "child": run.settings, "child_seconds": run.seconds}
+            return None
+        d = self.decl
+        if child["crafted_error"] is not None:
+            raise child["crafted_error"]
+        if rebuilt:
+            message = isolation.crafted_violation(run, child["jobs"]["crafted"], child["crafted"],
+                                                  d.decode_errors, self.crafted_budget,
+                                                  self.timeout)
+            where = "a fresh process (address-space limit, watchdog)"
+        else:
+            message = isolation.crafted_in_process(self.codec, child["data"], child["crafted"],
+                                                   d.decode_errors, self.crafted_budget,
+                                                   self.timeout)
+            where = f"this process (thread timeout, address-space limit): {failure}"
+        if message:
+            raise PropertyViolation(prop, f"{message}\n  crafted from the {len(child['data'])}"
+                                          f"-byte stream of the fixed input: "
+                                          f"{_describe(child['x'])}\n  codec: {self.codec!r}")
+        report.numbers[prop] = {"streams": len(child["crafted"]), "decoded_in": where,
+                                "budget_bytes": self.crafted_budget}
+        return None
+
