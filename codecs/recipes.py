@@ -163,6 +163,22 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
 ALIASES: dict[str, str] = {}
 
 
+def register(new: Recipe) -> Recipe:
+    """Add a recipe at run time (a plugin, or a docs example; rdgap's own recipes are the
+    lines of :data:`RECIPES`). Its entropy model must be a key of :data:`ENTROPY_MODELS`
+    (add a description there first for a new one).
+
+    Raises
+    ------
+    ValueError
+        If a recipe of that name exists.
+    """
+    if new.name in RECIPES or new.name in ALIASES:
+        raise ValueError(f"recipe: a variant called {new.name!r} exists already")
+    RECIPES[new.name] = new
+    return new
+
+
 def recipe(name: str) -> Recipe:
     """The recipe called ``name`` (or an alias of it)."""
     name = ALIASES.get(name, name)

@@ -112,3 +112,14 @@ def test_steps_of_the_parent_recipe_are_shared():
             parent = RECIPES[r.parent]
             assert (r.transform, r.steps) == (parent.transform, parent.steps), r.name
     assert np.all([RECIPES[n].torch_coder for n in ("klt-context", "klt-laplace")])
+
+
+def test_register_adds_a_recipe_and_refuses_a_taken_name():
+    new = Recipe("tmp-test-recipe", "identity", "uniform", "fisher", "laplace",
+                 recipes.GENERIC_FITTER, "rdgap.codecs.entropy_models.factorized:FactorizedCodec")
+    try:
+        assert recipes.register(new) is recipe("tmp-test-recipe")
+        with pytest.raises(ValueError, match="exists already"):
+            recipes.register(new)
+    finally:
+        RECIPES.pop("tmp-test-recipe", None)
