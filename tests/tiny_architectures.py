@@ -17,8 +17,8 @@ LAYERS = 4
 def _text(config_name: str, model_name: str, **settings):
     import transformers
 
-    def build(seed: int = 0):
-        config = getattr(transformers, config_name)(**settings)
+    def build(seed: int = 0, **overrides):
+        config = getattr(transformers, config_name)(**(settings | overrides))
         torch.manual_seed(seed)
         return getattr(transformers, model_name)(config).eval()
     return build
@@ -65,9 +65,10 @@ ARCHITECTURES = {
 }
 
 
-def build(name: str, seed: int = 0) -> torch.nn.Module:
-    """The tiny model ``name`` (a key of :data:`ARCHITECTURES`)."""
-    return ARCHITECTURES[name](seed)
+def build(name: str, seed: int = 0, **overrides) -> torch.nn.Module:
+    """The tiny model ``name`` (a key of :data:`ARCHITECTURES`); ``overrides`` change its
+    config (e.g. ``vocab_size`` to match a real tokenizer)."""
+    return ARCHITECTURES[name](seed, **overrides)
 
 
 def text_batch(generator: torch.Generator, left: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

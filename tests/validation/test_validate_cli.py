@@ -315,3 +315,26 @@ def test_a_row_whose_interval_lies_above_its_level_is_flagged():
            "fit_corpus": "lee_background", "eval_corpus": "newsgroups", "level_status": "missed"}
     text = "\n".join(levels_section({"runs": [row, row | {"level_status": "met"}]}))
     assert "| MISSED |" in text and "| met |" in text and "1 of 2 rows missed" in text
+
+
+@pytest.mark.parametrize("name", ["falcon", "opt-project-in"])
+def test_validate_fits_codecs_on_other_families(name, smollm2, tmp_path):
+    """Falcon (layers return tuples) and OPT with project_in (embedding width 32 ≠ 64):
+    folders load as causal LMs, their splits are exact, the Fisher and calibration run
+    through the suffix, and the fitted rows are coded."""
+    from tiny_architectures import build
+
+    folder = tmp_path / name
+    build(name, vocab_size=len(smollm2.tokenizer)).save_pretrained(folder)
+    smollm2.tokenizer.save_pretrained(folder)
+    out = tmp_path / "out"
+    assert main(["validate", "--model", str(folder), "--splits", "2", "--windows", "2",
+                 "--window-length", "32", "--out", str(out), "--no-progress",
+                 "--variants", "gaussian-fisher", "--levels", "0.2",
+                 "--cache-dir", str(tmp_path / "c")]) in (0, 1)
+    results = json.loads((out / "results.json").read_text())
+    assert results["architectures"][0]["task"] == "next-token prediction"
+    by = {r["codec"]: r for r in results["runs"]}
+    assert by["fp16"]["top1_agreement"] > 0.99
+    assert by["gaussian-fisher"]["level_status"] in ("met", "missed", "unresolved")
+    assert by["gaussian-fisher"]["bits_per_token_actual"] < by["int8-absmax"]["bits_per_token_actual"]
