@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rdgap.codecs import split as split_module
+from rdgap.codecs import layer_stack
 from rdgap.codecs.capture import logits_and_hidden
 from rdgap.codecs.split import SplitModel, find_layers
 
@@ -54,7 +54,7 @@ def measure(name: str, model: torch.nn.Module) -> dict:
             full = split.full(x, mask)
             same = torch.equal(split.suffix(split.prefix(x, mask), mask), full)
             row["padded" if padded else "exact"].append(same)
-    row["returns"] = "tuple" if split_module._RETURNS[layers] else "tensor"
+    row["returns"] = "tuple" if layer_stack._RETURNS[layers] else "tensor"
     return row
 
 
@@ -119,8 +119,8 @@ def test_stand_ins_must_return_what_the_layer_returns(models):
     split = SplitModel(model, 2)
     ids, mask = text_batch(torch.Generator().manual_seed(4))
     hidden = split.prefix(ids, mask)
-    assert split_module._RETURNS[split.layers] == 2
-    split_module._RETURNS[split.layers] = 0  # the defect: stand-ins return a tensor
+    assert layer_stack._RETURNS[split.layers] == 2
+    layer_stack._RETURNS[split.layers] = 0  # the defect: stand-ins return a tensor
     try:
         try:
             wrong = split.suffix(hidden, mask)
@@ -128,7 +128,7 @@ def test_stand_ins_must_return_what_the_layer_returns(models):
             wrong = None
         assert wrong is None or not torch.equal(wrong, split.full(ids, mask))
     finally:
-        del split_module._RETURNS[split.layers]
+        del layer_stack._RETURNS[split.layers]
     assert torch.equal(split.suffix(hidden, mask), split.full(ids, mask))
 
 
