@@ -4,7 +4,7 @@ Run as ``python -c "from rdgap.testing._worker import main; main()" JOB RESULTS`
 ``JOB`` is a pickle of ``{"codec": Recipe.payload(), "threads": int, "jobs": [...]}``;
 each job is ``("encode", x)``, ``("decode", data)`` or ``("crafted", reference_stream,
 [(what, data), ...], budget_bytes)``. Every record is one line of
-``base64(pickle(record))`` appended to ``RESULTS`` and flushed at once, so the
+``base64(pickle((time.monotonic(), *record)))`` appended to ``RESULTS`` and flushed at once, so the
 parent reads what was done even when a later decode hangs, runs out of memory
 or aborts the interpreter. A crafted decode writes ``("start", i)`` before it
 begins: the parent's watchdog times it.
@@ -16,6 +16,7 @@ import base64
 import os
 import pickle
 import sys
+import time
 import traceback
 
 
@@ -53,6 +54,7 @@ def main() -> None:
     out = open(result_path, "a", buffering=1)
 
     def record(*item):
+        item = (time.monotonic(),) + item         # the parent's watchdog clock
         out.write(base64.b64encode(pickle.dumps(item)).decode() + "\n")
         out.flush()
         os.fsync(out.fileno())

@@ -1,7 +1,9 @@
 r"""``cross-process`` and ``crafted-headers``: the suite's side of :mod:`rdgap.testing.isolation`.
 
 :class:`FreshProcessProperties` (a mixin of the suite's context) picks the fixed
-input, starts one child for both properties (:func:`isolation.run_child`) and
+input, starts one child for both properties (:class:`isolation.Child`) before
+the in-process properties run, so that its start-up (about 3 s of imports) overlaps
+them, and
 turns its records into a verdict, a :class:`~rdgap.testing.PropertyViolation`
 or the reason the property was not checked.
 """
@@ -10,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compare import describe as _describe
-from .report import PropertyViolation
 from . import isolation
+from .compare import describe as _describe
 from .rebuild import recipe as rebuild_recipe
+from .report import PropertyViolation
 
 
 class FreshProcessProperties:
@@ -38,10 +40,21 @@ class FreshProcessProperties:
                 self._fixed = torch.from_numpy(states.astype(np.float32))
         return self._fixed
 
-    def _child_run(self):
-        """One fresh process for both properties: rebuild, encode, decode, crafted decodes."""
-        if self._child is not None:
-            return self._child
+    def start_child(self) -> None:
+        """Start the child now, so that it runs while this process checks the other
+        properties; a codec that cannot code the fixed input is left to them."""
+        if any(p in self.chosen for p in ("cross-process", "crafted-headers")):
+            try:
+                self._child = self._prepare_child()
+            except PropertyViolation:
+                self._child = None
+
+    def close_child(self) -> None:
+        """Kill a child that still runs (a property failed before it was read)."""
+        if self._child is not None and self._child["pending"] is not None:
+            self._child["pending"].close()
+
+    def _prepare_child(self) -> dict:
         x = self.fixed_input()
         try:
             data = bytes(self.codec.encode(x))
@@ -64,17 +77,21 @@ class FreshProcessProperties:
         if crafted:
             numbers["crafted"] = len(jobs)
             jobs.append(("crafted", data, crafted, self.crafted_budget))
-        how = rebuild_recipe(self.codec)
-        run = None
-        if not isinstance(how, str):
-            try:
-                run = isolation.run_child(how, jobs, self.timeout)
-            finally:
-                how.close()
-        self._child = {"x": x, "data": data, "here": here, "recipe": how, "run": run,
-                       "jobs": numbers, "crafted": crafted,
-                       "crafted_error": crafted_error}
-        return self._child
+        how = rebuild_recipe(self.codec) if jobs else "nothing to run in a fresh process"
+        pending = None if isinstance(how, str) else isolation.Child(how, jobs, self.timeout)
+        return {"x": x, "data": data, "here": here, "recipe": how, "run": None,
+                "pending": pending, "jobs": numbers, "crafted": crafted,
+                "crafted_error": crafted_error}
+
+    def _child_run(self) -> dict:
+        """The child's results for both properties: rebuild, encode, decode, crafted decodes."""
+        if self._child is None:
+            self._child = self._prepare_child()
+        child = self._child
+        if child["pending"] is not None:
+            child["run"] = child["pending"].wait()
+            child["pending"] = None
+        return child
 
     def in_child(self, prop, report) -> str | None:
         """Run ``cross-process`` or ``crafted-headers``; the reason when not checked."""

@@ -83,54 +83,78 @@ class ChildRun:
         return f"exit code {code}"
 
 
-def run_child(recipe, jobs: list, timeout: float) -> ChildRun:
-    """Run ``jobs`` in a fresh interpreter on the codec ``recipe`` rebuilds."""
-    settings = child_settings()
-    run = ChildRun(settings=settings)
-    env = dict(os.environ, PYTHONHASHSEED=settings["PYTHONHASHSEED"], MALLOC_ARENA_MAX="2",
-               **{name: str(settings["threads"]) for name in
-                  ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
-    with tempfile.TemporaryDirectory(prefix="rdgap-child-") as folder:
-        job_path, result_path = os.path.join(folder, "job"), os.path.join(folder, "results")
-        err_path = os.path.join(folder, "stderr")
+class Child:
+    """A child interpreter started on ``jobs`` (:meth:`wait` collects its :class:`ChildRun`).
+
+    It runs while this process checks the other properties; every record carries the
+    child's ``time.monotonic()`` (one clock for all processes on Linux), so the watchdog
+    measures how long the current decode has run however late :meth:`wait` is called.
+    """
+
+    def __init__(self, recipe, jobs: list, timeout: float):
+        self.recipe, self.timeout = recipe, timeout
+        self.run = ChildRun(settings=child_settings())
+        settings = self.run.settings
+        env = dict(os.environ, PYTHONHASHSEED=settings["PYTHONHASHSEED"], MALLOC_ARENA_MAX="2",
+                   **{name: str(settings["threads"]) for name in
+                      ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+        self.folder = tempfile.TemporaryDirectory(prefix="rdgap-child-")
+        job_path = os.path.join(self.folder.name, "job")
+        self.result_path = os.path.join(self.folder.name, "results")
+        self.err_path = os.path.join(self.folder.name, "stderr")
         with open(job_path, "wb") as handle:
             pickle.dump({"codec": recipe.payload(), "threads": settings["threads"],
                          "jobs": jobs}, handle)
-        open(result_path, "w").close()
-        started = time.monotonic()
-        with open(err_path, "wb") as err:
-            child = subprocess.Popen(
+        open(self.result_path, "w").close()
+        self.started = time.monotonic()
+        with open(self.err_path, "wb") as err:
+            self.process = subprocess.Popen(
                 [sys.executable, "-c", "from rdgap.testing._worker import main; main()",
-                 job_path, result_path], env=env, stdout=subprocess.DEVNULL, stderr=err)
-        seen, last, running = 0, started, None
+                 job_path, self.result_path], env=env, stdout=subprocess.DEVNULL, stderr=err)
+
+    def wait(self) -> ChildRun:
+        """Read the child's records until it ends, or kill it when a step runs too long."""
+        run, child = self.run, self.process
+        seen, last = 0, self.started
         try:
             while True:
                 done = child.poll() is not None
-                with open(result_path) as handle:
+                with open(self.result_path) as handle:
                     lines = handle.read().split("\n")
                 for line in lines[seen:-1]:           # complete lines only
-                    _take(run, pickle.loads(base64.b64decode(line)))
-                    last = time.monotonic()
-                    running = run.records.get("_running")
+                    stamp, *record = pickle.loads(base64.b64decode(line))
+                    _take(run, tuple(record))
+                    last = max(last, stamp)
                 seen = max(seen, len(lines) - 1)
                 if done:
                     break
-                limit = STARTUP_TIMEOUT if not run.rebuilt else timeout
+                limit = STARTUP_TIMEOUT if not run.rebuilt else self.timeout
                 if time.monotonic() - last > limit:
-                    run.hung = (running, time.monotonic() - last)
-                    child.kill()
-                    child.wait()
+                    run.hung = (run.records.get("_running"), time.monotonic() - last)
                     break
                 time.sleep(0.02)
         finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+            self.close()
         run.returncode = child.returncode
-        run.seconds = time.monotonic() - started
-        with open(err_path, "rb") as handle:
-            run.stderr = handle.read()[-2000:].decode(errors="replace")
-    return run
+        run.seconds = time.monotonic() - self.started
+        return run
+
+    def close(self) -> None:
+        """Kill the child if it still runs and remove its files (idempotent)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.folder is not None:
+            with open(self.err_path, "rb") as handle:
+                self.run.stderr = handle.read()[-2000:].decode(errors="replace")
+            self.folder.cleanup()
+            self.folder = None
+        self.recipe.close()
+
+
+def run_child(recipe, jobs: list, timeout: float) -> ChildRun:
+    """Run ``jobs`` in a fresh interpreter on the codec ``recipe`` rebuilds, and wait."""
+    return Child(recipe, jobs, timeout).wait()
 
 
 def _take(run: ChildRun, record: tuple) -> None:

@@ -39,7 +39,6 @@ from typing import Callable
 import numpy as np
 from hypothesis import strategies as st
 
-from rdgap.validation.synthetic import DiscreteSource, QuantizedScalar
 
 #: Largest magnitude :func:`hidden_states` draws by default: inside float16's
 #: range (65504), so casts to fp16 are defined.
@@ -285,6 +284,7 @@ def truncated_scalar(dist: str, scale: float, low: int, high: int,
     >>> print(source.support.min() >= -8, round(float(source.probabilities.sum()), 12))
     True 1.0
     """
+    from rdgap.validation.synthetic import DiscreteSource, QuantizedScalar  # imports torch
     base = QuantizedScalar(dist, scale=float(scale), step=1.0)
     keep = (base.support >= low) & (base.support <= high) & (base.probabilities >= min_probability)
     if not keep.any():
@@ -308,6 +308,7 @@ def known_entropy_sources(draw, tokens: int | None = None, channels: int | None 
     channels = draw(st.sampled_from([4, 16])) if channels is None else _count(channels, "channels")
     kind = draw(st.sampled_from(["gaussian", "laplace", "logistic", "pmf"]))
     if kind == "pmf":
+        from rdgap.validation.synthetic import DiscreteSource
         size = draw(st.integers(min(3, hi - lo + 1), min(8, hi - lo + 1)))
         weights = draw(st.lists(st.integers(1, 16), min_size=size, max_size=size))
         start = draw(st.integers(lo, hi - size + 1))

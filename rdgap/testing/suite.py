@@ -1,6 +1,7 @@
 r"""The property suite: :func:`check_codec` and the base class :class:`CodecPropertyTests`.
 
-Properties, in the order they run (the first that fails raises a
+Properties, in the order they run (the two that need a fresh process last: their
+child starts first and runs while the others are checked; the first that fails raises a
 :class:`PropertyViolation`, an ``AssertionError`` whose message starts with the
 property's name and holds the numbers and the shrunk input):
 
@@ -14,15 +15,6 @@ property's name and holds the numbers and the shrunk input):
     here.
 ``determinism``
     ``encode(x)`` and ``encode(copy of x)`` give the same bytes, three times.
-``cross-process``
-    A fresh interpreter with another ``PYTHONHASHSEED`` and another thread
-    count (:mod:`rdgap.testing.isolation`), holding the codec rebuilt by its
-    ``factory``, its ``save``/``load`` pair or pickling
-    (:mod:`rdgap.testing.rebuild`), encodes a fixed small input to the same
-    bytes, decodes this process's stream to the same output, and this process
-    decodes its stream. A table fingerprint built with ``hash()`` or bytes that
-    depend on the thread count fail here. A codec that cannot be rebuilt is
-    reported in :attr:`Report.not_checked`, with the reason.
 ``output-ownership``
     ``decode`` returns what the caller owns: decoding another stream of the
     same shape leaves an earlier result unchanged, and writing into a result
@@ -59,13 +51,6 @@ property's name and holds the numbers and the shrunk input):
     of either raises a declared error when the other decodes it, or decodes
     exactly as its writer decodes it. Random corruption cannot show a decoder
     that never checks which tables wrote a stream: the checksum stops it first.
-``crafted-headers``
-    Well-formed streams whose header fields are crafted and whose checksum is
-    valid (:mod:`rdgap.testing.crafting`: from the codec's ``crafted_streams``
-    or ``header_fields``) raise a declared error or decode to exactly the
-    original output, each within ``decode_timeout`` and
-    ``crafted_budget_bytes`` of address space, in the fresh process of
-    ``cross-process`` (a native abort kills the child only).
 ``T1-entropy``
     On ``N`` streams of a source with known entropy ``H`` that the codec
     carries exactly, the mean stream length ``L̄`` satisfies
@@ -104,6 +89,22 @@ property's name and holds the numbers and the shrunk input):
     ``diagonal=True``), ``mean A ≤ (1 + ε)·B_G + c1 + z·s/√N`` with ``s`` the
     sample deviation of ``A`` and ``z = sqrt(2 ln(1/δ))`` (a sub-Gaussian
     allowance, a statistical check rather than a proof).
+``cross-process``
+    A fresh interpreter with another ``PYTHONHASHSEED`` and another thread
+    count (:mod:`rdgap.testing.isolation`), holding the codec rebuilt by its
+    ``factory``, its ``save``/``load`` pair or pickling
+    (:mod:`rdgap.testing.rebuild`), encodes a fixed small input to the same
+    bytes, decodes this process's stream to the same output, and this process
+    decodes its stream. A table fingerprint built with ``hash()`` or bytes that
+    depend on the thread count fail here. A codec that cannot be rebuilt is
+    reported in :attr:`Report.not_checked`, with the reason.
+``crafted-headers``
+    Well-formed streams whose header fields are crafted and whose checksum is
+    valid (:mod:`rdgap.testing.crafting`: from the codec's ``crafted_streams``
+    or ``header_fields``) raise a declared error or decode to exactly the
+    original output, each within ``decode_timeout`` and
+    ``crafted_budget_bytes`` of address space, in the fresh process of
+    ``cross-process`` (a native abort kills the child only).
 
 Examples
 --------
@@ -145,9 +146,9 @@ from .protocol import declarations
 from .report import PropertyNotChecked, PropertyViolation, Report
 from .statistical import StatisticalProperties
 
-PROPERTIES = ("round-trip", "determinism", "cross-process", "output-ownership", "T2-upper",
-              "T2-lower", "robustness", "sibling-streams", "crafted-headers", "T1-entropy",
-              "T2-calibration", "T3-family")
+PROPERTIES = ("round-trip", "determinism", "output-ownership", "T2-upper", "T2-lower",
+              "robustness", "sibling-streams", "T1-entropy", "T2-calibration", "T3-family",
+              "cross-process", "crafted-headers")
 _PER_STREAM = ("round-trip", "determinism", "output-ownership", "T2-upper", "T2-lower",
                "robustness", "sibling-streams")
 _IN_CHILD = ("cross-process", "crafted-headers")
@@ -241,6 +242,15 @@ def check_codec(codec, *, properties=None, max_examples: int = 20, sources: int 
     context.chosen, context.crafted_budget = chosen, crafted_budget_bytes
     context.sibling = _sibling(decl, sibling)
     context.crafter = _crafter(codec, decl, crafted_streams)
+    context.start_child()
+    try:
+        _check(context, report, chosen, config, inputs, max_examples, sources, streams)
+    finally:
+        context.close_child()
+    return report
+
+
+def _check(context, report, chosen, config, inputs, max_examples, sources, streams):
     statistical_source = None
     for prop in chosen:
         if prop in _STATISTICAL:
@@ -279,10 +289,9 @@ def check_codec(codec, *, properties=None, max_examples: int = 20, sources: int 
         if missing:
             report.not_checked[prop] = missing
             warnings.warn(f"rdgap.testing: {prop} NOT checked for {report.codec}: {missing}",
-                          PropertyNotChecked, stacklevel=2)
+                          PropertyNotChecked, stacklevel=3)
         else:
             report.checked.append(prop)
-    return report
 
 
 def _sibling(decl, given_sibling):

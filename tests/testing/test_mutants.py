@@ -224,18 +224,18 @@ MUTANTS = [
     (DropsLastByte, "round-trip"),
     (OffByOne, "round-trip"),
     (NonDeterministic, "determinism"),
-    (HashSeededFingerprint, "cross-process"),
-    (ThreadCountBytes, "cross-process"),
     (ReusesOutputBuffer, "output-ownership"),
     (CachesDecodes, "output-ownership"),
     (EstimateLow, "T2-upper"),
     (EstimateHighWithLowerConstant, "T2-lower"),
     (IgnoresCorruptHeader, "robustness"),
     (IgnoresTables, "sibling-streams"),
-    (AllocatesFromHeader, "crafted-headers"),
-    (TrustsHeaderTokens, "crafted-headers"),
     (EstimateHigh, "T2-calibration"),
     (EstimateHigh100Bits, "T2-calibration"),
+    (HashSeededFingerprint, "cross-process"),
+    (ThreadCountBytes, "cross-process"),
+    (AllocatesFromHeader, "crafted-headers"),
+    (TrustsHeaderTokens, "crafted-headers"),
 ]
 
 
