@@ -51,8 +51,12 @@ class _StandIn(nn.Module):
         self.returns = returns
 
     def forward(self, *args, **kwargs):
-        state = self.hidden if self.hidden is not None else \
-            (args[0] if args else kwargs["hidden_states"])
+        if self.hidden is not None:
+            state = self.hidden
+        elif args:
+            state = args[0]
+        else:  # the state passed by keyword: ``hidden_states`` or the first one given
+            state = kwargs.get("hidden_states", next(iter(kwargs.values()), None))
         return (state,) + (None,) * (self.returns - 1) if self.returns else state
 
 
