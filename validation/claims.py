@@ -73,7 +73,7 @@ Reported, never gating
 
 from __future__ import annotations
 
-from rdgap.codecs import ans
+from rdgap.codecs.coders import ans
 
 from .correlation import (CONFIDENCE, MIN_CORRELATION_ROWS, POOLED,  # noqa: F401
                           STATISTICS, TAUTOLOGICAL, bootstrap_correlation, correlations,

@@ -69,7 +69,7 @@ def entropy_model_kind(codec, quantizer, has_likelihood: bool = True) -> str | N
         return declared
     if quantizer is None:
         return None
-    from rdgap.codecs.factorized import FactorizedCodec
+    from rdgap.codecs.entropy_models.factorized import FactorizedCodec
 
     if isinstance(quantizer, FactorizedCodec) and (
             codec is quantizer or getattr(codec, "model", None) is quantizer):

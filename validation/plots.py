@@ -36,7 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rdgap.codecs import ans  # noqa: E402
+from rdgap.codecs.coders import ans  # noqa: E402
 
 from .correlation import (STATISTICS, TAUTOLOGICAL, runs_by_architecture,  # noqa: E402
                           statistic_pairs)

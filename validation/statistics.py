@@ -14,7 +14,7 @@ validate job stores both in ``row["statistics"]``; :mod:`.claims` checks them.
 The domain a codec codes
     A codec has *symbols* when it (or its ``.model`` / ``.quantizer``, looked up
     in that order) has ``quantize(hidden) -> int symbols``, ``dequantize`` and
-    per-channel ``step`` and ``first_step`` (:class:`~rdgap.codecs.factorized.
+    per-channel ``step`` and ``first_step`` (:class:`~rdgap.codecs.entropy_models.factorized.
     FactorizedCodec`, its torch rANS twin, the zstd-of-symbols baseline). All
     symbol statistics are computed in the domain the symbols live in:
     ``Yhat = step * S`` (after the codec's transform, if it has one), so T3 is
@@ -170,7 +170,7 @@ T10 (``t10_entropy_model_lipschitz``)
     window's hidden states otherwise); the figure is
     :func:`rdgap.bounds.jacobian_spectral_norm` (20 steps) at 2 eval windows
     — a LOWER bound on its Lipschitz constant. The context codec
-    (:class:`rdgap.codecs.context.ContextCodec`, variant ``klt-context``)
+    (:class:`rdgap.codecs.entropy_models.context.ContextCodec`, variant ``klt-context``)
     exposes its predictor: previous decoded token -> predicted mean, in the
     KLT domain, whose Jacobian is the ridge matrix ``W`` at every point, so
     the figure estimates ``‖W‖₂`` from below.
@@ -334,7 +334,7 @@ def codec_statistics(codec, fit_hidden: torch.Tensor, eval_hidden: torch.Tensor,
         The codec's likelihood estimate per window, or None.
     confidence : float
         ``1 - delta`` of every interval and bound (T4, T8, T9).
-    fisher : rdgap.codecs.fisher.FisherDiagonal, optional
+    fisher : rdgap.codecs.transforms.fisher.FisherDiagonal, optional
         The Fisher diagonal used to fit, for T7.
     seed : int
         Seed of every random draw (subsampling, Rademacher signs, power iteration).

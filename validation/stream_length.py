@@ -31,7 +31,7 @@ container's header and checksum, as the runner counts them, plus the payload
 its header declares must be the stream's length (a byte not counted as header,
 or counted twice, is a mismatch).
 
-Only :class:`~rdgap.codecs.factorized.FactorizedCodec` streams (position 0's
+Only :class:`~rdgap.codecs.entropy_models.factorized.FactorizedCodec` streams (position 0's
 tables, then positions >= 1's, all symbols of a column with its table, then
 the escapes) are bounded; any other codec gets ``None``: its streams are held
 to the working form only, and the claim says how many rows were not checked.
@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from rdgap.bounds import rans_length_bounds
-from rdgap.codecs.container import BitstreamError, unpack
+from rdgap.codecs.coders.container import BitstreamError, unpack
 
 PRECISION, STATE_BITS, WORD_BITS = 24, 64, 32
 
@@ -81,7 +81,7 @@ def proven_payload_bound(codec, hidden: torch.Tensor, estimate_bits: float,
     ----------
     codec : HiddenStateCodec
         The codec that wrote the stream; only a
-        :class:`~rdgap.codecs.factorized.FactorizedCodec` is bounded.
+        :class:`~rdgap.codecs.entropy_models.factorized.FactorizedCodec` is bounded.
     hidden : torch.Tensor, shape (positions, width)
         The window that was coded.
     estimate_bits : float
@@ -95,7 +95,7 @@ def proven_payload_bound(codec, hidden: torch.Tensor, estimate_bits: float,
         Bits of payload (container header excluded) that the stream cannot
         exceed, by T2 (:func:`rdgap.bounds.rans_length_bounds`, start "empty").
     """
-    from rdgap.codecs.factorized import FactorizedCodec
+    from rdgap.codecs.entropy_models.factorized import FactorizedCodec
 
     if not isinstance(codec, FactorizedCodec):
         return None
@@ -119,7 +119,7 @@ def container_mismatch(data: bytes, counted_header_bytes: int) -> bool:
     """Whether ``counted_header_bytes`` + the payload ``data`` declares != ``len(data)``.
 
     The stream is parsed and checked (magic, lengths, checksum) by
-    :func:`rdgap.codecs.container.unpack` against its own codec id and
+    :func:`rdgap.codecs.coders.container.unpack` against its own codec id and
     parameter hash; a stream that does not parse is a mismatch too.
 
     Parameters
@@ -128,7 +128,7 @@ def container_mismatch(data: bytes, counted_header_bytes: int) -> bool:
         One stream as written by a codec's ``encode``.
     counted_header_bytes : int
         The bytes the caller books as container overhead for it
-        (:func:`rdgap.codecs.container.header_size`).
+        (:func:`rdgap.codecs.coders.container.header_size`).
     """
     data = bytes(data)
     try:

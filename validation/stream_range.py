@@ -7,8 +7,8 @@ large.
 
 from __future__ import annotations
 
-from rdgap.codecs import ans
-from rdgap.codecs.container import header_size
+from rdgap.codecs.coders import ans
+from rdgap.codecs.coders.container import header_size
 
 #: Worst cost of one escaped value in any shipped table codec (torch rANS: 5 bytes).
 ESCAPE_WORST_BITS = 40.0
@@ -30,9 +30,9 @@ def _worst(table) -> float:
 def _table_layout(codec, quantizer):
     """``(side, first, rest)`` of a table codec: the side-latent tables (per token), position
     0's tables, and ``(channels, tables)`` pairs for positions >= 1 (that many channels
-    whose symbols may use any of those tables); None for other codecs. A :class:`~rdgap.codecs.context.ContextCodec` picks one of its
+    whose symbols may use any of those tables); None for other codecs. A :class:`~rdgap.codecs.entropy_models.context.ContextCodec` picks one of its
     tables ``MIN_INDEX..MAX_INDEX`` per symbol, so each channel may use any of them."""
-    from rdgap.codecs import context
+    from rdgap.codecs.entropy_models import context
 
     if isinstance(codec, context.ContextCodec):
         every = [codec._table(i) for i in range(context.MIN_INDEX, context.MAX_INDEX + 1)]

@@ -1,7 +1,7 @@
 """Synthetic sources, codecs and results documents for the statistics / claims / plots tests.
 
 A factorized Gaussian source (independent channels, known scales) coded with
-:class:`rdgap.codecs.factorized.FactorizedCodec`: well specified (fitted on
+:class:`rdgap.codecs.entropy_models.factorized.FactorizedCodec`: well specified (fitted on
 the source) or mis-specified (its tables ``scale_error`` times too wide).
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rdgap.codecs.container import header_size
-from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
-from rdgap.codecs import ans
+from rdgap.codecs.coders.container import header_size
+from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
+from rdgap.codecs.coders import ans
 from rdgap.validation.statistics import codec_statistics
 from rdgap.validation.stream_length import container_mismatch, proven_payload_bound
 

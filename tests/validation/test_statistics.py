@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rdgap.codecs.baselines import Float16Cast
-from rdgap.codecs.fisher import FisherDiagonal
+from rdgap.codecs.transforms.fisher import FisherDiagonal
 from rdgap.codecs.symbol_zstd import ZstdSymbols
 from rdgap.validation.statistics import codec_statistics, split_statistics
 
@@ -400,8 +400,8 @@ def test_split_logdet_is_half_the_log_det_over_the_nonzero_spectrum(matched):
 # ----------------------------------------------------------------- T10 of the context codec
 def _context_codec(windows: int = 10, tokens: int = 32, channels: int = 6, seed: int = 3):
     """A tiny ContextCodec fitted on AR(1) Laplace tokens (identity transform)."""
-    from rdgap.codecs.context_fit import fit_context_codec
-    from rdgap.codecs.factorized import ChannelStatistics
+    from rdgap.codecs.entropy_models.context_fit import fit_context_codec
+    from rdgap.codecs.entropy_models.factorized import ChannelStatistics
 
     rng = np.random.default_rng(seed)
     noise = rng.laplace(0.0, 1.0, (2 * windows, tokens, channels)) * np.linspace(1, 4, channels)
@@ -447,7 +447,7 @@ def test_context_codec_entropy_network_is_its_predictor():
 def test_context_codec_gets_a_t8_interval_from_its_worst_case():
     """B of the context codec: every symbol at its worst over all tables it may pick, side
     latents and position 0 included; every stream stays below it, T8 is reported."""
-    from rdgap.codecs import context
+    from rdgap.codecs.entropy_models import context
 
     codec, fit, evaluation = _context_codec()
     bits = np.array([8.0 * len(codec.encode(w)) for w in evaluation])

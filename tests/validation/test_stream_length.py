@@ -7,7 +7,7 @@ import constriction
 import numpy as np
 import pytest
 
-from rdgap.codecs.container import header_size
+from rdgap.codecs.coders.container import header_size
 from rdgap.validation.stream_length import proven_payload_bound, table_cost_bound
 
 from .statistics_data import fitted_codec, gaussian_windows
