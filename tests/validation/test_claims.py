@@ -389,6 +389,18 @@ def test_every_coverage_claim_fails_with_its_radius_shrunk(experiment, shrink):
     assert "below target" in claim["reason"]
 
 
+def test_t3_claim_fails_when_the_bound_is_lowered_by_more_than_its_min_slack(monkeypatch):
+    """T3 is deterministic: its min slack (0.026 bit over 40 cases) is what a defect
+    lowering the bound must exceed to be caught; 0.05 bit is."""
+    claim = coverage_module._t3(40)
+    assert claim["status"] == "PASS" and 0 < claim["numbers"]["min_slack"] < 0.05
+    real = coverage_module.gaussian_logdet_bound
+    monkeypatch.setattr(coverage_module, "gaussian_logdet_bound",
+                        lambda *a, **k: real(*a, **k) - 0.05)
+    lowered = coverage_module._t3(40)
+    assert lowered["status"] == "FAIL" and lowered["numbers"]["violations"] >= 1
+
+
 def test_an_insensitive_coverage_experiment_fails():
     """A radius ten times too wide holds in every trial: the experiment is vacuous (critical
     factor ~0.07) and the claim says so by failing, instead of passing 20000/20000."""
