@@ -370,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all-tests", action="store_true",
                         help="run every test on every mutant (default: only the tests that "
                              "executed the mutated lines in the baseline run)")
+    parser.add_argument("--only", default=None,
+                        help="run only these mutants: comma-separated indexes (see --list), "
+                             "or a --json file of an earlier run (its survivors)")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--json", default=None, help="write every outcome to this file")
     parser.add_argument("--verbose", action="store_true", help="show the tests' output")
@@ -388,6 +391,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     chosen = mutants if args.sample is None or args.sample >= len(mutants) else \
         sorted(random.Random(args.seed).sample(mutants, args.sample), key=lambda m: m.index)
+    if args.only is not None:
+        if os.path.exists(args.only):
+            with open(args.only, encoding="utf-8") as handle:
+                earlier = json.load(handle)["outcomes"]
+            wanted = {o["index"] for o in earlier if o["outcome"] == "survived"}
+        else:
+            wanted = {int(i) for i in args.only.split(",") if i.strip()}
+        chosen = [m for m in chosen if m.index in wanted]
     excluded = _exclusions(args.exclude)
     for name in filter(None, args.preimport.split(",")):
         try:

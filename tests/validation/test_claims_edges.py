@@ -114,6 +114,9 @@ def test_t2_working_form_is_reported_not_gating():
     assert claim["numbers"]["rows_violating"] == ["split 2 factorized-gaussian dce<=0.01"]
     assert _claim(rows[:1], "t2_working_form")["status"] == "PASS"
     assert _claim(rows[2:], "t2_working_form") is None
+    one = _claim([_row(1, t2_violations=1)], "t2_working_form")
+    assert one["status"] == "FAIL" and "exceeded by 1 streams" in one["reason"]
+    assert [h["met"] for h in one["hypotheses"]] == [None]     # the run cannot tell
 
 
 @pytest.mark.parametrize("stream_bits, mismatches, holds", [
@@ -137,11 +140,24 @@ def test_container_claim_counts_every_byte(stream_bits, mismatches, holds):
 
 def test_container_tolerance_is_at_least_absolute():
     """A rate of a tiny count of bits: the tolerance is 1e-9 bits, not 1e-9 × the count."""
-    row = _row(bits_per_token_actual=0.25, tokens=2, stream_bits=0.5 + 2e-9,
+    row = _row(bits_per_token_actual=0.25, tokens=2, stream_bits=0.5 + 1.5e-9,
                container_mismatches=0)
     assert _claim([row], "container_bytes")["status"] == "FAIL"
     row["stream_bits"] = 0.5 + 0.5e-9
     assert _claim([row], "container_bytes")["status"] == "PASS"
+    empty = _row(bits_per_token_actual=0.0, tokens=1, stream_bits=1e-9, container_mismatches=0)
+    assert _claim([empty], "container_bytes")["status"] == "PASS"       # exactly at 1e-9
+
+
+def test_container_reason_names_at_most_five_rows():
+    rows = [_row(k, bits_per_token_actual=1.0, tokens=8, stream_bits=16.0,
+                 container_mismatches=k) for k in range(1, 8)]
+    claim = _claim(rows, "container_bytes")
+    assert claim["numbers"]["failures"] == 7 and claim["kind"] == "theorem"
+    assert "split 5 " in claim["reason"] and "split 6 " not in claim["reason"]
+    assert "(5 streams whose header + payload != length; rate 8 vs streams 16 bits)" in \
+        claim["reason"]
+    assert [h["met"] for h in claim["hypotheses"]] == [True]
 
 
 # ----------------------------------------------------------------- the rate prediction
@@ -307,3 +323,46 @@ def test_claims_are_made_per_architecture_in_order():
     names = [(c["name"], c["status"]) for c in evaluate_claims({"runs": rows}, n_boot=50)]
     assert names == [("gibbs_sample_floor[a]", "PASS"), ("gibbs_sample_floor[b]", "FAIL"),
                      ("t2_proven_length[b]", "PASS"), ("t2_working_form[b]", "PASS")]
+
+
+# ----------------------------------------------------------------- found by a mutation run
+def test_gibbs_estimate_exactly_at_the_tolerance_passes():
+    floor = 2.0
+    estimated = floor - claims_module.GIBBS_RELATIVE_TOLERANCE * max(1.0, abs(floor))
+    claim = _claim([_row(statistics={"gibbs_sample_floor": floor,
+                                     "gibbs_sample_estimated": estimated})],
+                   "gibbs_sample_floor")
+    assert claim["status"] == "PASS"
+    assert claim["hypotheses"] == [{"text": claim["hypotheses"][0]["text"], "met": True}]
+    assert "summing to 1" in claim["hypotheses"][0]["text"]
+
+
+def test_failure_reasons_name_at_most_five_rows():
+    rows = [_row(k, statistics={"gibbs_sample_floor": 5.0, "gibbs_sample_estimated": 4.0},
+                 t2_violations=0, t2_proven_violations=1)
+            for k in range(1, 8)]
+    gibbs = _claim(rows, "gibbs_sample_floor")
+    assert gibbs["numbers"]["failures"] == 7
+    assert "split 5 " in gibbs["reason"] and "split 6 " not in gibbs["reason"]
+    assert "(4.000 < 5.000)" in gibbs["reason"]
+    t2 = _claim(rows, "t2_proven_length")
+    assert t2["status"] == "FAIL" and t2["numbers"]["streams_violating"] == 7   # one each
+    assert "exceeded by 7 streams" in t2["reason"]
+    assert [h["met"] for h in t2["hypotheses"]] == [True]
+    assert "constriction AnsCoder" in t2["hypotheses"][0]["text"]
+    assert "split 5 " in t2["reason"] and "split 6 " not in t2["reason"]
+
+
+def test_rate_failure_reason_shows_rate_floor_and_upper_limit():
+    claim = _claim([_rate_row(90.0, gibbs_sample_floor=95.0)], "rate_within_bounds")
+    assert "rate 90.0 vs floor 95.0 and upper 103.8" in claim["reason"]
+    joint = _claim([_row(bits_per_token_actual=300.0, statistics={
+        "entropy_model": "joint", "t3_logdet_diag": 100.0})], "rate_within_bounds")
+    assert "vs floor none and upper 164.5" in joint["reason"]
+
+
+def test_rate_reason_names_at_most_five_rows():
+    rows = [_rate_row(200.0 + k) | {"split": k} for k in range(1, 8)]
+    claim = _claim(rows, "rate_within_bounds")
+    assert claim["numbers"]["failures"] == 7 and "7 of 7 measured rates" in claim["reason"]
+    assert "split 5 " in claim["reason"] and "split 6 " not in claim["reason"]
