@@ -57,7 +57,9 @@ class ValidateConfig:
     Attributes
     ----------
     architectures : tuple of str
-        Task names (:data:`rdgap.validation.tasks.TASKS`) or causal-LM folders.
+        Task names (:data:`rdgap.validation.tasks.TASKS`, or the optional
+        ``"gemma3-270m"``) or transformers model folders (the task follows the config:
+        :func:`rdgap.validation.tasks.task_kind`).
     splits : list of int or None
         Split points (layers in the prefix) used for every architecture; None
         spreads ``split_count`` over each one's depth.
