@@ -193,6 +193,12 @@ def where(run: ChildRun) -> str:
             f"{this_process()['threads']} threads)")
 
 
+def _how_it_stopped(run: ChildRun) -> str:
+    if run.hung is not None:
+        return f"killed after {run.hung[1]:.0f} s without progress"
+    return run.ended()
+
+
 # -- cross-process ------------------------------------------------------------------
 def cross_process_violation(codec, x, data: bytes, here, run: ChildRun, jobs: tuple) -> str | None:
     """What differs between this process and the child for the fixed input ``x``.
@@ -206,7 +212,7 @@ def cross_process_violation(codec, x, data: bytes, here, run: ChildRun, jobs: tu
         error = encoded[0][2] if encoded else None
         return (f"encode of the fixed input in {where(run)} "
                 + (f"raised {error['type']}: {error['message']}" if error else
-                   f"did not finish ({run.ended()}; stderr: {run.stderr[-400:]!r})"))
+                   f"did not finish ({_how_it_stopped(run)}; stderr: {run.stderr[-400:]!r})"))
     there = encoded[0][1]
     if there != data:
         at = next((i for i, (a, b) in enumerate(zip(data, there)) if a != b),
@@ -218,7 +224,7 @@ def cross_process_violation(codec, x, data: bytes, here, run: ChildRun, jobs: tu
         error = decoded[0][2] if decoded else None
         problems.append("decode of this process's stream in the fresh process "
                         + (f"raised {error['type']}: {error['message']}" if error else
-                           "did not finish"))
+                           f"did not finish ({_how_it_stopped(run)})"))
     elif not same(decoded[0][1], here):
         problems.append(f"decode of this process's stream in the fresh process differs from "
                         f"its decode here: {difference(decoded[0][1], here)}")

@@ -229,6 +229,7 @@ def check_codec(codec, *, properties=None, max_examples: int = 20, sources: int 
     if crafted_streams is not None and not callable(crafted_streams):
         raise ValueError(f"crafted_streams: expected a callable data -> [(what, bytes)], got "
                          f"{type(crafted_streams).__name__}")
+    custom_inputs = inputs
     if inputs is None:
         if decl.input_kind == "symbols":
             inputs = strategies_module.symbol_tensors(decl.symbol_range, decl.channels)
@@ -240,6 +241,7 @@ def check_codec(codec, *, properties=None, max_examples: int = 20, sources: int 
                       suppress_health_check=list(HealthCheck))
     context = _Context(codec, decl, delta, decode_timeout, memory_budget_bytes)
     context.chosen, context.crafted_budget = chosen, crafted_budget_bytes
+    context.custom_inputs = custom_inputs
     context.sibling = _sibling(decl, sibling)
     context.crafter = _crafter(codec, decl, crafted_streams)
     context.start_child()

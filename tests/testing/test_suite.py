@@ -214,6 +214,8 @@ def test_the_plugin_is_registered_and_gives_the_fixture(codec_properties):
     report = codec_properties(raw_float32_codec(lossless=True), properties=["round-trip"],
                               max_examples=3)
     assert report.checked == ["round-trip"]
+    new = ["output-ownership", "cross-process", "crafted-headers"]
+    assert codec_properties(RawCodec(), properties=new, max_examples=3).checked == new
 
 
 def test_custom_inputs_replace_the_default_strategy():
@@ -225,6 +227,9 @@ def test_custom_inputs_replace_the_default_strategy():
                        inputs=st.just(torch.ones(1, 4))).checked == ["round-trip"]
     with pytest.raises(PropertyViolation, match=r"shape \(2, 3\)"):
         check_codec(codec, properties=["round-trip"], max_examples=5, inputs=st.just(poison))
+    # the fixed input of the fresh process is drawn from them too
+    report = check_codec(RawCodec(), properties=["cross-process"], inputs=st.just(poison))
+    assert report.numbers["cross-process"]["input_shape"] == (2, 3)
 
 
 # -- issue 15: across processes, fittings and calls -------------------------------------
