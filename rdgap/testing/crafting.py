@@ -85,10 +85,12 @@ def crc32_trailer(data: bytes, fields: dict) -> list[tuple[str, bytes]]:
             struct.pack_into(fmt, crafted, offset, value)
             out.append((f"{name} = {value}", _seal(bytes(crafted))))
     if len(fields) > 1:
-        crafted = bytearray(body)
+        crafted, labels = bytearray(body), []
         for name, (offset, fmt) in fields.items():
-            struct.pack_into(fmt, crafted, offset, min(HUGE, _top(fmt)))
-        out.append((", ".join(f"{n} = {HUGE}" for n in fields), _seal(bytes(crafted))))
+            value = min(HUGE, _top(fmt))
+            struct.pack_into(fmt, crafted, offset, value)
+            labels.append(f"{name} = {value}")
+        out.append((", ".join(labels), _seal(bytes(crafted))))
     return out
 
 
