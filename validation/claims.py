@@ -291,8 +291,8 @@ def _heldout_claim(architecture: str, rows: list[dict]) -> dict | None:
     checks = []
     for row in rows:
         s = row.get("statistics") or {}
-        if s.get("heldout_rate_upper") is None:
-            continue
+        if s.get("heldout_rate_upper") is None or s.get("entropy_model") is None:
+            continue  # fixed-size formats: their rate is known, nothing is fitted
         disjoint = s.get("heldout_disjoint") or {}
         fit, shared = disjoint.get("fit_windows"), disjoint.get("shared_windows")
         independent = None if not fit else shared <= MAX_SHARED_SHARE * fit

@@ -48,6 +48,24 @@ def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, (xc * yc).sum(-1) / denominator, np.nan)
 
 
+def _weighted_pearson(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of each row of weights ``w`` (B, n) over pairs ``x``, ``y`` ((n,) or (B, n)):
+    the correlation of the sample in which pair i appears ``w[b, i]`` times."""
+    total = w.sum(-1, keepdims=True)
+    xc = x - (w * x).sum(-1, keepdims=True) / total
+    yc = y - (w * y).sum(-1, keepdims=True) / total
+    denominator = np.sqrt((w * xc ** 2).sum(-1) * (w * yc ** 2).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 1e-12 * total[..., 0] ** 2,
+                        (w * xc * yc).sum(-1) / denominator, np.nan)
+
+
+def _weighted_ranks(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based, ties averaged) of each pair in each weighted sample."""
+    below = (x[:, None] < x[None, :]) + 0.5 * (x[:, None] == x[None, :])
+    return w @ below + 0.5
+
+
 def _both(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     p = float(_pearson_rows(x, y))
     s = float(_pearson_rows(scipy_stats.rankdata(x), scipy_stats.rankdata(y)))
@@ -106,18 +124,20 @@ def bootstrap_correlation(x, y, n_boot: int = 2000, seed: int = 0,
             raise ValueError(f"clusters: expected one label per pair ({x.size}), got shape "
                              f"{labels.shape}")
     ids, members = np.unique(labels, return_inverse=True)
-    groups = [np.flatnonzero(members == i) for i in range(ids.size)]
-    pearson, spearman = np.empty(int(n_boot)), np.empty(int(n_boot))
     if clusters is None:
         index = rng.integers(0, x.size, size=(int(n_boot), x.size))
         xs, ys = x[index], y[index]
         pearson = _pearson_rows(xs, ys)
         spearman = _pearson_rows(scipy_stats.rankdata(xs, axis=1),
                                  scipy_stats.rankdata(ys, axis=1))
-    else:
-        for b in range(int(n_boot)):
-            chosen = np.concatenate([groups[i] for i in rng.integers(0, ids.size, ids.size)])
-            pearson[b], spearman[b] = _both(x[chosen], y[chosen])
+    else:  # whole clusters drawn: pair i weighs as often as its cluster was drawn
+        draws = rng.integers(0, ids.size, size=(int(n_boot), ids.size))
+        counts = np.zeros((int(n_boot), ids.size))
+        np.add.at(counts, (np.arange(int(n_boot))[:, None], draws), 1.0)
+        weights = counts[:, members]
+        pearson = _weighted_pearson(weights, x, y)
+        spearman = _weighted_pearson(weights, _weighted_ranks(weights, x),
+                                     _weighted_ranks(weights, y))
     tail = 100 * (1 - confidence) / 2
 
     def ci(values):

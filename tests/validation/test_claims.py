@@ -333,6 +333,30 @@ def test_bootstrap_correlation_refuses_bad_input(call, match):
         call()
 
 
+def test_cluster_resample_correlations_equal_those_of_the_expanded_sample():
+    """The split-clustered bootstrap weighs each pair by how often its cluster was drawn;
+    Pearson and Spearman (ties averaged) of that weighted sample equal those of the sample
+    with the pairs repeated."""
+    from rdgap.validation.correlation import _weighted_pearson, _weighted_ranks
+
+    rng = np.random.default_rng(0)
+    x = np.round(rng.normal(size=12), 1)               # ties included
+    y = x + rng.normal(size=12)
+    members = np.repeat(np.arange(4), 3)
+    for _ in range(100):
+        draws = rng.integers(0, 4, 4)
+        weights = np.bincount(draws, minlength=4).astype(float)[members][None]
+        chosen = np.concatenate([np.flatnonzero(members == i) for i in draws])
+        xe, ye = x[chosen], y[chosen]
+        if np.ptp(xe) == 0 or np.ptp(ye) == 0:
+            assert np.isnan(_weighted_pearson(weights, x, y)[0])
+            continue
+        assert _weighted_pearson(weights, x, y)[0] == pytest.approx(np.corrcoef(xe, ye)[0, 1])
+        assert _weighted_pearson(weights, _weighted_ranks(weights, x),
+                                 _weighted_ranks(weights, y))[0] == pytest.approx(
+            stats.spearmanr(xe, ye)[0])
+
+
 def test_bootstrap_correlation_n_boot_boundary_and_constant_resamples():
     result = bootstrap_correlation([1, 2, 3], [1, 2, 3], n_boot=10, seed=0)
     assert result["n_boot"] == 10 and result["n_boot_valid"] <= 10
