@@ -1,5 +1,8 @@
 """Benchmark the codecs on the embedded default: rate, distortion, speed, BD-rate, targets.
 
+Length (≈420 lines): one script — capture, fit, measure, merge, summarise — whose
+parts are not used elsewhere; the fitters come from ``rdgap.codecs.recipes``.
+
 For each split: hidden states of the fit windows (by default 22 for the
 statistics, the Fisher and the entropy models, then 32 more for the ΔCE probe
 that calibrates the step scale) and of ≥ 32 evaluation windows (256 tokens,

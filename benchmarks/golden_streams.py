@@ -54,17 +54,12 @@ def _sha(data: bytes) -> str:
 
 
 def _torch_codec(codec):
-    from rdgap.codecs.entropy_models.context import ContextCodec
-    from rdgap.codecs.entropy_models.factorized import FactorizedCodec
+    from rdgap.codecs.coders.backend import torch_codec
 
-    if isinstance(codec, ContextCodec) and type(codec).__name__ in ("ContextCodec",
-                                                                    "TokenContextCodec"):
-        from rdgap.codecs.coders.torch_context import TorchContextCodec
-        return TorchContextCodec(codec, device="cpu", lanes=4)
-    if type(codec) is FactorizedCodec:
-        from rdgap.codecs.coders.torch_factorized import TorchFactorizedCodec
-        return TorchFactorizedCodec(codec, device="cpu", lanes=4)
-    return None
+    try:
+        return torch_codec(codec, device="cpu", lanes=4)
+    except ValueError:  # no torch coder (klt-hyperprior)
+        return None
 
 
 def record(fitters: dict | None = None) -> dict:

@@ -1,13 +1,14 @@
 """The result tables of README.md and docs/, generated from the committed JSON.
 
 ``python benchmarks/readme_tables.py`` prints both tables; ``--check`` exits 1
-when README.md, docs/validate.md or docs/benchmarks.md holds a table that differs from what the
+when README.md or a page of docs/ holds a table that differs from what the
 committed JSON gives (``tests/test_docs.py`` runs the same check).
 
 - :func:`reference_table`: the headline table of README.md, from
   ``validation/reports/reference/results.json`` (the full default
   ``rdgap validate``): per architecture, every codec at the split of its
   cheapest fitted codec.
+- :func:`recipe_table`: the recipes of ``rdgap.codecs.recipes`` in docs/codec.md;
 - :func:`codec_bench_table`: the table of docs/benchmarks.md, from
   ``benchmarks/results/codec_bench.json``: every fitted row of the codec
   benchmark (baselines are in the JSON, not in the table).
@@ -83,11 +84,23 @@ def codec_bench_table(document: dict) -> str:
                       "ΔCE ± s.e. (calibration)", "ΔCE nats ± s.e. (eval)", "KL nats"), rows)
 
 
+def recipe_table() -> str:
+    """The recipes of :mod:`rdgap.codecs.recipes`, part by part (docs/codec.md)."""
+    from rdgap.codecs.recipes import RECIPES
+
+    rows = [[f"`{r.name}`", r.transform, r.quantizer, r.steps, r.entropy_model,
+             "yes" if r.torch_coder else "no", "yes" if r.in_validate else "no",
+             f"`{r.parent}`" if r.parent else "—"] for r in RECIPES.values()]
+    return _markdown(("recipe", "transform", "quantizer", "steps", "entropy model",
+                      "torch coder", "in validate", "refines"), rows)
+
+
 def tables() -> list[tuple[Path, str]]:
     """Each generated table with a page that must hold it verbatim."""
     reference = reference_table(json.loads(REFERENCE.read_text()))
     return [(ROOT / "README.md", reference), (ROOT / "docs/validate.md", reference),
-            (ROOT / "docs/benchmarks.md", codec_bench_table(json.loads(CODEC_BENCH.read_text())))]
+            (ROOT / "docs/benchmarks.md", codec_bench_table(json.loads(CODEC_BENCH.read_text()))),
+            (ROOT / "docs/codec.md", recipe_table())]
 
 
 def main(argv: list[str] | None = None) -> int:

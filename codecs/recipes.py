@@ -156,7 +156,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("klt-deep", "fisher-klt", "uniform", "fisher", "deep-factorized",
            "rdgap.codecs.entropy_models.deep_factorized:fit_deep_factorized_codec",
            "rdgap.codecs.entropy_models.deep_factorized:DeepFactorizedCodec", "deep-factorized",
-           parent="klt-laplace"),
+           parent="klt-laplace", torch_coder=True),
 )}
 
 #: Old names kept for one release: name → recipe name.

@@ -1,5 +1,8 @@
 r"""A batched rANS entropy coder in torch: many streams, many lanes, integer arithmetic only.
 
+Length (≈410 lines): the encoder and decoder of one integer coder, kept together so
+that their state arithmetic is read (and checked) side by side.
+
 Every operation on coder state is an int64 tensor operation (shift, mask,
 floor division, multiply, add, ``searchsorted``), so a stream encoded on a
 GPU decodes on a CPU and vice versa, bit for bit. The only floats are the

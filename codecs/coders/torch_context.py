@@ -1,5 +1,10 @@
 r"""The joint codecs on the batched torch rANS coder (the "GPU codec" of ``klt-context``).
 
+Length (≈500 lines): the torch port of the joint models' causal loop (encoder and
+decoder) beside the stream layout it writes; the integer tables and the sectioned
+payload are the generic :mod:`rdgap.codecs.coders.sections`. Moving the loop into the
+entropy models (one implementation for both coders) is the rest of issue 16.
+
 :class:`TorchContextCodec` wraps a fitted :class:`~rdgap.codecs.entropy_models.context.ContextCodec`
 (``klt-context``) or :class:`~rdgap.codecs.entropy_models.token_context.TokenContextCodec`
 (``klt-context-tokens``) and codes many windows at once on any torch device: the
@@ -62,7 +67,6 @@ padding per window), as in the model's :meth:`estimate_bits`.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -70,6 +74,8 @@ import numpy as np
 import torch
 
 from . import ans, rans_torch
+from .sections import (PRECISION, SectionTables, decode_payloads,  # noqa: F401
+                       encode_payloads, integer_tables)
 from ..base import HiddenStateCodec
 from .container import BitstreamError, Stream, pack, params_hash, unpack
 from ..entropy_models.context import (GAIN_LIMIT, GAIN_STEP, MAX_INDEX, MIN_INDEX, SCALE_RESOLUTION,
@@ -78,58 +84,6 @@ from ..entropy_models.token_context import TokenContextCodec
 
 #: Version of the payload layout above (part of the codec hash).
 LAYOUT_VERSION = 1
-#: Table precision: ``Σ f = 2^24``. The widest body table has 8,194 entries, so the
-#: padding of narrow tables to a common alphabet costs < 0.05 % of probability mass.
-PRECISION = 24
-
-
-def integer_tables(tables: Sequence[ans.ChannelTable], precision: int = PRECISION
-                   ) -> tuple[torch.Tensor, np.ndarray]:
-    """Integer frequency rows for ``tables`` on one common alphabet, and their widths.
-
-    Row ``i`` codes symbol ``s`` of ``tables[i]`` as ``s + width`` (the escape as
-    ``2·width + 1``); entries beyond a table's alphabet are padding a valid stream
-    never uses, each given probability ``2^-precision`` (one unit) so that
-    :func:`rans_torch.quantize_table` rounds every row in one pass.
-
-    Parameters
-    ----------
-    tables : sequence of ans.ChannelTable
-        The model's float tables.
-    precision : int
-        ``log2`` of each row's total.
-
-    Returns
-    -------
-    freq : torch.Tensor
-        int64 ``(len(tables), alphabet)``, rows summing to ``2^precision``.
-    widths : numpy.ndarray
-        int64 ``(len(tables),)`` half-widths.
-    """
-    widths = np.array([t.width for t in tables], dtype=np.int64)
-    alphabet = int(2 * widths.max() + 2)
-    unit = 2.0 ** -precision
-    rows = np.full((len(tables), alphabet), unit)
-    for row, table in zip(rows, tables):
-        size = table.probabilities.size
-        row[:size] = table.probabilities * (1.0 - (alphabet - size) * unit)
-    return rans_torch.quantize_table(rows, precision), widths
-
-
-@dataclass(frozen=True)
-class _Section:
-    """One rANS section's integer tables on the device."""
-
-    freq: torch.Tensor      # (tables, alphabet) int64
-    widths: torch.Tensor    # (tables,) int64
-
-    @classmethod
-    def build(cls, tables, device) -> "_Section":
-        """The integer tables of ``tables`` (:func:`integer_tables`) on ``device``."""
-        freq, widths = integer_tables(tables)
-        return cls(freq.to(device), torch.from_numpy(widths).to(device))
-
-
 @dataclass
 class Quantized:
     """What the encoder's loop produces for a batch of ``B`` windows of ``T`` tokens
@@ -190,7 +144,7 @@ class TorchContextCodec(HiddenStateCodec):
                     [model._table(i) for i in range(MIN_INDEX, MAX_INDEX + 1)]]
         if self.tokens:
             sections.insert(0, [model._id_table])
-        self._sections = [_Section.build(tables, self.device) for tables in sections]
+        self._sections = [SectionTables.build(tables, self.device) for tables in sections]
         put = self._tensor
         self._mean, self._analysis, self._synthesis = (
             put(model.mean), put(model.analysis), put(model.synthesis))
@@ -415,22 +369,9 @@ class TorchContextCodec(HiddenStateCodec):
         if isinstance(hidden, (list, tuple)):
             return self._by_length(hidden, input_ids, self.encode_batch)
         q = self.quantize(hidden, input_ids)
-        widths = [section.widths for section in self._sections]
-        coded, escapes = [], []
-        for (values, table), section, w in zip(self.sections(q), self._sections, widths):
-            index, escaped = _escape_index(values, w[table])
-            coded.append(rans_torch.encode(index, table, section.freq, self.lanes))
-            escapes.append(_escaped_values(values, w[table], escaped))
         shape = (q.first.shape[0], q.side.shape[1] + 1, self.model.channels)
-        out = []
-        for b in range(shape[0]):
-            excess = np.concatenate([e[b][0] for e in escapes])
-            negative = np.concatenate([e[b][1] for e in escapes])
-            parts = [c[b] for c in coded]
-            payload = struct.pack(f"<{len(parts) + 1}I", *map(len, parts), excess.size) \
-                + b"".join(parts) + excess.astype("<u4").tobytes() + np.packbits(negative).tobytes()
-            out.append(pack(self.codec_id, self._digest, shape[1:], payload))
-        return out
+        payloads = encode_payloads(self.sections(q), self._sections, self.lanes)
+        return [pack(self.codec_id, self._digest, shape[1:], payload) for payload in payloads]
 
     @staticmethod
     def _by_length(windows, input_ids, code):
@@ -492,30 +433,22 @@ class TorchContextCodec(HiddenStateCodec):
         rest = tokens - 1
         groups = len(self._groups)
         counts = [tokens] * self.tokens + [rest * groups + channels, rest * channels]
-        parts, escapes = zip(*(_split_payload(s.payload, len(counts), sum(counts))
-                               for s in streams))
-        cursor = np.zeros(len(streams), dtype=np.int64)
-        decoded = []
-        for k, (count, section) in enumerate(zip(counts, self._sections)):
-            if k == len(counts) - 1:       # the body's tables follow from the side latents
-                table = (self._indices(side) - MIN_INDEX).reshape(len(streams), -1)
-            elif k == len(counts) - 2:
-                table = self._head_table(rest, len(streams))
-            else:
-                table = torch.zeros((len(streams), count), dtype=torch.int64,
-                                    device=self.device)
-            index = rans_torch.decode([p[k] for p in parts], count, table, section.freq,
-                                      self.lanes, device=self.device)
-            values = _resolve(index, section.widths[table], escapes, cursor)
-            decoded.append(values)
-            if k == len(counts) - 2:
-                side = values[:, :rest * groups].reshape(len(streams), rest, groups)
+        head, body = len(counts) - 2, len(counts) - 1
+
+        def rows_of(k: int, decoded: list[torch.Tensor]) -> torch.Tensor:
+            if k == body:       # the body's tables follow from the side latents
+                side = decoded[head][:, :rest * groups].reshape(len(streams), rest, groups)
                 if side.numel() and bool((side.abs() > GAIN_LIMIT).any()):
                     raise BitstreamError("data: a side latent outside its range; the stream "
                                          "is corrupted")
-        if np.any(cursor != [e[0].size for e in escapes]):
-            raise BitstreamError("data: the escape count does not match the escaped symbols; "
-                                 "the stream is corrupted")
+                return (self._indices(side) - MIN_INDEX).reshape(len(streams), -1)
+            if k == head:
+                return self._head_table(rest, len(streams))
+            return torch.zeros((len(streams), counts[k]), dtype=torch.int64, device=self.device)
+
+        decoded = decode_payloads([s.payload for s in streams], counts, self._sections,
+                                  self.lanes, self.device, rows_of)
+        side = decoded[head][:, :rest * groups].reshape(len(streams), rest, groups)
         ids = None
         if self.tokens:
             ids = decoded[0] + self.model._id_width
@@ -564,73 +497,3 @@ def _shape(stream: Stream, channels: int) -> tuple[int, int]:
         raise BitstreamError(f"data: expected a (tokens ≥ 1, {channels}) stream, got shape "
                              f"{stream.shape}")
     return stream.shape
-
-
-def _escape_index(values: torch.Tensor, widths: torch.Tensor):
-    """Coded indices ``s + w`` (escape ``2w + 1`` where ``|s| > w``) and the escape mask."""
-    index = values + widths
-    escaped = (index < 0) | (index > 2 * widths)
-    return torch.where(escaped, 2 * widths + 1, index), escaped
-
-
-def _escaped_values(values, widths, escaped) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per window: (excess magnitudes ``|s| − w − 1``, signs) of its escaped symbols."""
-    counts = escaped.sum(1).cpu().numpy()
-    picked = values[escaped].cpu().numpy()
-    excess = np.abs(picked) - widths[escaped].cpu().numpy() - 1
-    cuts = np.cumsum(counts)[:-1]
-    return list(zip(np.split(excess, cuts), np.split(picked < 0, cuts)))
-
-
-def _split_payload(payload: bytes, sections: int, symbols: int):
-    """The section bytes and the escape list ``(excess, negative)`` of one payload."""
-    head = 4 * (sections + 1)
-    if len(payload) < head:
-        raise BitstreamError(f"data: payload of {len(payload)} bytes is shorter than its "
-                             f"{head}-byte section table")
-    *lengths, escapes = struct.unpack_from(f"<{sections + 1}I", payload)
-    if escapes > symbols:
-        raise BitstreamError(f"data: {escapes} escaped values declared for {symbols} symbols; "
-                             f"the stream is corrupted")
-    expected = head + sum(lengths) + 4 * escapes + -(-escapes // 8)
-    if len(payload) != expected:
-        raise BitstreamError(f"data: payload of {len(payload)} bytes, its section table "
-                             f"declares {expected}; the stream is corrupted")
-    parts, at = [], head
-    for length in lengths:
-        parts.append(payload[at:at + length])
-        at += length
-    excess = np.frombuffer(payload, "<u4", count=escapes, offset=at).astype(np.int64)
-    signs = np.unpackbits(np.frombuffer(payload, np.uint8, offset=at + 4 * escapes))
-    if signs[escapes:].any():
-        raise BitstreamError("data: nonzero padding after the escape signs; the stream is "
-                             "corrupted")
-    negative = signs[:escapes].astype(bool)
-    return parts, (excess, negative)
-
-
-def _resolve(index: torch.Tensor, widths: torch.Tensor, escapes, cursor: np.ndarray
-             ) -> torch.Tensor:
-    """Signed symbols from decoded indices, escaped ones taken from each window's escape
-    list at ``cursor`` (advanced in place)."""
-    if bool((index > 2 * widths + 1).any()):
-        raise BitstreamError("data: a symbol outside its table; the stream is corrupted")
-    values = index - widths
-    escaped = index == 2 * widths + 1
-    if not bool(escaped.any()):
-        return values
-    counts = escaped.sum(1).cpu().numpy()
-    excess_parts, negative_parts = [], []
-    for b, count in enumerate(counts):
-        excess, negative = escapes[b]
-        if cursor[b] + count > excess.size:
-            raise BitstreamError(f"data: stream {b} has more escaped symbols than escaped "
-                                 f"values; the stream is corrupted")
-        excess_parts.append(excess[cursor[b]:cursor[b] + count])
-        negative_parts.append(negative[cursor[b]:cursor[b] + count])
-        cursor[b] += count
-    magnitude = widths[escaped] + 1 + torch.from_numpy(np.concatenate(excess_parts)).to(
-        values.device)
-    negative = torch.from_numpy(np.concatenate(negative_parts)).to(values.device)
-    values[escaped] = torch.where(negative, -magnitude, magnitude)
-    return values

@@ -1,5 +1,9 @@
 """A joint entropy model: causal context over tokens plus a per-token scale hyperprior.
 
+Length (≈520 lines): one class, ContextCodec, whose encoder and decoder must stay
+side by side (the causal loop, table indices and centroid reconstruction are shared
+by both and must agree bit for bit); its fit lives in ``context_fit.py``.
+
 The codec works in the Fisher-whitened KLT domain of :mod:`rdgap.codecs.transforms.klt`
 (``Z = A (Y − μ)``, one step per component, T7 distortion isotropic), and adds
 three things to the factorized model of :mod:`rdgap.codecs.entropy_models.factorized`:

@@ -1,5 +1,9 @@
 """Per-component steps learned end to end (straight-through rounding), in the KLT domain.
 
+Length (≈440 lines): the objective, its optimiser and the fitter of one step rule;
+splitting them would separate the straight-through objective from the only code
+that calls it.
+
 The third way of issue 4 to set the steps, after ``c·σ`` and THEORY.md T7's Fisher
 allocation: the log-steps ``θ_j = log Δ_j`` of the Fisher-whitened KLT components
 (the domain of ``klt-laplace`` / ``klt-context``, :func:`rdgap.codecs.fit.base_steps`)

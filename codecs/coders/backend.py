@@ -1,0 +1,39 @@
+"""Pick the torch rANS coder of a fitted codec (the backend that runs on any device).
+
+>>> from rdgap.codecs.coders.backend import torch_codec
+>>> torch_codec(object())
+Traceback (most recent call last):
+...
+ValueError: codec: no torch coder for object; expected a factorized codec (FactorizedCodec and its subclasses) or a joint ContextCodec / TokenContextCodec
+"""
+
+from __future__ import annotations
+
+
+def torch_codec(codec, device="cpu", lanes: int | None = None):
+    """The torch rANS coder of ``codec``: :class:`~rdgap.codecs.coders.torch_factorized.
+    TorchFactorizedCodec` for factorized codecs (``klt-deep``'s learned tables
+    included), :class:`~rdgap.codecs.coders.torch_context.TorchContextCodec` for the
+    joint ``klt-context`` / ``klt-context-tokens``.
+
+    Raises
+    ------
+    ValueError
+        For a codec without a torch coder (``klt-hyperprior``: its integer
+        hyper-synthesis has no torch port yet).
+    """
+    from ..entropy_models.context import ContextCodec
+    from ..entropy_models.factorized import FactorizedCodec
+    from ..entropy_models.token_context import TokenContextCodec
+    from . import rans_torch
+
+    options = {"device": device, "lanes": rans_torch.DEFAULT_LANES if lanes is None else lanes}
+    if isinstance(codec, FactorizedCodec):
+        from .torch_factorized import TorchFactorizedCodec
+        return TorchFactorizedCodec(codec, **options)
+    if type(codec) in (ContextCodec, TokenContextCodec):
+        from .torch_context import TorchContextCodec
+        return TorchContextCodec(codec, **options)
+    raise ValueError(f"codec: no torch coder for {type(codec).__name__}; expected a factorized "
+                     f"codec (FactorizedCodec and its subclasses) or a joint ContextCodec / "
+                     f"TokenContextCodec")
