@@ -49,3 +49,46 @@ def test_public_namespace_resolves_every_export():
         assert "no_such_thing" in str(error)
     else:
         raise AssertionError("an unknown attribute must raise AttributeError")
+
+
+#: Modules moved into the pipeline folders by issue 16: old name → new name.
+MOVED = {"transform": "transforms.klt", "fisher": "transforms.fisher",
+         "calibrate": "quantizers.calibrate", "ste": "quantizers.ste",
+         "learned_steps": "quantizers.learned_steps", "finetune": "quantizers.finetune",
+         "factorized": "entropy_models.factorized", "tables": "entropy_models.tables",
+         "deep_density": "entropy_models.deep_density",
+         "deep_factorized": "entropy_models.deep_factorized",
+         "context": "entropy_models.context", "context_fit": "entropy_models.context_fit",
+         "token_context": "entropy_models.token_context",
+         "token_fit": "entropy_models.token_fit", "hyperprior": "entropy_models.hyperprior",
+         "hyperprior_fit": "entropy_models.hyperprior_fit", "ans": "coders.ans",
+         "rans_torch": "coders.rans_torch", "container": "coders.container",
+         "torch_context": "coders.torch_context", "torch_factorized": "coders.torch_factorized"}
+
+
+def test_old_module_paths_are_the_moved_modules_with_a_deprecation_warning():
+    """Each old ``rdgap.codecs.X`` is, for one release, the moved module itself (same
+    objects: monkeypatching and private names keep working) and warns once imported."""
+    import importlib
+    import warnings
+
+    for old, new in MOVED.items():
+        moved = importlib.import_module(f"rdgap.codecs.{new}")
+        code = (f"import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+                f"try:\n    import rdgap.codecs.{old}\nexcept DeprecationWarning as w:\n"
+                f"    print(w)\nelse:\n    raise SystemExit('no warning')")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert f"rdgap.codecs.{new}" in out.stdout, (old, out.stdout, out.stderr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            assert importlib.import_module(f"rdgap.codecs.{old}") is moved
+
+
+def test_the_codec_folders_show_the_pipeline():
+    """transforms → quantizers → entropy models → coders, and the one registry of recipes."""
+    for folder in ("transforms", "quantizers", "entropy_models", "coders"):
+        assert (ROOT / "codecs" / folder / "__init__.py").is_file()
+    assert (ROOT / "codecs" / "recipes.py").is_file()
+    for old in MOVED:  # the old paths hold nothing but the alias
+        assert "sys.modules[__name__] = importlib.import_module" in \
+            (ROOT / "codecs" / f"{old}.py").read_text()
