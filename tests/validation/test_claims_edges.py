@@ -174,6 +174,8 @@ def test_rate_upper_limit_is_t3_diagonal_plus_the_t2_allowance():
     check = at["numbers"]["checks"][0]
     assert check["upper_limit"] == pytest.approx(upper, rel=1e-12)
     assert at["status"] == "PASS" and at["numbers"]["smallest_headroom"] == pytest.approx(0)
+    assert [h["met"] for h in at["hypotheses"]] == [True]
+    assert (at["gates"], at["kind"]) == (True, "prediction")
     above = _claim([_rate_row(upper + 1e-6)], "rate_within_bounds")
     assert above["status"] == "FAIL" and above["numbers"]["checks"][0]["fails_upper"]
     below = _claim([_rate_row(upper - 0.6)], "rate_within_bounds")    # the allowance counts
@@ -233,7 +235,8 @@ def test_rate_claim_counts_informative_intervals_and_needed_documents():
 def _heldout_row(split, fit, shared, **statistics):
     disjoint = None if fit is None else {"fit_windows": fit, "shared_windows": shared}
     return _row(split, statistics={"heldout_rate_upper": 50.0, "heldout_rate_mean": 45.0,
-                                   "heldout_disjoint": disjoint} | statistics)
+                                   "heldout_disjoint": disjoint,
+                                   "entropy_model": "factorized"} | statistics)
 
 
 @pytest.mark.parametrize("fit, shared, status, met", [
@@ -264,6 +267,8 @@ def test_heldout_numbers():
     mixed = _claim([rows[0], _heldout_row(2, None, None)], "heldout_rate_bound")
     assert [h["met"] for h in mixed["hypotheses"] if "independent" in h["text"]] == [None]
     assert _claim(rows[2:], "heldout_rate_bound") is None
+    fixed = _heldout_row(4, 10, 10, entropy_model=None)     # fp16 and the like: skipped
+    assert _claim([fixed], "heldout_rate_bound") is None
 
 
 # ----------------------------------------------------------------- correlation claims
@@ -366,3 +371,30 @@ def test_rate_reason_names_at_most_five_rows():
     claim = _claim(rows, "rate_within_bounds")
     assert claim["numbers"]["failures"] == 7 and "7 of 7 measured rates" in claim["reason"]
     assert "split 5 " in claim["reason"] and "split 6 " not in claim["reason"]
+
+
+def test_heldout_reason_names_at_most_five_rows():
+    rows = [_heldout_row(k, 10, 10) for k in range(1, 8)]
+    claim = _claim(rows, "heldout_rate_bound")
+    assert claim["numbers"]["failures"] == 7
+    assert "split 5 " in claim["reason"] and "split 6 " not in claim["reason"]
+    assert "(10 of 10 fit windows among the eval windows)" in claim["reason"]
+
+
+def test_heldout_reason_shows_the_first_three_rows():
+    rows = [_heldout_row(k, 10, 0) for k in range(1, 5)]
+    claim = _claim(rows, "heldout_rate_bound")
+    assert claim["status"] == "PASS"
+    assert "split 3 factorized-gaussian dce<=0.01: E rate <= 50.0 (mean 45.0)" in claim["reason"]
+    assert "split 4 " not in claim["reason"]
+
+
+def test_correlation_claims_come_from_the_pooled_records_only():
+    rows = [_row(k, bits_per_token_actual=10.0 * k,
+                 statistics={"entropy_model": "factorized", "t10_prefix_jacobian": 1.0 + k})
+            for k in range(1, 6)]
+    claims = [c for c in evaluate_claims({"runs": rows}, n_boot=50)
+              if c["name"].startswith("correlation[")]
+    assert [(c["name"], c["numbers"]["group"]) for c in claims] == [
+        ("correlation[a, t10_prefix_jacobian]", claims_module.POOLED)]
+    assert claims[0]["numbers"]["units"] == 5 and claims[0]["status"] == "PASS"
