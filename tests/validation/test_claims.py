@@ -57,6 +57,14 @@ def test_well_specified_codecs_pass_the_gating_claims(document):
     assert working["gates"] is False and working["kind"] == "prediction"
     assert claims["correlation[synthetic, t3_logdet_diag]"]["kind"] == "statistic"
     assert not any(name.startswith("t9_") for name in claims)
+    for claim in claims.values():            # a well-specified run meets every hypothesis
+        if claim["gates"]:
+            assert claim["hypotheses"] and all(h["met"] for h in claim["hypotheses"])
+    assert "smallest margin" in claims["t2_proven_length[synthetic]"]["reason"]
+    assert "empirical Bernstein would need about" in claims[
+        "rate_within_bounds[synthetic]"]["reason"]
+    assert claims["heldout_rate_bound[synthetic]"]["numbers"]["delta"] == pytest.approx(0.05)
+    assert "w.p. >= 1 - 0.05" in claims["heldout_rate_bound[synthetic]"]["reason"]
 
 
 def test_mis_specified_codec_fails_the_upper_side():
@@ -99,6 +107,24 @@ def test_rate_below_the_sample_floor_fails_the_lower_side(document):
     s["gibbs_sample_floor"] = s["rate_actual"] + 1.0
     claim = by_name(evaluate_claims(broken, n_boot=100))["rate_within_bounds[synthetic]"]
     assert claim["status"] == "FAIL" and claim["numbers"]["checks"][0]["fails_lower"]
+
+
+def test_gibbs_claim_skips_rows_without_an_estimate_or_a_floor(document):
+    partial = copy.deepcopy(document)
+    partial["runs"][0]["statistics"]["gibbs_sample_estimated"] = None
+    partial["runs"][1]["statistics"]["gibbs_sample_floor"] = None
+    claim = by_name(evaluate_claims(partial, n_boot=100))["gibbs_sample_floor[synthetic]"]
+    assert claim["status"] == "PASS" and claim["numbers"]["rows"] == 3
+
+
+def test_correlation_claim_needs_the_interval_strictly_above_zero():
+    record = {"architecture": "x", "statistic": "s", "group": POOLED, "n": 10, "units": 5,
+              "pearson": 0.5, "pearson_ci": [0.0, 0.9], "spearman": 0.5,
+              "spearman_ci": [0.0, 0.9], "confidence": 0.95, "n_boot": 100,
+              "tautological": False}
+    assert claims_module._correlation_claim(record)["status"] == "FAIL"
+    record["spearman_ci"] = [1e-9, 0.9]
+    assert claims_module._correlation_claim(record)["status"] == "PASS"
 
 
 def test_gibbs_claim_fails_on_an_estimate_below_the_plugin_entropy(document):
@@ -450,6 +476,10 @@ def test_coverage_results_are_passed_on_and_checked(document):
     assert by_name(evaluate_claims(with_coverage, n_boot=100))["coverage[x]"]["status"] == "PASS"
     with pytest.raises(ValueError, match="coverage"):
         evaluate_claims(dict(document, coverage="bad"), n_boot=100)
+    with pytest.raises(ValueError, match="coverage"):
+        evaluate_claims(dict(document, coverage=[{"name": "no status"}]), n_boot=100)
+    with pytest.raises(ValueError, match="coverage"):
+        evaluate_claims(dict(document, coverage=["status"]), n_boot=100)
     with pytest.raises(ValueError, match="results"):
         evaluate_claims({"no": "runs"})
 
