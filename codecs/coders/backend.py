@@ -4,7 +4,7 @@
 >>> torch_codec(object())
 Traceback (most recent call last):
 ...
-ValueError: codec: no torch coder for object; expected a factorized codec (FactorizedCodec and its subclasses) or a joint ContextCodec / TokenContextCodec
+ValueError: codec: no torch coder for object; expected a factorized codec (FactorizedCodec and its subclasses) or a joint ContextCodec / TokenContextCodec / HyperpriorCodec
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ def torch_codec(codec, device="cpu", lanes: int | None = None):
     """The torch rANS coder of ``codec``: :class:`~rdgap.codecs.coders.torch_factorized.
     TorchFactorizedCodec` for factorized codecs (``klt-deep``'s learned tables
     included), :class:`~rdgap.codecs.coders.torch_context.TorchContextCodec` for the
-    joint ``klt-context`` / ``klt-context-tokens``.
+    joint ``klt-context`` / ``klt-context-tokens``, :class:`~rdgap.codecs.coders.
+    torch_hyperprior.TorchHyperpriorCodec` for ``klt-hyperprior``.
 
     Raises
     ------
     ValueError
-        For a codec without a torch coder (``klt-hyperprior``: its integer
-        hyper-synthesis has no torch port yet).
+        For a codec without a torch coder.
     """
     from ..entropy_models.context import ContextCodec
     from ..entropy_models.factorized import FactorizedCodec
@@ -31,9 +31,14 @@ def torch_codec(codec, device="cpu", lanes: int | None = None):
     if isinstance(codec, FactorizedCodec):
         from .torch_factorized import TorchFactorizedCodec
         return TorchFactorizedCodec(codec, **options)
+    from ..entropy_models.hyperprior import HyperpriorCodec
+
+    if type(codec) is HyperpriorCodec:
+        from .torch_hyperprior import TorchHyperpriorCodec
+        return TorchHyperpriorCodec(codec, **options)
     if type(codec) in (ContextCodec, TokenContextCodec):
         from .torch_context import TorchContextCodec
         return TorchContextCodec(codec, **options)
     raise ValueError(f"codec: no torch coder for {type(codec).__name__}; expected a factorized "
                      f"codec (FactorizedCodec and its subclasses) or a joint ContextCodec / "
-                     f"TokenContextCodec")
+                     f"TokenContextCodec / HyperpriorCodec")

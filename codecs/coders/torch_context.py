@@ -93,6 +93,7 @@ class Quantized:
     side: torch.Tensor      # (B, T-1, G) int64, side latents
     symbols: torch.Tensor   # (B, T-1, C) int64, body symbols
     ids: torch.Tensor | None  # (B, T) int64 token ids (klt-context-tokens)
+    hyper: torch.Tensor | None = None  # (B, T-1, S) int64 learned latents (klt-hyperprior)
 
 
 class TorchContextCodec(HiddenStateCodec):
@@ -120,9 +121,12 @@ class TorchContextCodec(HiddenStateCodec):
     them from the stream (:meth:`decode_batch_with_ids`).
     """
 
+    #: The model classes this coder codes (exactly these types).
+    MODELS: tuple = (ContextCodec, TokenContextCodec)
+
     def __init__(self, model: ContextCodec, device="cpu", lanes: int = rans_torch.DEFAULT_LANES,
                  dtype: torch.dtype | None = None):
-        if type(model) not in (ContextCodec, TokenContextCodec):  # subclasses code otherwise
+        if type(model) not in self.MODELS:  # subclasses code otherwise
             raise ValueError(f"model: expected a fitted ContextCodec or TokenContextCodec, got "
                              f"{type(model).__name__}")
         if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
@@ -341,11 +345,31 @@ class TorchContextCodec(HiddenStateCodec):
         out = []
         if self.tokens:
             out.append((q.ids - self.model._id_width, torch.zeros_like(q.ids)))
-        out.append((torch.cat([q.side.reshape(batch, -1), q.first], 1),
-                    self._head_table(rest, batch)))
-        out.append((q.symbols.reshape(batch, -1),
-                    (self._indices(q.side) - MIN_INDEX).reshape(batch, -1)))
+        out.append((self._head_values(q), self._head_table(rest, batch)))
+        out.append((q.symbols.reshape(batch, -1), self._body_rows(q.side, q.hyper)))
         return out
+
+    # The hooks a model with other side information overrides (TorchHyperpriorCodec):
+    def _head_values(self, q: Quantized) -> torch.Tensor:
+        """The head section's values ``(B, n)``: side latents, then position 0."""
+        return torch.cat([q.side.reshape(q.side.shape[0], -1), q.first], 1)
+
+    def _head_count(self, rest: int) -> int:
+        return rest * len(self._groups) + self.model.channels
+
+    def _split_head(self, values: torch.Tensor, rest: int):
+        """``(side (B, rest, G), hyper or None, first (B, C))`` of a decoded head; raises
+        BitstreamError on a side latent no encoder writes."""
+        groups = len(self._groups)
+        side = values[:, :rest * groups].reshape(values.shape[0], rest, groups)
+        if side.numel() and bool((side.abs() > GAIN_LIMIT).any()):
+            raise BitstreamError("data: a side latent outside its range; the stream "
+                                 "is corrupted")
+        return side, None, values[:, rest * groups:]
+
+    def _body_rows(self, side: torch.Tensor, hyper: torch.Tensor | None) -> torch.Tensor:
+        """Table rows ``(B, (T-1)·C)`` of the body, from the decoded side information."""
+        return (self._indices(side) - MIN_INDEX).reshape(side.shape[0], -1)
 
     def _head_table(self, rest: int, batch: int) -> torch.Tensor:
         """Tables of the head section ``(batch, rest·G + C)``: side latent ``(t, g)`` with
@@ -431,31 +455,26 @@ class TorchContextCodec(HiddenStateCodec):
                              f"one length per call (decode_windows takes mixed lengths)")
         tokens, channels = _shape(streams[0], self.model.channels)
         rest = tokens - 1
-        groups = len(self._groups)
-        counts = [tokens] * self.tokens + [rest * groups + channels, rest * channels]
+        counts = [tokens] * self.tokens + [self._head_count(rest), rest * channels]
         head, body = len(counts) - 2, len(counts) - 1
 
         def rows_of(k: int, decoded: list[torch.Tensor]) -> torch.Tensor:
             if k == body:       # the body's tables follow from the side latents
-                side = decoded[head][:, :rest * groups].reshape(len(streams), rest, groups)
-                if side.numel() and bool((side.abs() > GAIN_LIMIT).any()):
-                    raise BitstreamError("data: a side latent outside its range; the stream "
-                                         "is corrupted")
-                return (self._indices(side) - MIN_INDEX).reshape(len(streams), -1)
+                side, hyper, _ = self._split_head(decoded[head], rest)
+                return self._body_rows(side, hyper)
             if k == head:
                 return self._head_table(rest, len(streams))
             return torch.zeros((len(streams), counts[k]), dtype=torch.int64, device=self.device)
 
         decoded = decode_payloads([s.payload for s in streams], counts, self._sections,
                                   self.lanes, self.device, rows_of)
-        side = decoded[head][:, :rest * groups].reshape(len(streams), rest, groups)
+        side, _, first = self._split_head(decoded[head], rest)
         ids = None
         if self.tokens:
             ids = decoded[0] + self.model._id_width
             if bool((ids < 0).any()) or bool((ids >= self.model.vocabulary).any()):
                 raise BitstreamError("data: a token id outside the vocabulary; the stream is "
                                      "corrupted")
-        first = decoded[-2][:, rest * groups:]
         symbols = decoded[-1].reshape(len(streams), rest, channels)
         hidden = self._synthesise(first, side, symbols, ids if tokens > 1 else None)
         return hidden, None if ids is None else ids.cpu()
