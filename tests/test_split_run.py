@@ -148,6 +148,32 @@ def test_a_corrupted_stream_names_its_batch_and_the_cli_fails(tiny_model_folder,
     assert "BitstreamError: batch 1, window 0" in summary["errors"]["1"]
 
 
+@pytest.mark.parametrize("fault, message", [
+    ("short-frame:1", "BitstreamError: batch 1: frame body of"),
+    ("huge-frame:1", "BitstreamError: batch 1: frame header: body of"),
+    ("forge-shape:1", "BitstreamError: batch 1, window 0: stream declares shape (2048,"),
+])
+def test_a_lying_peer_is_refused_by_name_and_never_ends_complete(tiny_model_folder, tmp_path,
+                                                                  monkeypatch, fault, message):
+    """Issue 17: headers whose checksum is valid but whose body length lies (−4 bytes aborted
+    rank 1 inside gloo; +2³¹ cost 2.5 GB and a 26 s stall), and a valid stream declaring
+    64× the agreed tokens (it was decoded, and with --no-verify the run ended complete)."""
+    from rdgap.distributed import launch
+
+    forked = lambda config: run_local(config, start_method="fork")  # noqa: E731 (fast start)
+    monkeypatch.setattr(launch, "run_local", forked)
+    out = tmp_path / "run.json"
+    code = main(["split-run", "--model", str(tiny_model_folder), "--split", str(SPLIT),
+                 "--codec", "int8", "--batches", str(BATCHES), "--window-length", str(LENGTH),
+                 "--timeout", "4", "--threads", "1", "--inject-fault", fault, "--no-verify",
+                 "--out", str(out)])
+    summary = json.loads(out.read_text())
+    assert code == 1 and summary["complete"] is False
+    assert message in summary["errors"]["1"]  # rank 1 reported: it was not killed by gloo
+    assert "signal" not in summary["errors"]["1"]
+    assert summary["error_after_s"]["1"] < BOUND_S
+
+
 def test_ranks_with_different_codecs_refuse_to_start(tiny_model_folder):
     config = _config(tiny_model_folder, "int8")
     other = _config(tiny_model_folder, "fp16")
@@ -191,20 +217,20 @@ def test_under_torchrun_rank_1_holds_the_whole_run(tiny_model_folder, tiny, tmp_
 def test_frames_round_trip_and_damage_is_named():
     streams = [b"abc", b"", b"defgh"]
     body = pack_body(streams)
-    header = unpack_header(pack_header(BATCH, 4, len(streams), len(body)), 4)
+    header = unpack_header(pack_header(BATCH, 4, len(streams), body), 4)
     assert unpack_body(body, header) == streams
-    assert len(pack_header(END, 0, 0, 0)) == HEADER_BYTES == 24
-    assert framing_bytes(3) == 24 + 12 == HEADER_BYTES + len(body) - sum(map(len, streams))
+    assert len(pack_header(END, 0, 0, b"")) == HEADER_BYTES == 32
+    assert framing_bytes(3) == 32 + 12 == HEADER_BYTES + len(body) - sum(map(len, streams))
     with pytest.raises(BitstreamError, match="batch 5: .* carries batch 4"):
-        unpack_header(pack_header(BATCH, 4, 3, len(body)), 5)
-    with pytest.raises(BitstreamError, match="cut or padded"):
+        unpack_header(pack_header(BATCH, 4, 3, body), 5)
+    with pytest.raises(BitstreamError, match="does not match its header"):
         unpack_body(body[:-1], header)
     with pytest.raises(BitstreamError, match="magic"):
-        unpack_header(b"XXXX" + pack_header(BATCH, 4, 3, len(body))[4:], 4)
-    with pytest.raises(BitstreamError, match="is 23 bytes"):
-        unpack_header(pack_header(BATCH, 4, 3, len(body))[:-1], 4)
+        unpack_header(b"XXXX" + pack_header(BATCH, 4, 3, body)[4:], 4)
+    with pytest.raises(BitstreamError, match="is 31 bytes"):
+        unpack_header(pack_header(BATCH, 4, 3, body)[:-1], 4)
     with pytest.raises(BitstreamError, match="implausible body length"):
-        unpack_header(pack_header(BATCH, 4, 3, 2), 4)
+        unpack_header(pack_header(BATCH, 4, 3, b"xy"), 4)
 
 
 def test_pipeline_model_overlaps_stages():

@@ -45,6 +45,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the check of the logits against the one-process path "
                              "(it keeps every batch's logits in memory on rank 1)")
+    parser.add_argument("--max-frame-bytes", type=int, default=None,
+                        help="largest frame body rank 1 accepts, in bytes (default: twice "
+                             "the float32 bytes of a batch + 64 KiB per window)")
     parser.add_argument("--out", default=None, help="write the summary JSON to this file")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--cache-dir", default=None, help="rdgap cache folder")
@@ -73,7 +76,8 @@ def handle(args) -> int:
         batches=args.batches, batch_size=args.batch_size, window_length=args.window_length,
         corpus=args.corpus, backend=args.backend, timeout=args.timeout, queue=args.queue,
         verify=not args.no_verify, threads=args.threads, cache_dir=args.cache_dir,
-        fault=args.inject_fault, progress=not args.no_progress)
+        fault=args.inject_fault, progress=not args.no_progress,
+        max_frame_bytes=args.max_frame_bytes)
     if under_torchrun():
         report, summary = run_torchrun(config)
         if report["rank"] == 0:

@@ -15,6 +15,12 @@ FAULTS = {
     "stall": "rank 0 stops sending before batch N, alive but silent",
     "corrupt": "rank 0 flips one bit in batch N's first stream",
     "kill-receiver": "rank 1 is killed (SIGKILL) after it receives batch N",
+    "forge-shape": "rank 0 replaces batch N's first stream by a valid stream of the codec "
+                   "declaring 64× the agreed tokens",
+    "short-frame": "rank 0 declares batch N's body 4 bytes shorter than it sends (header "
+                   "checksum recomputed)",
+    "huge-frame": "rank 0 declares batch N's body 2^31 bytes longer than it sends (header "
+                  "checksum recomputed)",
 }
 
 
@@ -54,6 +60,11 @@ class SplitRunConfig:
         ``"NAME:N"`` with NAME in :data:`FAULTS`: inject a failure at batch N.
     progress : bool
         Show a progress bar of the batches rank 1 has finished.
+    max_frame_bytes : int or None
+        Largest frame body rank 1 accepts (bytes); a header declaring more is
+        refused before anything is allocated. None: twice the float32 bytes of
+        a batch plus 64 KiB per window
+        (:func:`rdgap.distributed.framing.body_limit`).
     """
 
     split: int
@@ -71,6 +82,7 @@ class SplitRunConfig:
     cache_dir: str | None = None
     fault: str | None = None
     progress: bool = True
+    max_frame_bytes: int | None = None
 
     def __post_init__(self):
         for name in ("batches", "batch_size", "queue"):
@@ -87,6 +99,11 @@ class SplitRunConfig:
             raise ValueError(f"backend: expected gloo, nccl or auto, got {self.backend!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads: expected ≥ 1, got {self.threads!r}")
+        if self.max_frame_bytes is not None and (
+                isinstance(self.max_frame_bytes, bool) or not isinstance(self.max_frame_bytes, int)
+                or self.max_frame_bytes < 1):
+            raise ValueError(f"max-frame-bytes: expected an integer ≥ 1 (bytes), got "
+                             f"{self.max_frame_bytes!r}")
         self.fault_at()  # validates
 
     def fault_at(self) -> tuple[str, int] | None:
@@ -105,6 +122,6 @@ class SplitRunConfig:
         # Paths may differ between machines: the codec and model are compared by
         # their hashes instead (see rdgap.distributed.worker).
         for local in ("threads", "cache_dir", "fault", "timeout", "verify", "codec", "model",
-                      "corpus", "progress"):
+                      "corpus", "progress", "max_frame_bytes"):
             settings.pop(local)
         return settings

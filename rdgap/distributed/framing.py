@@ -4,15 +4,22 @@ Every message travels as two uint8 tensors, so that the receiver always knows
 how many bytes to post for (``torch.distributed`` send/recv need the size in
 advance):
 
-1. a fixed **frame header** of :data:`HEADER_BYTES` = 24 bytes (little-endian)::
+1. a fixed **frame header** of :data:`HEADER_BYTES` = 32 bytes (little-endian)::
 
        magic        4 bytes  b"RDSR"
-       version      u8       FRAME_VERSION
+       version      u8       FRAME_VERSION (2)
        kind         u8       BATCH (0), END (1)
        reserved     u16      0
        batch        u32      batch index (END: number of batches sent)
        streams      u32      container streams in the body (END: 0)
        body_len     u64      bytes of the body that follows
+       body_crc     u32      CRC-32 of the body
+       header_crc   u32      CRC-32 of the 28 bytes above
+
+   :func:`unpack_header` checks the header's CRC first, then every field, and
+   refuses a ``body_len`` above the receiver's limit (:func:`body_limit`, or
+   ``--max-frame-bytes``) *before* any buffer is allocated for the body, so a
+   damaged or forged header costs at most its 32 bytes.
 
 2. the **body** of ``body_len`` bytes:
 
@@ -23,25 +30,43 @@ advance):
      wrote it.
    * END: rank 0's timings as UTF-8 JSON (not hidden-state data).
 
-So a batch of ``n`` windows costs ``Σ len(stream) + 24 + 4·n`` bytes on the
-wire (:func:`framing_bytes`), and the run ends with one END frame.
+So a batch of ``n`` windows costs ``Σ len(stream) + 32 + 4·n`` bytes on the
+wire (:func:`framing_bytes`), and the run ends with one END frame. The body
+travels in messages of at most :data:`CHUNK_BYTES` (see
+:mod:`rdgap.distributed.transport`).
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 
 from rdgap.codecs.container import BitstreamError
 
 MAGIC = b"RDSR"
-FRAME_VERSION = 1
+FRAME_VERSION = 2
 BATCH, END = 0, 1
-_HEADER = struct.Struct("<4sBBHIIQ")
-HEADER_BYTES = _HEADER.size  # 24
+_FIELDS = struct.Struct("<4sBBHIIQI")
+_CRC = struct.Struct("<I")
+HEADER_BYTES = _FIELDS.size + _CRC.size  # 32
 LENGTH_BYTES = 4
-#: Upper bound on one frame's body, checked before any buffer is allocated for it.
-MAX_BODY_BYTES = 1 << 34
+#: Messages a frame body is cut into (bytes); the receiver posts buffers of this size.
+CHUNK_BYTES = 1 << 20
+#: Default cap on an END frame's body (rank 0's report as JSON).
+END_BODY_BYTES = 16 << 20
+#: Default cap on a BATCH body when no limit is derived from the agreed shape.
+MAX_BODY_BYTES = 1 << 30
+
+
+def body_limit(batch_size: int, window_length: int, width: int) -> int:
+    """Default cap on one BATCH body for the shape both ranks agreed on (bytes).
+
+    Twice the float32 bytes of the batch (no rdgap codec writes more than 32
+    bits per value plus a per-token scale), plus 64 KiB per window for
+    container headers and tables: an fp16 stream fills a quarter of it.
+    """
+    return 2 * 4 * batch_size * window_length * width + (64 << 10) * batch_size
 
 
 @dataclass(frozen=True)
@@ -52,6 +77,7 @@ class FrameHeader:
     batch: int
     streams: int
     body_len: int
+    body_crc: int = 0
 
 
 def framing_bytes(streams: int) -> int:
@@ -59,29 +85,56 @@ def framing_bytes(streams: int) -> int:
     return HEADER_BYTES + LENGTH_BYTES * streams
 
 
-def pack_header(kind: int, batch: int, streams: int, body_len: int) -> bytes:
-    """The 24-byte header of a frame."""
+def pack_header(kind: int, batch: int, streams: int, body: bytes) -> bytes:
+    """The 32-byte header of a frame carrying ``body`` (its length and CRC-32 go in it)."""
     if kind not in (BATCH, END):
         raise ValueError(f"kind: expected BATCH ({BATCH}) or END ({END}), got {kind!r}")
-    return _HEADER.pack(MAGIC, FRAME_VERSION, kind, 0, batch, streams, body_len)
+    if not isinstance(body, (bytes, bytearray)):
+        raise ValueError(f"body: expected the frame's body as bytes, got {type(body).__name__}")
+    return header_fields(kind, batch, streams, len(body), zlib.crc32(body))
 
 
-def unpack_header(data: bytes, expected_batch: int) -> FrameHeader:
-    """Check a received header.
+def header_fields(kind: int, batch: int, streams: int, body_len: int, body_crc: int,
+                  version: int = FRAME_VERSION) -> bytes:
+    """A header with any field values and a valid header checksum.
+
+    What :func:`pack_header` writes for a real body; tests and fault injection
+    use it to build headers that lie about their body (crafted frames).
+    """
+    fields = _FIELDS.pack(MAGIC, version, kind, 0, batch, streams, body_len, body_crc)
+    return fields + _CRC.pack(zlib.crc32(fields))
+
+
+def unpack_header(data: bytes, expected_batch: int, max_body: int = MAX_BODY_BYTES,
+                  max_end_body: int = END_BODY_BYTES) -> FrameHeader:
+    """Check a received header before anything is allocated for its body.
+
+    Parameters
+    ----------
+    data : bytes
+        The :data:`HEADER_BYTES` received.
+    expected_batch : int
+        The batch index the receiver waits for.
+    max_body, max_end_body : int
+        Largest BATCH / END body accepted (bytes).
 
     Raises
     ------
     BitstreamError
-        On a wrong size, magic, version or kind, a batch index out of order,
-        or an implausible body length; the message names the expected batch.
+        On a wrong size or header checksum, magic, version or kind, a batch
+        index out of order, or a body length above the limit or too short for
+        its lengths table; the message names the expected batch.
     """
     where = f"batch {expected_batch}: frame header"
     if len(data) != HEADER_BYTES:
         raise BitstreamError(f"{where} is {len(data)} bytes, expected {HEADER_BYTES}")
-    magic, version, kind, _, batch, streams, body_len = _HEADER.unpack(data)
+    fields, (crc,) = data[:_FIELDS.size], _CRC.unpack_from(data, _FIELDS.size)
+    magic, version, kind, _, batch, streams, body_len, body_crc = _FIELDS.unpack(fields)
     if magic != MAGIC:
         raise BitstreamError(f"{where}: magic {magic!r}, expected {MAGIC!r} (not a split-run "
                              f"frame; is the sender an rdgap split-run rank 0?)")
+    if zlib.crc32(fields) != crc:
+        raise BitstreamError(f"{where}: checksum mismatch; the header is corrupted")
     if version != FRAME_VERSION:
         raise BitstreamError(f"{where}: frame version {version}, this rdgap reads "
                              f"{FRAME_VERSION}")
@@ -90,10 +143,23 @@ def unpack_header(data: bytes, expected_batch: int) -> FrameHeader:
     if kind == BATCH and batch != expected_batch:
         raise BitstreamError(f"{where}: carries batch {batch}, expected {expected_batch} "
                              f"(frames lost or reordered)")
-    if body_len > MAX_BODY_BYTES or (kind == BATCH and body_len < LENGTH_BYTES * streams):
+    limit = max_body if kind == BATCH else max_end_body
+    if body_len > limit:
+        raise BitstreamError(f"{where}: body of {body_len} bytes exceeds the limit of {limit} "
+                             f"bytes (--max-frame-bytes; the default follows from batch-size "
+                             f"× window-length × width)")
+    if kind == BATCH and body_len < LENGTH_BYTES * streams:
         raise BitstreamError(f"{where}: implausible body length {body_len} for {streams} "
                              f"streams")
-    return FrameHeader(kind, batch, streams, body_len)
+    return FrameHeader(kind, batch, streams, body_len, body_crc)
+
+
+def check_body(body: bytes, header: FrameHeader) -> None:
+    """Raise BitstreamError unless ``body`` has the length and CRC-32 its header declares."""
+    if len(body) != header.body_len or zlib.crc32(body) != header.body_crc:
+        raise BitstreamError(f"batch {header.batch}: frame body of {len(body)} bytes does not "
+                             f"match its header ({header.body_len} bytes, CRC "
+                             f"{header.body_crc:08x}); the frame is corrupted")
 
 
 def pack_body(streams: list[bytes]) -> bytes:
@@ -108,8 +174,10 @@ def unpack_body(body: bytes, header: FrameHeader) -> list[bytes]:
     Raises
     ------
     BitstreamError
-        If the lengths table does not add up to the body (a cut or padded frame).
+        If the body's length or CRC differ from its header, or the lengths
+        table does not add up to the body (a cut or padded frame).
     """
+    check_body(body, header)
     count = header.streams
     lengths = struct.unpack_from(f"<{count}I", body, 0)
     at = LENGTH_BYTES * count

@@ -7,6 +7,17 @@ caller encodes the next batch while earlier ones travel. Rank 1 runs
 main thread decodes and runs the suffix. Every wait is bounded by the process
 group's timeout; a peer that dies closes the connection and fails the pending
 operation at once. Failures surface as :class:`TransportError` naming the batch.
+
+Every body travels in messages of at most :data:`~rdgap.distributed.framing.CHUNK_BYTES`.
+Under gloo the receiver posts one buffer of that size for every message (the
+header included): gloo accepts a shorter message into a longer buffer but
+aborts the process (``SIGABRT``) on a longer one, so a header whose
+``body_len`` lies — forged, or from a sender with a bug — can no longer kill
+rank 1; the frame's body CRC and lengths table then name the damage. NCCL
+needs equal sizes on both sides, so under NCCL the receiver posts the declared
+sizes (a lying ``body_len`` there ends in the process group's timeout).
+Memory on rank 1 grows with the bytes that arrive, never with what a header
+declares beyond its limit.
 """
 
 from __future__ import annotations
@@ -20,7 +31,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .framing import END, HEADER_BYTES, FrameHeader, unpack_header
+from .framing import (CHUNK_BYTES, END, END_BODY_BYTES, HEADER_BYTES, MAX_BODY_BYTES,
+                      FrameHeader, unpack_header)
 
 DATA_TAG = 7
 
@@ -62,7 +74,8 @@ class Sender:
         waited = self._wait_for_room(self.depth - 1)
         tensors = [as_tensor(header, self.device)]
         if body and not cut:
-            tensors.append(as_tensor(body, self.device))
+            tensors += [as_tensor(body[at:at + CHUNK_BYTES], self.device)
+                        for at in range(0, len(body), CHUNK_BYTES)]
         try:
             works = [dist.isend(t, self.peer, tag=DATA_TAG) for t in tensors]
         except RuntimeError as error:
@@ -93,32 +106,57 @@ class Receiver(threading.Thread):
 
     Items put on :attr:`frames` are ``(header, body bytes, received_at)``
     tuples, or the exception that stopped the thread.
+
+    Parameters
+    ----------
+    peer, device, depth
+        The sending rank, where buffers live, frames queued at most.
+    max_body, max_end_body : int
+        Largest BATCH / END body accepted; a header declaring more is refused
+        before anything is allocated for its body.
+    exact_sizes : bool
+        Post each message's declared size (NCCL) instead of one
+        :data:`CHUNK_BYTES` buffer for every message (gloo).
     """
 
-    def __init__(self, peer: int, device: torch.device, depth: int):
+    def __init__(self, peer: int, device: torch.device, depth: int,
+                 max_body: int = MAX_BODY_BYTES, max_end_body: int = END_BODY_BYTES,
+                 exact_sizes: bool = False):
         super().__init__(name="rdgap-split-run-receiver", daemon=True)
         self.peer, self.device = peer, device
+        self.max_body, self.max_end_body = max_body, max_end_body
         self.frames: queue.Queue = queue.Queue(maxsize=depth)
         self.bytes_received = 0
+        self.exact_sizes = exact_sizes
+        self._buffer = None if exact_sizes else torch.empty(CHUNK_BYTES, dtype=torch.uint8,
+                                                            device=device)
 
     def _recv(self, size: int, label: str) -> bytes:
-        buffer = torch.empty(size, dtype=torch.uint8, device=self.device)
+        buffer = (torch.empty(size, dtype=torch.uint8, device=self.device)
+                  if self.exact_sizes else self._buffer)
         try:
             dist.recv(buffer, self.peer, tag=DATA_TAG)
         except RuntimeError as error:
             raise _explain(error, f"{label}: receiving from rank {self.peer}", self.peer) \
                 from None
         self.bytes_received += size
-        return np.asarray(buffer.cpu()).tobytes()
+        return np.asarray(buffer[:size].cpu()).tobytes()
+
+    def _recv_body(self, size: int, label: str) -> bytes:
+        body = bytearray()
+        while len(body) < size:
+            body += self._recv(min(CHUNK_BYTES, size - len(body)), label)
+        return bytes(body)
 
     def run(self) -> None:
         batch = 0
         try:
             while True:
                 header: FrameHeader = unpack_header(
-                    self._recv(HEADER_BYTES, f"batch {batch}: frame header"), batch)
-                body = self._recv(header.body_len, f"batch {batch}: frame body "
-                                  f"({header.body_len} bytes)") if header.body_len else b""
+                    self._recv(HEADER_BYTES, f"batch {batch}: frame header"), batch,
+                    self.max_body, self.max_end_body)
+                body = self._recv_body(header.body_len, f"batch {batch}: frame body "
+                                       f"({header.body_len} bytes)")
                 self.frames.put((header, body, time.perf_counter()))
                 if header.kind == END:
                     return

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import time
+import zlib
 from datetime import timedelta
 
 import torch
@@ -20,14 +21,15 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from rdgap.codecs.baselines import Float16Cast
-from rdgap.codecs.container import BitstreamError
+from rdgap.codecs.coders.container import BitstreamError, unpack
 from rdgap.codecs.split import SplitModel
 from rdgap.validation.corpus import load_documents, split_documents, token_windows
 from rdgap.validation.models import load_model
 
 from .codec_spec import describe_mismatch, model_fingerprint, resolve_codec
 from .config import SplitRunConfig
-from .framing import BATCH, END, HEADER_BYTES, framing_bytes, pack_body, pack_header, unpack_body
+from .framing import (BATCH, END, HEADER_BYTES, MAX_BODY_BYTES, body_limit, check_body,
+                      framing_bytes, header_fields, pack_body, pack_header, unpack_body)
 from .transport import Receiver, Sender, TransportError
 
 WORLD_SIZE = 2
@@ -120,8 +122,13 @@ def _run_sender(split, codec, windows, config, device, t0, report) -> None:
             broken = bytearray(streams[0])
             broken[len(broken) // 2] ^= 0x10
             streams[0] = bytes(broken)
+        if fault == ("forge-shape", i):
+            streams[0] = codec.encode(hidden[0].repeat(64, 1))
         body = pack_body(streams)
-        header = pack_header(BATCH, i, len(streams), len(body))
+        header = pack_header(BATCH, i, len(streams), body)
+        lie = {("short-frame", i): -4, ("huge-frame", i): 1 << 31}.get(fault)
+        if lie is not None:
+            header = header_fields(BATCH, i, len(streams), len(body) + lie, zlib.crc32(body))
         waited = sender.send(f"batch {i}", header, body, cut=fault == ("cut", i))
         if fault == ("cut", i):
             sender.drain()  # the header is through; now the stream is cut
@@ -137,23 +144,60 @@ def _run_sender(split, codec, windows, config, device, t0, report) -> None:
     report["wire_bytes_sent"] = sender.bytes_sent
     report["status"] = "ok"  # as rank 1 will read it: every batch was posted
     end_body = json.dumps(report).encode()
-    sender.send("end of stream", pack_header(END, config.batches, 0, len(end_body)), end_body)
+    sender.send("end of stream", pack_header(END, config.batches, 0, end_body), end_body)
     sender.drain()
     report["end_frame_bytes"] = sender.bytes_sent - report["wire_bytes_sent"]
 
 
-def _decode_batch(codec, streams: list[bytes], batch: int) -> torch.Tensor:
+def state_width(model) -> int | None:
+    """Channels of the hidden state at the split (the model config's hidden size), or None."""
+    settings = getattr(model, "config", None)
+    for name in ("hidden_size", "d_model", "n_embd", "dim"):
+        value = getattr(settings, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _decode_batch(codec, streams: list[bytes], batch: int, window: tuple) -> torch.Tensor:
+    """Decode a batch's streams, each checked against the agreed ``window`` shape first.
+
+    ``window`` is ``(tokens, width)``; ``width`` may be None (not known). The
+    declared shape is read from the checked container header before the codec
+    allocates anything, and the decoded tensor is checked again.
+    """
     decoded = []
     for w, stream in enumerate(streams):
         try:
-            decoded.append(codec.decode(stream))
+            declared = unpack(stream, codec.codec_id, codec.digest).shape
+            if not _agrees(declared, window):
+                raise BitstreamError(f"stream declares shape {declared}, the ranks agreed on "
+                                     f"{_shape_text(window)}")
+            hidden = codec.decode(stream)
+            if not _agrees(tuple(hidden.shape), window):
+                raise BitstreamError(f"decoded shape {tuple(hidden.shape)}, the ranks agreed "
+                                     f"on {_shape_text(window)}")
         except BitstreamError as error:
             raise BitstreamError(f"batch {batch}, window {w}: {error}") from None
+        decoded.append(hidden)
     return torch.stack(decoded)
 
 
-def _run_receiver(split, codec, config, device, t0, report) -> list[torch.Tensor]:
-    receiver = Receiver(peer=0, device=device, depth=config.queue)
+def _agrees(shape: tuple, window: tuple) -> bool:
+    return len(shape) == 2 and shape[0] == window[0] and window[1] in (None, shape[1])
+
+
+def _shape_text(window: tuple) -> str:
+    return f"({window[0]}, {window[1] if window[1] is not None else 'width'})"
+
+
+def _run_receiver(split, codec, config, device, t0, report,
+                  width: int | None = None, backend: str = "gloo") -> list[torch.Tensor]:
+    max_body = config.max_frame_bytes or (
+        body_limit(config.batch_size, config.window_length, width) if width else MAX_BODY_BYTES)
+    report["max_frame_bytes"] = max_body
+    receiver = Receiver(peer=0, device=device, depth=config.queue, max_body=max_body,
+                        exact_sizes=backend == "nccl")
     receiver.start()
     fault = config.fault_at()
     kept, report["stream_digests"] = [], []
@@ -167,9 +211,12 @@ def _run_receiver(split, codec, config, device, t0, report) -> list[torch.Tensor
             raise TransportError(f"batch {i}: rank 0 ended the stream after {i} batches; "
                                  f"{config.batches} were expected")
         streams = unpack_body(body, header)
+        if len(streams) != config.batch_size:
+            raise BitstreamError(f"batch {i}: frame holds {len(streams)} streams, the ranks "
+                                 f"agreed on {config.batch_size} windows per batch")
         if fault == ("kill-receiver", i):
             _kill_self()
-        hidden = _decode_batch(codec, streams, i).to(device)
+        hidden = _decode_batch(codec, streams, i, (config.window_length, width)).to(device)
         decoded = time.perf_counter()
         mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=device)
         logits = split.suffix(hidden, mask)
@@ -190,6 +237,7 @@ def _run_receiver(split, codec, config, device, t0, report) -> list[torch.Tensor
     if header.kind != END:
         raise TransportError(f"end of stream: rank 0 sent batch {header.batch} after the "
                              f"{config.batches} batches expected")
+    check_body(body, header)
     report["end_frame_bytes"] = HEADER_BYTES + len(body)
     report["wire_bytes_received"] = receiver.bytes_received - report["end_frame_bytes"]
     report["peer"] = json.loads(body)
@@ -259,7 +307,8 @@ def run_rank(config: SplitRunConfig, rank: int, init_method: str = "env://",
         if rank == 0:
             _run_sender(split, codec, windows, config, device, t0, report)
         else:
-            kept = _run_receiver(split, codec, config, device, t0, report)
+            kept = _run_receiver(split, codec, config, device, t0, report,
+                                 width=state_width(loaded.model), backend=backend)
             if config.verify:
                 _verify(split, codec, windows, kept, device, report)
         report["status"] = "ok"
