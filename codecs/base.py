@@ -24,6 +24,10 @@ def check_hidden(hidden: torch.Tensor, name: str = "hidden") -> torch.Tensor:
     if not isinstance(hidden, torch.Tensor):
         raise ValueError(f"{name}: expected a torch.Tensor (tokens, channels), "
                          f"got {type(hidden).__name__}")
+    if hidden.layout != torch.strided or hidden.is_meta:
+        kind = "a meta tensor (no data)" if hidden.is_meta else f"layout {hidden.layout}"
+        raise ValueError(f"{name}: expected a dense tensor with data, got {kind}; pass "
+                         f"hidden.to_dense() or the materialised tensor")
     if hidden.dim() != 2 or hidden.shape[0] == 0 or hidden.shape[1] == 0:
         raise ValueError(f"{name}: expected shape (tokens, channels) with both ≥ 1, "
                          f"got {tuple(hidden.shape)}; flatten the batch with "
@@ -75,6 +79,9 @@ class HiddenStateCodec(ABC):
         if len(stream.shape) != 2:
             raise BitstreamError(f"data: expected a 2-D (tokens, channels) stream, got shape "
                                  f"{stream.shape}")
+        if 0 in stream.shape:  # encode never writes it (check_hidden)
+            raise BitstreamError(f"data: stream declares shape {stream.shape}; an rdgap stream "
+                                 f"holds at least one token and one channel")
         return self._decode_payload(stream)
 
     def estimate_bits(self, hidden: torch.Tensor) -> float | None:

@@ -4,6 +4,14 @@ These are the comparisons every rdgap rate is measured against in the same
 run: ``fp16`` and ``bf16`` casts, absmax ``int8`` and ``int4`` per-token
 quantization (a float32 scale per token in the stream), and ``zstd`` of the
 fp16 bytes (lossless with respect to the fp16 cast).
+
+Decode limits (issue 17): every decoder checks the payload against the shape
+before it allocates; fp16/bf16 payloads holding NaN or Inf and int8/int4
+streams whose scale × symbol overflows are refused (``BitstreamError``: the
+encoders never write them); a zstd payload may expand to at most
+:data:`ZSTD_MAX_RATIO` × its bytes or :data:`ZSTD_FREE_BYTES`, whichever is
+larger — the encoders refuse (``ValueError``) states that would compress
+beyond that, so every stream they write decodes.
 """
 
 from __future__ import annotations
@@ -16,6 +24,11 @@ from .base import HiddenStateCodec
 from .coders.container import BitstreamError, Stream
 
 FP16_MAX = float(torch.finfo(torch.float16).max)
+BF16_MAX = float(torch.finfo(torch.bfloat16).max)
+#: A zstd payload of ``n`` bytes may decompress to at most
+#: ``max(ZSTD_MAX_RATIO · n, ZSTD_FREE_BYTES)`` bytes (checked before decompressing).
+ZSTD_MAX_RATIO = 64
+ZSTD_FREE_BYTES = 1 << 20
 
 
 def _fp16_bytes(hidden: torch.Tensor) -> bytes:
@@ -27,8 +40,18 @@ def _fp16_bytes(hidden: torch.Tensor) -> bytes:
 
 
 def _from_fp16_bytes(raw: bytes, shape: tuple[int, ...]) -> torch.Tensor:
-    array = np.frombuffer(raw, dtype=np.float16).reshape(shape)
-    return torch.from_numpy(array.astype(np.float32))
+    array = np.frombuffer(raw, dtype=np.float16).reshape(shape).astype(np.float32)
+    return torch.from_numpy(_finite(array, "float16"))
+
+
+def _finite(array: np.ndarray, what: str) -> np.ndarray:
+    """``array`` if every value is finite; else BitstreamError (encoders never write NaN/Inf)."""
+    if not np.isfinite(array).all():
+        token, channel = np.argwhere(~np.isfinite(array))[0]
+        raise BitstreamError(f"data: {what} value at token {token}, channel {channel} is NaN "
+                             f"or Inf; no rdgap encoder writes one, the stream is corrupted "
+                             f"or forged")
+    return array
 
 
 class Float16Cast(HiddenStateCodec):
@@ -50,12 +73,20 @@ class BFloat16Cast(HiddenStateCodec):
     codec_id = "bf16"
 
     def _encode_payload(self, hidden):
-        return hidden.to(torch.bfloat16).view(torch.int16).numpy().tobytes()
+        cast = hidden.to(torch.bfloat16)
+        if not torch.isfinite(cast).all():  # finite float32 values above BF16_MAX round to Inf
+            peak = float(hidden.abs().max())
+            raise ValueError(f"hidden: |value| {peak:.6g} rounds to Inf in bfloat16 (largest "
+                             f"finite {BF16_MAX:.6g}); rescale the states or use a float32 "
+                             f"codec")
+        return cast.view(torch.int16).numpy().tobytes()
 
     def _decode_payload(self, stream):
         self._expect_payload(stream, 2 * stream.shape[0] * stream.shape[1])
         raw = np.frombuffer(stream.payload, dtype=np.int16).reshape(stream.shape)
-        return torch.from_numpy(raw.copy()).view(torch.bfloat16).to(torch.float32)
+        decoded = torch.from_numpy(raw.copy()).view(torch.bfloat16).to(torch.float32)
+        _finite(decoded.numpy(), "bfloat16")
+        return decoded
 
 
 class AbsmaxInteger(HiddenStateCodec):
@@ -106,7 +137,9 @@ class AbsmaxInteger(HiddenStateCodec):
             symbols = raw.reshape(tokens, channels)
         if np.abs(symbols.astype(np.int16)).max(initial=0) > self.levels:
             raise BitstreamError(f"data: symbol outside ±{self.levels}; the stream is corrupted")
-        return torch.from_numpy(scales[:, None] * symbols.astype(np.float32))
+        with np.errstate(over="ignore"):
+            values = scales[:, None] * symbols.astype(np.float32)
+        return torch.from_numpy(_finite(values, "scale × symbol"))
 
 
 def _pack_nibbles(symbols: np.ndarray) -> np.ndarray:
@@ -146,19 +179,53 @@ class ZstdFloat16(HiddenStateCodec):
         return {"format": "fp16"}  # the level changes bytes, not how to decode them
 
     def _encode_payload(self, hidden):
-        return zstandard.ZstdCompressor(level=self.level).compress(_fp16_bytes(hidden))
+        return zstd_compress(_fp16_bytes(hidden), self.level)
 
     def _decode_payload(self, stream: Stream):
         return _from_fp16_bytes(zstd_payload(stream, 2), stream.shape)
 
 
+def zstd_limit(payload_bytes: int) -> int:
+    """Most bytes a zstd payload of ``payload_bytes`` may decompress to in an rdgap stream."""
+    return max(ZSTD_MAX_RATIO * payload_bytes, ZSTD_FREE_BYTES)
+
+
+def zstd_compress(raw: bytes, level: int) -> bytes:
+    """zstd of ``raw``; ValueError if the stream would break the decoder's ratio limit.
+
+    Only nearly constant states above :data:`ZSTD_FREE_BYTES` compress more
+    than :data:`ZSTD_MAX_RATIO`:1; their streams would be refused at decode.
+    """
+    payload = zstandard.ZstdCompressor(level=level).compress(raw)
+    if len(raw) > zstd_limit(len(payload)):
+        raise ValueError(f"hidden: zstd compresses these states {len(raw) / len(payload):.0f}:1, "
+                         f"above the {ZSTD_MAX_RATIO}:1 a zstd stream of more than "
+                         f"{ZSTD_FREE_BYTES} bytes may hold (decoders refuse larger expansions); "
+                         f"encode shorter windows or use the fp16 codec")
+    return payload
+
+
 def zstd_payload(stream: Stream, bytes_per_element: int) -> bytes:
     """Decompress a zstd payload that must hold exactly one element per shape entry.
 
-    Decompression is capped at that size, so a corrupted stream can never make
-    it allocate more; any mismatch raises BitstreamError.
+    The size the shape implies is checked against :func:`zstd_limit` of the
+    payload, and the size the zstd frame declares against the shape, before
+    anything is decompressed; decompression is then capped at that size. So a
+    payload costs at most ``max(64 × its bytes, 1 MiB)`` of output, whatever its
+    header says. Any mismatch raises BitstreamError.
     """
     expected = bytes_per_element * stream.shape[0] * stream.shape[1]
+    if expected > zstd_limit(len(stream.payload)):
+        raise BitstreamError(f"data: shape {stream.shape} needs {expected} bytes from a zstd "
+                             f"payload of {len(stream.payload)}; an rdgap zstd payload expands "
+                             f"at most {ZSTD_MAX_RATIO}× (or to {ZSTD_FREE_BYTES} bytes)")
+    try:
+        declared = zstandard.frame_content_size(stream.payload)
+    except zstandard.ZstdError as error:
+        raise BitstreamError(f"data: zstd payload is corrupted ({error})") from None
+    if declared not in (-1, expected):  # -1: the frame does not say
+        raise BitstreamError(f"data: zstd frame declares {declared} bytes, shape "
+                             f"{stream.shape} needs {expected}")
     try:
         raw = zstandard.ZstdDecompressor().decompress(stream.payload, max_output_size=expected)
     except zstandard.ZstdError as error:

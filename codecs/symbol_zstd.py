@@ -10,10 +10,9 @@ learned entropy model buys over a general-purpose compressor.
 from __future__ import annotations
 
 import numpy as np
-import zstandard
 
 from .base import HiddenStateCodec
-from .baselines import zstd_payload
+from .baselines import zstd_compress, zstd_payload
 from .coders.container import BitstreamError, Stream
 from .entropy_models.factorized import FactorizedCodec
 
@@ -63,8 +62,7 @@ class ZstdSymbols(HiddenStateCodec):
         if np.abs(symbols).max(initial=0) >= 2 ** 31:
             raise ValueError("hidden: a symbol does not fit in int32; expected states like "
                              "those the quantizer was fitted on")
-        raw = symbols.astype("<i4").tobytes()
-        return zstandard.ZstdCompressor(level=self.level).compress(raw)
+        return zstd_compress(symbols.astype("<i4").tobytes(), self.level)
 
     def _decode_payload(self, stream: Stream):
         tokens, channels = stream.shape

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rdgap.codecs.baselines import (AbsmaxInteger, BFloat16Cast, Float16Cast, ZstdFloat16,
-                                    baseline_codecs)
-from rdgap.codecs.coders.container import BitstreamError, header_size
+                                    baseline_codecs, zstd_limit)
+from rdgap.codecs.coders.container import BitstreamError, header_size, pack
 
 CODECS = baseline_codecs()
 IDS = [c.codec_id for c in CODECS]
@@ -130,3 +131,83 @@ def test_numpy_input_is_accepted():
     codec = Float16Cast()
     assert codec.encode(x.numpy()) == codec.encode(x)
     assert isinstance(np.asarray(codec.decode(codec.encode(x))), np.ndarray)
+
+
+# -- bounded decoding (issue 17): crafted streams with valid checksums ----------------------
+
+def _crafted(codec, shape, payload: bytes) -> bytes:
+    """A stream of ``codec`` with any header shape and payload, checksum recomputed."""
+    return pack(codec.codec_id, codec.digest, shape, payload)
+
+
+def test_a_zstd_bomb_is_refused_before_decompressing():
+    """16 KB of zstd declaring an (11.2M, 24) fp16 tensor decoded to 1.9–3.0 GB before."""
+    codec = ZstdFloat16()
+    tokens = 200_000  # 9.6 MB of zeros in ~300 bytes of zstd: ratio ≈ 30,000
+    payload = zstandard.ZstdCompressor(level=19).compress(bytes(2 * tokens * 24))
+    assert 2 * tokens * 24 > zstd_limit(len(payload))
+    with pytest.raises(BitstreamError, match="expands at most 64×"):
+        codec.decode(_crafted(codec, (tokens, 24), payload))
+
+
+def test_a_zstd_frame_declaring_another_size_than_the_shape_is_refused():
+    """python-zstandard allocates the frame's declared content size, whatever
+    max_output_size says: the frame's size is checked against the shape first."""
+    codec = ZstdFloat16()
+    payload = zstandard.ZstdCompressor(level=3).compress(bytes(1 << 22))
+    with pytest.raises(BitstreamError, match=f"frame declares {1 << 22} bytes"):
+        codec.decode(_crafted(codec, (8, 24), payload))
+
+
+def test_zstd_encoders_refuse_states_their_decoders_would_refuse():
+    constant = torch.zeros(40_000, 24)  # 1.9 MB of fp16 zeros, > 10,000:1
+    with pytest.raises(ValueError, match="hidden: zstd compresses these states"):
+        ZstdFloat16().encode(constant)
+    small = torch.zeros(1_000, 24)  # below ZSTD_FREE_BYTES: any ratio is accepted
+    assert torch.equal(ZstdFloat16().decode(ZstdFloat16().encode(small)), small)
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=IDS)
+@pytest.mark.parametrize("shape", [(0, 24), (5, 0)])
+def test_zero_tokens_or_channels_is_a_bitstream_error(codec, shape):
+    with pytest.raises(BitstreamError, match="at least one token and one channel"):
+        codec.decode(_crafted(codec, shape, b""))
+
+
+@pytest.mark.parametrize("codec, bits, what", [
+    (Float16Cast(), 0x7C00, "float16"), (Float16Cast(), 0x7E00, "float16"),
+    (BFloat16Cast(), 0x7F80, "bfloat16"), (BFloat16Cast(), 0xFFC0, "bfloat16"),
+], ids=["fp16-inf", "fp16-nan", "bf16-inf", "bf16-nan"])
+def test_nan_or_inf_in_a_cast_payload_is_refused(codec, bits, what):
+    values = np.zeros((3, 4), dtype="<u2")
+    values[1, 2] = bits
+    with pytest.raises(BitstreamError, match=f"{what} value at token 1, channel 2 is NaN or Inf"):
+        codec.decode(_crafted(codec, (3, 4), values.tobytes()))
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_a_finite_scale_times_symbol_that_overflows_is_refused(bits):
+    codec = AbsmaxInteger(bits)
+    scales = np.array([1.0, np.finfo(np.float32).max], dtype="<f4")
+    symbols = np.full((2, 4), 7, dtype=np.int8)
+    raw = symbols.tobytes() if bits == 8 else np.full((2, 2), 15 | 15 << 4, np.uint8).tobytes()
+    with pytest.raises(BitstreamError, match="scale × symbol value at token 1"):
+        codec.decode(_crafted(codec, (2, 4), scales.tobytes() + raw))
+
+
+def test_bf16_refuses_finite_values_that_round_to_inf():
+    x = torch.ones(2, 3)
+    x[1, 1] = float(np.finfo(np.float32).max)
+    with pytest.raises(ValueError, match="hidden: .* rounds to Inf in bfloat16"):
+        BFloat16Cast().encode(x)
+
+
+@pytest.mark.parametrize("make, kind", [
+    (lambda: torch.empty(4, 3, device="meta"), "a meta tensor"),
+    (lambda: torch.eye(4).to_sparse(), "layout torch.sparse_coo"),
+    (lambda: torch.eye(4).to_sparse_csr(), "layout torch.sparse_csr"),
+])
+@pytest.mark.parametrize("codec", CODECS, ids=IDS)
+def test_meta_and_sparse_inputs_name_the_argument(codec, make, kind):
+    with pytest.raises(ValueError, match=f"hidden: expected a dense tensor with data, got {kind}"):
+        codec.encode(make())
