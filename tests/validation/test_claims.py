@@ -117,6 +117,62 @@ def test_gibbs_claim_skips_rows_without_an_estimate_or_a_floor(document):
     assert claim["status"] == "PASS" and claim["numbers"]["rows"] == 3
 
 
+def test_make_claim_refuses_unknown_kinds_and_malformed_hypotheses():
+    with pytest.raises(ValueError, match="kind"):
+        claims_module.make_claim("x", [], {}, True, "p", "f", kind="correlation")
+    for bad in ([{"text": "t"}], [{"text": "t", "met": "yes"}],
+                [{"text": "t", "met": True, "extra": 1}]):
+        with pytest.raises(ValueError, match="hypotheses"):
+            claims_module.make_claim("x", [], {}, True, "p", "f", kind="bound", hypotheses=bad)
+    claim = claims_module.make_claim("x", [], {}, 1, "p", "f", kind="statistic")
+    assert claim["gates"] is True and claim["hypotheses"] == [] and claim["status"] == "PASS"
+
+
+def test_one_violating_stream_fails_the_t2_claims_and_names_its_row(document):
+    broken = copy.deepcopy(document)
+    broken["runs"][2]["t2_proven_violations"] = 1
+    broken["runs"][2]["t2_violations"] = 1
+    claims = by_name(evaluate_claims(broken, n_boot=100))
+    for name in ("t2_proven_length[synthetic]", "t2_working_form[synthetic]"):
+        assert claims[name]["status"] == "FAIL"
+        assert claims[name]["numbers"]["rows_violating"] == ["split 3 factorized-gaussian "
+                                                             "dce<=0.01"]
+
+
+def test_rate_claim_lower_side_boundary_and_missing_actual(document):
+    at_floor = copy.deepcopy(document)
+    s = at_floor["runs"][0]["statistics"]
+    s["gibbs_sample_actual"] = s["gibbs_sample_floor"]            # equal: not below
+    assert by_name(evaluate_claims(at_floor, n_boot=100))["rate_within_bounds[synthetic]"][
+        "status"] == "PASS"
+    missing = copy.deepcopy(document)
+    s = missing["runs"][0]["statistics"]
+    s["gibbs_sample_actual"] = None                               # falls back to the rate
+    s["gibbs_sample_floor"] = s["rate_actual"] + 1.0
+    claim = by_name(evaluate_claims(missing, n_boot=100))["rate_within_bounds[synthetic]"]
+    assert claim["status"] == "FAIL" and claim["numbers"]["checks"][0]["fails_lower"]
+
+
+def test_container_claim_skips_rows_without_counts_and_heldout_defaults_to_95(document):
+    partial = copy.deepcopy(document)
+    partial["runs"][0]["container_mismatches"] = None
+    partial["runs"][1]["stream_bits"] = None
+    for r in partial["runs"]:
+        r["statistics"].pop("confidence")
+    claims = by_name(evaluate_claims(partial, n_boot=100))
+    assert claims["container_bytes[synthetic]"]["numbers"]["rows"] == 3
+    assert claims["heldout_rate_bound[synthetic]"]["numbers"]["delta"] == pytest.approx(0.05)
+
+
+def test_only_pooled_correlations_become_claims(document):
+    records = correlations(document, n_boot=100)
+    claims = [c for c in evaluate_claims(document, n_boot=100)
+              if c["name"].startswith("correlation[")]
+    assert len(claims) == sum(r["group"] == POOLED for r in records) > 0
+    assert len(records) > len(claims)                              # per-codec records too
+    assert all(c["numbers"]["group"] == POOLED for c in claims)
+
+
 def test_correlation_claim_needs_the_interval_strictly_above_zero():
     record = {"architecture": "x", "statistic": "s", "group": POOLED, "n": 10, "units": 5,
               "pearson": 0.5, "pearson_ci": [0.0, 0.9], "spearman": 0.5,
