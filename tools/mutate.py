@@ -29,8 +29,9 @@ mutant then runs only the tests that executed its lines (all tests for
 lines run at import; none — it survives — for lines no test reaches);
 ``--all-tests`` runs every test on every mutant instead. The score printed at
 the end is ``killed / (mutants run - excluded)``; ``--exclude FILE`` takes
-lines ``REGEX  # reason`` matched against a mutant's description (equivalent
-mutants, with the reason printed beside them). ``--list`` only lists the
+lines ``REGEX  # reason`` matched against the description of a mutant that
+*survived* (an equivalent mutant, printed with the reason; a matching mutant
+that is killed counts as killed). ``--list`` only lists the
 mutants; ``--json PATH`` writes every outcome.
 """
 
@@ -427,11 +428,6 @@ def main(argv: list[str] | None = None) -> int:
           f"(seed {args.seed})", flush=True)
     outcomes = []
     for m in chosen:
-        reason = next((r for pattern, r in excluded if pattern.search(m.description)), None)
-        if reason is not None:
-            outcomes.append(asdict(m) | {"outcome": "excluded", "reason": reason})
-            print(f"  excluded  {m.description} — {reason}", flush=True)
-            continue
         selected = None if coverage is None else covering_tests(coverage, m.line, m.end_line)
         if selected is not None and not selected:          # no test runs this line
             code, seconds = 0, 0.0
@@ -441,11 +437,17 @@ def main(argv: list[str] | None = None) -> int:
                                     selected=selected)
         outcome = ("timeout" if code is None else "survived" if code == 0 else
                    "error" if code in (_NOT_LOADED, 4, 5) else "killed")
+        reason = next((r for pattern, r in excluded if pattern.search(m.description)), None)
+        if outcome == "survived" and reason is not None:    # only a survivor is excused
+            outcome = "excluded"
+            print(f"  excluded  {m.description} — equivalent: {reason}", flush=True)
         outcomes.append(asdict(m) | {"outcome": outcome, "exit_status": code,
+                                     "reason": reason if outcome == "excluded" else None,
                                      "seconds": round(seconds, 1),
                                      "tests_run": "all" if selected is None else len(selected)})
-        print(f"  {outcome:9s} {m.description} ({seconds:.0f} s, "
-              f"{'all' if selected is None else len(selected)} tests)", flush=True)
+        if outcome != "excluded":
+            print(f"  {outcome:9s} {m.description} ({seconds:.0f} s, "
+                  f"{'all' if selected is None else len(selected)} tests)", flush=True)
     counted = [o for o in outcomes if o["outcome"] in ("killed", "timeout", "survived")]
     killed = sum(o["outcome"] in ("killed", "timeout") for o in outcomes)
     errors = sum(o["outcome"] == "error" for o in outcomes)

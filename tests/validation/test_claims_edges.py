@@ -10,11 +10,12 @@ mutants: ``docs/testing-the-claims.md``.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from rdgap.codecs import ans
 from rdgap.validation import claims as claims_module
-from rdgap.validation.claims import evaluate_claims, make_claim
+from rdgap.validation.claims import bootstrap_correlation, evaluate_claims, make_claim
 
 
 def _row(split: int = 1, codec: str = "factorized-gaussian", level: str | None = "dce<=0.01",
@@ -398,3 +399,37 @@ def test_correlation_claims_come_from_the_pooled_records_only():
     assert [(c["name"], c["numbers"]["group"]) for c in claims] == [
         ("correlation[a, t10_prefix_jacobian]", claims_module.POOLED)]
     assert claims[0]["numbers"]["units"] == 5 and claims[0]["status"] == "PASS"
+
+
+# ----------------------------------------------------------------- bootstrap_correlation
+def _pairs(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    return x, x + rng.standard_normal(n)
+
+
+def test_bootstrap_correlation_defaults_are_the_documented_ones():
+    x, y = _pairs()
+    default = bootstrap_correlation(x, y)
+    assert default == bootstrap_correlation(x, y, n_boot=2000, seed=0, confidence=0.95)
+    assert (default["n_boot"], default["confidence"], default["n"], default["units"]) == \
+        (2000, 0.95, 12, 12)
+    assert default != bootstrap_correlation(x, y, seed=1)
+
+
+@pytest.mark.parametrize("confidence", [0.0, 1.0, -0.5, 1.5])
+def test_bootstrap_correlation_confidence_must_lie_strictly_inside_0_1(confidence):
+    x, y = _pairs()
+    with pytest.raises(ValueError, match="confidence: expected a value in"):
+        bootstrap_correlation(x, y, n_boot=10, confidence=confidence)
+
+
+def test_bootstrap_correlation_of_pairs_does_not_depend_on_the_units():
+    """Statistics in small units (×1e-3: denominators below 1) keep their correlation."""
+    x, y = _pairs()
+    small, unit = (bootstrap_correlation(1e-3 * x, 1e-3 * y, n_boot=200),
+                   bootstrap_correlation(x, y, n_boot=200))
+    for key in ("pearson", "spearman"):
+        assert small[key] == pytest.approx(unit[key], rel=1e-9)
+        assert small[f"{key}_ci"] == pytest.approx(unit[f"{key}_ci"], rel=1e-9)
+    assert small["n_boot_valid"] == unit["n_boot_valid"] == 200
