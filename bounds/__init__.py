@@ -23,6 +23,7 @@ from .rate_distortion import (GaussianRateDistortion, gaussian_rate_distortion, 
                               shannon_lower_bound)
 
 # --- T7, T8, T9, T10 ----------------------------------------------------------
+from .betting import betting_interval, betting_lower, betting_upper  # noqa: F401
 from .concentration import (  # noqa: F401
     RateInterval, empirical_bernstein_interval, empirical_bernstein_lower,
     empirical_bernstein_upper, hoeffding_confidence, hoeffding_radius, rate_interval,

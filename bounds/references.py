@@ -118,4 +118,20 @@ REFERENCES: dict[str, str] = {
   pages     = {95--100},
   year      = {1955}
 }""",
+    "waudbysmith2023": """@article{waudbysmith2023,
+  author  = {Waudby-Smith, Ian and Ramdas, Aaditya},
+  title   = {Estimating Means of Bounded Random Variables by Betting},
+  journal = {Journal of the Royal Statistical Society Series B: Statistical Methodology},
+  volume  = {86},
+  number  = {1},
+  pages   = {1--27},
+  year    = {2023}
+}""",
+    "ville1939": """@book{ville1939,
+  author    = {Ville, Jean},
+  title     = {{\'E}tude critique de la notion de collectif},
+  publisher = {Gauthier-Villars},
+  address   = {Paris},
+  year      = {1939}
+}""",
 }

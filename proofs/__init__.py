@@ -11,7 +11,7 @@ from .derivation import DERIVATIONS, Derivation, derivation  # noqa: F401
 from . import gaussian, gibbs, marginal, quantized, rate_distortion  # noqa: F401,E402
 
 # --- T7, T8, T9, T10 ----------------------------------------------------------
-from . import concentration, fisher, lipschitz, rademacher  # noqa: F401
+from . import betting, concentration, fisher, lipschitz, rademacher  # noqa: F401
 
 # --- T2 -----------------------------------------------------------------------
 from . import coder  # noqa: F401,E402
