@@ -433,3 +433,28 @@ def test_bootstrap_correlation_of_pairs_does_not_depend_on_the_units():
         assert small[key] == pytest.approx(unit[key], rel=1e-9)
         assert small[f"{key}_ci"] == pytest.approx(unit[f"{key}_ci"], rel=1e-9)
     assert small["n_boot_valid"] == unit["n_boot_valid"] == 200
+
+
+def test_pairs_and_one_pair_clusters_resample_alike():
+    """Without clusters each pair is its own unit: the pairs path and the cluster path with
+    one pair per cluster draw the same resamples and give the same intervals."""
+    x, y = _pairs(10, seed=3)
+    pairs = bootstrap_correlation(x, y, n_boot=300, seed=4)
+    clusters = bootstrap_correlation(x, y, n_boot=300, seed=4, clusters=np.arange(10))
+    for key in ("pearson_ci", "spearman_ci"):
+        assert pairs[key] == pytest.approx(clusters[key], rel=1e-9), key
+    assert pairs["n_boot_valid"] == clusters["n_boot_valid"]
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.8])
+def test_percentile_interval_of_the_pairs_bootstrap(confidence):
+    """The interval is the (1 ± confidence)/2 percentiles of Pearson r over resamples of
+    the pairs drawn by ``default_rng(seed)`` (numpy's corrcoef as the reference)."""
+    x, y = _pairs(15, seed=5)
+    found = bootstrap_correlation(x, y, n_boot=400, seed=6, confidence=confidence)
+    index = np.random.default_rng(6).integers(0, 15, size=(400, 15))
+    r = np.array([np.corrcoef(x[i], y[i])[0, 1] for i in index])
+    tail = 50 * (1 - confidence)
+    assert found["pearson_ci"] == pytest.approx(
+        [np.percentile(r, tail), np.percentile(r, 100 - tail)], rel=1e-9)
+    assert found["confidence"] == confidence
