@@ -45,7 +45,8 @@ Gating claims
     to neither.
 ``heldout_rate_bound[ARCH]`` (bound)
     The test-set bound of :mod:`~rdgap.validation.statistics`
-    (``heldout_rate_upper``): with probability ``>= 1 - delta`` the expected
+    (``heldout_rate_upper``, the one-sided betting bound of Waudby-Smith & Ramdas):
+    with probability ``>= 1 - delta`` the expected
     per-document rate on a new document is at most it. It FAILs when a
     hypothesis is known to be broken: the codec is not independent of the
     evaluation documents (more than :data:`MAX_SHARED_SHARE` of the fit
@@ -319,7 +320,7 @@ def _heldout_claim(architecture: str, rows: list[dict]) -> dict | None:
         f"heldout_rate_bound[{architecture}]", failures,
         _checked(checks, failures, delta=delta, informative_rows=informative),
         True, f"test-set bound on the EXPECTED per-document rate, w.p. >= 1 - {delta:.2g} "
-              f"each (empirical Bernstein, one-sided, eval documents, no complexity term): "
+              f"each (betting, one-sided, eval documents, no complexity term): "
               f"{shown}; within 10 % of the mean in {informative} of {len(checks)} rows",
         "hypothesis broken, the bound is not valid: the codec saw the evaluation windows in "
         + "; ".join(f"{c['where']} ({c['shared_windows']} of {c['fit_windows']} fit windows "

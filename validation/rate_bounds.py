@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from rdgap.bounds import empirical_bernstein_upper, sample_size
+from rdgap.bounds import betting_interval, betting_upper, empirical_bernstein_upper, sample_size
 
 from .symbol_statistics import TARGET_RELATIVE_RADIUS, smallest_sample_size
 
@@ -66,9 +66,37 @@ def _disjoint(fit_hidden: torch.Tensor, eval_hidden: torch.Tensor) -> dict:
 
 
 def _heldout(per_document: np.ndarray, bound: float, delta: float) -> dict:
-    """The held-out (test-set) bound on the expected per-document rate (module docstring)."""
-    upper = min(bound, float(empirical_bernstein_upper(per_document, delta, bound)))
+    """The held-out (test-set) bound on the expected per-document rate.
+
+    ``per_document`` holds one bits-per-token value per evaluation document,
+    in document-id order (an order fixed before any rate is seen: the betting
+    bounds are predictable, so their value depends on the order, their
+    validity does not). With probability ``>= 1 - delta`` each:
+
+    ``heldout_rate_upper``
+        One-sided betting upper bound (:func:`rdgap.bounds.betting_upper`,
+        Waudby-Smith & Ramdas 2023) on the EXPECTED per-document rate; the
+        gating held-out bound. Chosen before seeing the data (not the smaller
+        of two bounds, which would spend ``2 delta``).
+    ``heldout_rate_interval``
+        Two-sided betting interval (:func:`rdgap.bounds.betting_interval`).
+    ``heldout_rate_upper_bernstein``
+        Maurer & Pontil's one-sided bound on the same values, for comparison.
+
+    All three assume documents i.i.d. and rates in ``[0, bound]`` (``bound``
+    = ``heldout_rate_range``, bits per token).
+    """
+    upper = min(bound, float(betting_upper(per_document, delta, bound)))
+    lower_two, upper_two = betting_interval(per_document, delta, bound)
     mean = float(per_document.mean())
     return {"heldout_rate_upper": upper, "heldout_rate_mean": mean,
+            "heldout_rate_interval": [float(lower_two), float(upper_two)],
+            "heldout_rate_upper_bernstein": min(bound, float(
+                empirical_bernstein_upper(per_document, delta, bound))),
+            "heldout_rate_range": float(bound),
+            "heldout_rate_method": (
+                f"betting (Waudby-Smith & Ramdas 2023; hedged capital, predictable plug-in "
+                f"bets) over {per_document.size} documents in id order, per-document "
+                f"bits/token in [0, B = {bound:.6g}]"),
             "heldout_documents": int(per_document.size),
             "heldout_informative": bool(upper - mean <= TARGET_RELATIVE_RADIUS * mean)}

@@ -75,6 +75,7 @@ def claims_section(results: dict) -> list[str]:
          _numbers(c.get("numbers") or {})] for c in claims])
     lines += _coverage_section(claims) + _paper_section(results)
     lines += _rates_section(results) + _bounds_section(results.get("runs") or [])
+    lines += _heldout_section(results.get("runs") or [])
     correlations = results.get("correlations") or []
     if correlations:
         lines += ["", "## Rate against each statistic", "",
@@ -201,6 +202,48 @@ def _bounds_section(runs: list[dict]) -> list[str]:
         + _markdown_table(("architecture", "split", "codec", "rate", "B (escapes)",
                            "T8 interval: status", "T8 docs needed (Hoeffding / Bernstein)",
                            "held-out E rate ≤", "T4 proven floor", "T4 docs needed"), rows)
+
+
+def _heldout_row(r: dict) -> list[str] | None:
+    s = r.get("statistics") or {}
+    interval = s.get("heldout_rate_interval")
+    if s.get("entropy_model") is None or interval is None:
+        return None
+    mean, bound, (low, high) = s["heldout_rate_mean"], s["heldout_rate_range"], interval
+    student = s.get("rate_ci_student_t") or [None, None]
+    relative = (high - low) / 2 / mean if mean > 0 else float("inf")
+    status = ("informative (±10 %)" if relative <= 0.1 else
+              "uninformative: B is the escape range" if (high - low) > mean else
+              "wider than ±10 %")
+    return [r["architecture"], str(r["split"]), r["codec"],
+            f"{s['heldout_documents']} × {s.get('tokens_per_window')}", f"{bound:,.0f}",
+            f"{mean:,.1f}", f"[{low:,.1f}, {high:,.1f}] (±{100 * relative:.0f} %)",
+            f"{s['heldout_rate_upper']:,.1f}",
+            f"{s['heldout_rate_upper_bernstein']:,.1f}",
+            "—" if student[0] is None else f"[{student[0]:,.1f}, {student[1]:,.1f}]", status]
+
+
+def _heldout_section(runs: list[dict]) -> list[str]:
+    """The held-out rate per row: the proven betting interval beside the Student-t one."""
+    rows = [row for row in map(_heldout_row, runs) if row is not None]
+    if not rows:
+        return []
+    confidence = float((runs[0].get("statistics") or {}).get("confidence") or 0.95)
+    return ["", "## Held-out rate: proven interval and asymptotic interval", "",
+            f"One value per evaluation document (bits/token over its windows; N documents × "
+            f"the window length in tokens). **Proven**: the betting confidence interval "
+            f"(Waudby-Smith & Ramdas 2023; hedged capital, predictable plug-in bets, Ville's "
+            f"inequality) for the EXPECTED per-document rate on new documents of the same "
+            f"source, w.p. ≥ {confidence:.2g}, valid for i.i.d. documents with rates in "
+            f"[0, B] (B the stream format's worst case, shown); the one-sided bound "
+            f"(gating claim `heldout_rate_bound`) and Maurer–Pontil's at the same level "
+            f"beside it. **Student-t**: asymptotic (assumes a near-normal mean), not a "
+            f"guarantee. Without a rate cap in the codec, B is every value escaped (tens of "
+            f"thousands of bits/token), and no method can be informative at tens of "
+            f"documents (THEORY.md T8): such rows say so.", ""] + _markdown_table(
+        ("architecture", "split", "codec", "documents × tokens", "B", "mean",
+         "proven interval (betting)", "E rate ≤ (betting)", "E rate ≤ (Bernstein)",
+         "Student-t (asymptotic)", "status"), rows)
 
 
 _claims_section = claims_section

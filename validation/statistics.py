@@ -116,9 +116,10 @@ Held-out bound (``heldout_*``; replaces the T9 bound as the gating use)
     A test-set bound: the codec is fitted without the evaluation documents,
     so their per-document rates (bits/token, total over the document's
     windows, in ``[0, B]`` with ``B`` as for T8) are i.i.d. draws from the
-    document law and independent of the codec. The one-sided empirical
-    Bernstein bound (:func:`rdgap.bounds.empirical_bernstein_upper`, Maurer
-    & Pontil 2009, Thm 4) at the full ``delta`` gives ``heldout_rate_upper``:
+    document law and independent of the codec. The one-sided betting bound
+    (:func:`rdgap.bounds.betting_upper`, Waudby-Smith & Ramdas 2023: hedged
+    capital with predictable plug-in bets, Ville's inequality) at the full
+    ``delta`` gives ``heldout_rate_upper``:
     with probability ``>= 1 - delta``, the *expected* per-document rate of
     this codec on a new document is at most it (a bound on the expectation,
     not on the sample mean ``heldout_rate_mean``). No complexity term is
@@ -127,7 +128,13 @@ Held-out bound (``heldout_*``; replaces the T9 bound as the gating use)
     ``{"fit_windows", "shared_windows"}`` counts fit windows that reappear
     bit for bit among the eval windows); rates in ``[0, B]`` (checked: a
     document above ``B`` leaves every interval None). ``heldout_informative``:
-    upper − mean <= 0.1 × mean.
+    upper − mean <= 0.1 × mean. Beside it: ``heldout_rate_interval``
+    (two-sided betting interval at ``delta``), ``heldout_rate_upper_bernstein``
+    (Maurer & Pontil's one-sided bound, for comparison: its range term
+    ``7 B ln(2/δ) / (3 (N − 1))`` makes it wider), ``heldout_rate_range``
+    (``B``), ``heldout_rate_method`` (what was bounded, N and B) and
+    ``heldout_documents`` (N: one value per evaluation document, its windows
+    of ``tokens_per_window`` tokens summed).
 T9 (Rademacher statistics: the paper's correlation, never a bound)
     In the symbol domain a factorized discretised Gaussian (or Laplace) model
     centred on the channel means has the per-token Jensen code length
@@ -397,7 +404,9 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
         "rate_interval": None, "rate_interval_bound": bound, "rate_interval_method": None,
         "rate_interval_status": None, "rate_interval_informative": None, "subsampled": False,
         "heldout_rate_upper": None, "heldout_rate_mean": None, "heldout_documents": None,
-        "heldout_informative": None,
+        "heldout_informative": None, "heldout_rate_interval": None,
+        "heldout_rate_upper_bernstein": None, "heldout_rate_range": None,
+        "heldout_rate_method": None,
         "heldout_disjoint": _disjoint(fit_hidden, eval_hidden),
         "rate_ci_student_t": None,
         "rate_interval_bound_parts": parts,

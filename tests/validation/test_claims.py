@@ -467,7 +467,10 @@ def test_coverage_claims_quick_pass_are_sensitive_and_stay_fast():
     start = time.perf_counter()
     claims = coverage_claims(quick=True)
     assert time.perf_counter() - start < 20
-    assert len(claims) == 6 and all(c["status"] == "PASS" and c["gates"] for c in claims)
+    assert len(claims) == 7 and all(c["status"] == "PASS" and c["gates"] for c in claims)
+    betting = claims[6]["numbers"]
+    assert claims[6]["name"].startswith("coverage[T8 betting_interval") and \
+        betting["trials"] >= 10_000 and 0.8 < betting["critical_factor"] < 1.0
     for claim in claims[:4]:
         numbers = claim["numbers"]
         assert claim["kind"] == "coverage" and numbers["trials"] >= 20_000
@@ -486,6 +489,7 @@ def test_coverage_claims_quick_pass_are_sensitive_and_stay_fast():
     # source (critical factors 0.54 and 0.68, see the module docstring): x0.5 is caught.
     (coverage_module._bernstein, 0.5),
     (coverage_module._t4_copies, 0.5),
+    (coverage_module._betting, 0.7),
 ])
 def test_every_coverage_claim_fails_with_its_radius_shrunk(experiment, shrink):
     """The defect a coverage claim exists to catch: a radius smaller than proven."""

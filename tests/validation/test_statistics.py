@@ -358,17 +358,22 @@ def test_t4_floor_is_reported_uninformative_instead_of_a_zero():
     assert f"{t4['t4_marginal_floor_plugin']:,.1f}" in t4["t4_marginal_floor_status"]
 
 
-def test_heldout_bound_is_the_one_sided_bernstein_bound_on_document_rates(matched, source):
-    from rdgap.bounds import empirical_bernstein_upper
+def test_heldout_bound_is_the_one_sided_betting_bound_on_document_rates(matched, source):
+    from rdgap.bounds import betting_interval, betting_upper, empirical_bernstein_upper
 
     fit, evaluation = source
     codec = fitted_codec(fit)
     bits, _ = measure(codec, evaluation)
     s = matched
     per_document = bits / TOKENS
-    expected = min(s["rate_interval_bound"], empirical_bernstein_upper(
-        per_document, 1 - s["confidence"], s["rate_interval_bound"]))
+    delta, bound = 1 - s["confidence"], s["rate_interval_bound"]
+    expected = min(bound, betting_upper(per_document, delta, bound))
     assert s["heldout_rate_upper"] == pytest.approx(expected, rel=1e-12)
+    assert s["heldout_rate_interval"] == pytest.approx(
+        list(betting_interval(per_document, delta, bound)), rel=1e-12)
+    assert s["heldout_rate_upper_bernstein"] == pytest.approx(
+        min(bound, empirical_bernstein_upper(per_document, delta, bound)), rel=1e-12)
+    assert s["heldout_rate_range"] == bound and f"{bound:.6g}" in s["heldout_rate_method"]
     assert s["heldout_rate_mean"] == pytest.approx(per_document.mean())
     assert s["heldout_rate_mean"] < s["heldout_rate_upper"] < s["rate_interval"][1]
     assert s["heldout_documents"] == evaluation.shape[0]
