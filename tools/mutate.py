@@ -20,7 +20,7 @@ Each *mutant* is the module with one small change of its syntax tree:
 
 Strings, f-strings (report text) and annotations are not mutated. For every
 mutant the tests given after ``--`` run with ``pytest -x -q`` in a forked
-child whose import of ``--module`` loads the mutated source (an import hook:
+child (``--assert=plain``) whose import of ``--module`` loads the mutated source (an import hook:
 the file on disk is never touched, so the shared working tree stays intact).
 A mutant is *killed* when the tests fail (or time out), *survives* when they
 pass. The unmutated module is run first and must pass; that run also records
@@ -280,8 +280,10 @@ def _child(name: str, path: str, source: str, pytest_args: list[str], quiet: boo
         recorder = _LineRecorder(path)
         plugins.append(recorder)
         recorder.start()
-    code = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", *pytest_args],
-                           plugins=plugins))
+    # --assert=plain: pytest's rewriting import hook would otherwise load rdgap modules
+    # (its plugin's package) ahead of the mutant loader
+    code = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "--assert=plain",
+                            *pytest_args], plugins=plugins))
     sys.settrace(None)
     if recorder is not None:
         with open(record, "w", encoding="utf-8") as handle:
