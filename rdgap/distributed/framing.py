@@ -189,3 +189,35 @@ def unpack_body(body: bytes, header: FrameHeader) -> list[bytes]:
         streams.append(body[at:at + length])
         at += length
     return streams
+
+
+class FrameReader:
+    """Checks and splits one whole frame (header then body) as rank 1 does.
+
+    Rank 1 receives the header and the body separately
+    (:class:`rdgap.distributed.transport.Receiver`); this reads them from one
+    buffer, for stored frames, tests and fuzzing. :meth:`decode` returns the
+    BATCH body's streams (an END body as a one-item list).
+
+    Parameters
+    ----------
+    expected_batch : int
+        The batch index the frame must carry.
+    max_body : int
+        Largest BATCH body accepted (bytes).
+    """
+
+    def __init__(self, expected_batch: int = 0, max_body: int = MAX_BODY_BYTES):
+        self.expected_batch, self.max_body = expected_batch, max_body
+
+    def decode(self, data: bytes) -> list[bytes]:
+        """The frame's streams; BitstreamError on any damage or inconsistency."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise BitstreamError(f"data: expected bytes, got {type(data).__name__}")
+        data = bytes(data)
+        header = unpack_header(data[:HEADER_BYTES], self.expected_batch, self.max_body)
+        body = data[HEADER_BYTES:]
+        if header.kind == END:
+            check_body(body, header)
+            return [body]
+        return unpack_body(body, header)
