@@ -156,10 +156,15 @@ def unpack_header(data: bytes, expected_batch: int, max_body: int = MAX_BODY_BYT
 
 def check_body(body: bytes, header: FrameHeader) -> None:
     """Raise BitstreamError unless ``body`` has the length and CRC-32 its header declares."""
-    if len(body) != header.body_len or zlib.crc32(body) != header.body_crc:
-        raise BitstreamError(f"batch {header.batch}: frame body of {len(body)} bytes does not "
-                             f"match its header ({header.body_len} bytes, CRC "
-                             f"{header.body_crc:08x}); the frame is corrupted")
+    where = f"batch {header.batch}: frame body of {len(body)} bytes"
+    if len(body) != header.body_len:
+        raise BitstreamError(f"{where}: its header declares {header.body_len}; the frame is "
+                             f"cut or padded")
+    crc = zlib.crc32(body)
+    if crc != header.body_crc:
+        raise BitstreamError(f"{where}: CRC-32 {crc:08x}, its header declares "
+                             f"{header.body_crc:08x}; the body is corrupted or the header lies "
+                             f"about its length")
 
 
 def pack_body(streams: list[bytes]) -> bytes:
