@@ -87,3 +87,21 @@ def test_generated_table_follows_the_json():
     shown = min((r for r in results["runs"] if r["level"]), key=lambda r: r["bits_per_token_actual"])
     shown["bits_per_token_actual"] += 3.0
     assert readme_tables.reference_table(results) != before
+
+
+def test_readme_commands_parse():
+    """Every `rdgap ...` command in the README's shell blocks is accepted by the CLI parser
+    (options that no longer exist would fail here)."""
+    import shlex
+
+    from rdgap.cli import build_parser
+
+    text = (ROOT / "README.md").read_text()
+    commands = [line.split("#")[0].strip()
+                for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+                for line in block.splitlines() if line.startswith("rdgap ")]
+    assert len(commands) >= 2
+    for command in commands:
+        build_parser().parse_args(shlex.split(command)[1:])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["validate", "--no-such-option"])
