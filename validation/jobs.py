@@ -26,8 +26,8 @@ class Job:
     split : int
         Layers in the prefix.
     codec : str
-        A baseline codec id or a fitted variant (:data:`rdgap.codecs.fit.VARIANTS` or
-        ``klt-context-tokens``).
+        A baseline codec id or a fitted variant (a recipe of :mod:`rdgap.codecs.recipes`
+        with ``in_validate``: :data:`rdgap.validation.runner.FITTED_VARIANTS`).
     level : float or None
         The distortion target a fitted variant is calibrated to; None for baselines.
     """
