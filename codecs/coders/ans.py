@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
+from . import limits
 from .container import BitstreamError
 
 _MODEL = constriction.stream.model
@@ -49,6 +50,13 @@ MAX_MAGNITUDE = (1 << 32) - 1
 #: flush (proven) plus up to 8 bits of table quantization, and 0.5 % per symbol.
 RELATIVE_OVERHEAD = 0.005
 STREAM_OVERHEAD_BITS = 64
+#: constriction's table precision (``Σ f = 2^24``).
+PRECISION = 24
+#: Bits of state the decoders' symbol-count bound grants a payload beyond its length
+#: (:mod:`rdgap.codecs.coders.limits`; :func:`encode` enforces the same bound).
+COUNT_SLACK_BITS = 64
+#: The fewest bits one escaped value (sign + two 16-bit halves) takes off a payload.
+ESCAPE_MIN_BITS = 33.0 - 3 * limits.EPSILON_BITS
 
 
 @dataclass
@@ -61,6 +69,12 @@ class ChannelTable:
     def __post_init__(self):
         self.model = _MODEL.Categorical(self.probabilities, perfect=False)
         self.neg_log2 = -np.log2(self.probabilities)
+        # constriction's f_i <= p_i·s + 2 (s = (2^24 − n)/Σp; stream_length's derivation)
+        # and f_max <= 2^24 − (n − 1): one unit of float error more, to be safe.
+        p = np.asarray(self.probabilities, dtype=np.float64)
+        total = float(1 << PRECISION)
+        f_max = min(total - p.size + 1, float(p.max()) * (total - p.size) / float(p.sum()) + 3)
+        self.min_bits = float(limits.min_bits(f_max, PRECISION))
 
     @property
     def escape(self) -> int:
@@ -83,8 +97,23 @@ def estimate_bits(columns: list[np.ndarray], tables: list[ChannelTable]) -> floa
     return total
 
 
+def _needed_bits(lengths, tables) -> float:
+    return float(sum(length * table.min_bits for length, table in zip(lengths, tables)))
+
+
 def encode(columns: list[np.ndarray], tables: list[ChannelTable]) -> bytes:
-    """One ANS stream for integer symbol columns, column ``i`` with ``tables[i]``."""
+    """One ANS stream for integer symbol columns, column ``i`` with ``tables[i]``.
+
+    Refuses (ValueError) input that :class:`Decoder` would refuse: more than
+    :data:`rdgap.codecs.coders.limits.MAX_STREAM_SYMBOLS` symbols, or a payload
+    shorter than its symbols' least cost (only when the first entries of the tables
+    are coded from constriction's empty state, where they cost nothing).
+    """
+    lengths = [int(np.size(c)) for c in columns]
+    if sum(lengths) > limits.MAX_STREAM_SYMBOLS:
+        raise ValueError(f"hidden: {sum(lengths)} symbols in one stream, more than "
+                         f"MAX_STREAM_SYMBOLS = {limits.MAX_STREAM_SYMBOLS} (rdgap.codecs."
+                         f"coders.limits); encode shorter windows or raise the cap")
     coder = constriction.stream.stack.AnsCoder()
     escapes = []
     indices = []
@@ -103,7 +132,14 @@ def encode(columns: list[np.ndarray], tables: list[ChannelTable]) -> bytes:
         coder.encode_reverse(np.array([sign], np.int32), ESCAPE_SIGN)
     for index, table in zip(reversed(indices), reversed(tables)):
         coder.encode_reverse(index, table.model)
-    return coder.get_compressed().astype("<u4").tobytes()
+    payload = coder.get_compressed().astype("<u4").tobytes()
+    needed = _needed_bits(lengths, tables) + ESCAPE_MIN_BITS * len(escapes)
+    if needed > 8 * len(payload) + COUNT_SLACK_BITS:
+        raise ValueError(f"hidden: its symbols code into {8 * len(payload)} bits, fewer than "
+                         f"the {needed:.0f} the decoder's symbol-count bound requires (the "
+                         f"tables' first entries, coded from an empty state); such a stream "
+                         f"could not be told from a crafted one")
+    return payload
 
 
 class Decoder:
@@ -122,6 +158,9 @@ class Decoder:
                                  f"32-bit words")
         words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
         self._pending: list[tuple[np.ndarray, ChannelTable]] = []
+        self._payload_bits = 8 * len(data)
+        self._needed = 0.0
+        self._symbols = 0
         try:
             self._coder = constriction.stream.stack.AnsCoder(words)
         except (ValueError, RuntimeError, OverflowError) as error:
@@ -129,7 +168,17 @@ class Decoder:
 
     def columns(self, lengths: list[int], tables: list[ChannelTable]) -> list[np.ndarray]:
         """The next columns' symbols; escaped values read ``width + 1`` until
-        :meth:`finish` replaces them (in place) with their coded values."""
+        :meth:`finish` replaces them (in place) with their coded values.
+
+        Checked before anything is decoded or allocated: the symbols of this and
+        the earlier calls stay within :data:`rdgap.codecs.coders.limits.
+        MAX_STREAM_SYMBOLS` and within what the payload's bits can hold under
+        their tables (:mod:`rdgap.codecs.coders.limits`); BitstreamError if not."""
+        lengths = [int(length) for length in lengths]
+        self._symbols += sum(lengths)
+        self._needed += _needed_bits(lengths, tables)
+        limits.check_cap(self._symbols)
+        limits.check_information(self._needed, self._payload_bits, COUNT_SLACK_BITS)
         out = []
         try:
             for length, table in zip(lengths, tables):
@@ -143,6 +192,10 @@ class Decoder:
 
     def finish(self) -> None:
         """Resolve escaped values in place and check that nothing is left."""
+        escapes = sum(int(np.count_nonzero(values == table.width + 1))
+                      for values, table in self._pending)
+        self._needed += ESCAPE_MIN_BITS * escapes
+        limits.check_information(self._needed, self._payload_bits, COUNT_SLACK_BITS)
         try:
             for values, table in self._pending:
                 for position in np.flatnonzero(values == table.width + 1):

@@ -89,6 +89,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from . import limits
 from .container import BitstreamError
 
 STATE_BITS = 63
@@ -373,6 +374,7 @@ def decode(data: Sequence[bytes], lengths, table, freq, lanes: int = DEFAULT_LAN
     if device is None:
         device = table.device if isinstance(table, torch.Tensor) else torch.device("cpu")
     tables = _Tables.build(freq, device)
+    check_lengths(data, n, tables.freq.view(tables.num_tables, -1))
     table = _index_tensor(table, "table", (len(data), n), tables.num_tables, device)
     k, steps = _layout(n, lanes)
     x, bulk, avail = _parse(data, n, k, device)
@@ -397,6 +399,8 @@ def decode(data: Sequence[bytes], lengths, table, freq, lanes: int = DEFAULT_LAN
         word = bulk.gather(1, position.clamp(max=n))
         x = torch.where(on, torch.where(need, (y << WORD_BITS) | word, y), x)
         ptr += need.sum(1, keepdim=True)
+        if t % _OVERRUN_POLL == _OVERRUN_POLL - 1 and bool(overrun.any()):
+            break  # fail fast: a lane read past its words (checked once per _OVERRUN_POLL steps)
     bad = overrun | (x != LOWER).any(1) | (ptr[:, 0] != avail[:, 0])
     if bool(bad.any()):
         which = torch.nonzero(bad).flatten().tolist()
@@ -404,6 +408,33 @@ def decode(data: Sequence[bytes], lengths, table, freq, lanes: int = DEFAULT_LAN
                              f"state with every word consumed (truncated, corrupted, or "
                              f"decoded with other lengths/tables/lanes)")
     return out.view(streams, steps * k)[:, :n]
+
+
+#: Steps between the decoder's checks for a lane that read past its stream's words.
+_OVERRUN_POLL = 64
+
+
+def check_lengths(data: Sequence[bytes], n: int, freq: torch.Tensor) -> None:
+    """BitstreamError unless each of ``data``'s streams can hold ``n`` symbols.
+
+    A lane's state stays in ``[2^31, 2^63)`` and ends at ``2^31``, so a stream of
+    ``s`` bytes (``k`` 8-byte states, ``w`` words) gives its symbols at most ``32k +
+    32w <= 8s`` bits, and each symbol takes at least
+    :func:`rdgap.codecs.coders.limits.min_bits` of the largest frequency in
+    ``freq``: ``n·b <= 8s`` holds for every valid stream (a theorem, not a
+    tolerance). ``n`` also stays within ``limits.MAX_STREAM_SYMBOLS``. Called by
+    :func:`decode` before it allocates anything of size ``n``; callers that
+    allocate per symbol before decoding call it first.
+    """
+    if n == 0:
+        return
+    limits.check_cap(n)
+    freq = torch.as_tensor(freq)
+    precision = int(freq[0].sum()).bit_length() - 1
+    bits = float(limits.min_bits(int(freq.max()), precision, STATE_BITS - WORD_BITS))
+    for stream in data:  # a stream that is not bytes is _parse's ValueError
+        if isinstance(stream, (bytes, bytearray, memoryview)):
+            limits.check_information(n * bits, 8 * len(stream), 0.0)
 
 
 def _length(lengths, streams: int) -> int:

@@ -111,6 +111,7 @@ class TorchFactorizedCodec(HiddenStateCodec):
             raise BitstreamError(f"data: {escapes} escaped values declared for "
                                  f"{tokens * channels} symbols; the stream is corrupted")
         length = tokens * channels + _ESCAPE_SYMBOLS * escapes
+        rans_torch.check_lengths([stream.payload[4:]], length, self.freq)  # before allocating
         flat = rans_torch.decode([stream.payload[4:]], length,
                                  self._table_ids(tokens, escapes), self._freq_device,
                                  self.lanes, device=self.device)[0].cpu().numpy()

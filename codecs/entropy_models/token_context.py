@@ -220,6 +220,9 @@ class TokenContextCodec(ContextCodec):
         if len(stream.shape) != 2:
             raise BitstreamError(f"data: expected a 2-D (tokens, channels) stream, got shape "
                                  f"{stream.shape}")
+        if 0 in stream.shape:  # encode never writes it (check_hidden)
+            raise BitstreamError(f"data: stream declares shape {stream.shape}; an rdgap stream "
+                                 f"has at least one token and one channel")
         self._check_stream(stream)
         decoder = ans.Decoder(stream.payload)
         ids = decoder.columns([stream.shape[0]], [self._id_table])[0] + self._id_width
