@@ -458,3 +458,32 @@ def test_percentile_interval_of_the_pairs_bootstrap(confidence):
     assert found["pearson_ci"] == pytest.approx(
         [np.percentile(r, tail), np.percentile(r, 100 - tail)], rel=1e-9)
     assert found["confidence"] == confidence
+
+
+# ----------------------------------------------------------------- statistic_pairs
+def _codec_rows(codec, splits, offset=0.0):
+    return [_row(k, codec=codec, bits_per_token_actual=offset + 10.0 * (k or 0),
+                 statistics={"entropy_model": "factorized", "t10_prefix_jacobian": 1.0 + (k or 0)})
+            for k in splits]
+
+
+def test_pooled_pairs_take_every_codec_with_two_rows_or_more():
+    from rdgap.validation.correlation import statistic_pairs
+
+    rows = _codec_rows("a", [1, 2, 3]) + _codec_rows("b", [1, 2], offset=500.0) \
+        + _codec_rows("c", [4])
+    groups, (x, y, splits) = statistic_pairs(rows, "t10_prefix_jacobian")
+    assert sorted(groups) == ["a dce<=0.01", "b dce<=0.01", "c dce<=0.01"]
+    assert x.size == y.size == 5                       # a's 3 rows and b's 2; c alone is out
+    assert list(splits) == [1.0, 2.0, 3.0, 1.0, 2.0]
+    assert np.allclose(x, y)                           # within-codec z-scores: offsets gone
+    alone = statistic_pairs(_codec_rows("c", [4]), "t10_prefix_jacobian")[1]
+    assert [a.size for a in alone] == [0, 0, 0]
+
+
+def test_a_row_without_a_split_is_unit_zero():
+    from rdgap.validation.correlation import statistic_pairs
+
+    rows = _codec_rows("a", [None, 1, 2])
+    _, (_, _, splits) = statistic_pairs(rows, "t10_prefix_jacobian")
+    assert list(splits) == [0.0, 1.0, 2.0]
