@@ -20,8 +20,8 @@ from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
 from rdgap.codecs.split import SplitModel
 from rdgap.distributed.codec_spec import describe_mismatch, resolve_codec
 from rdgap.distributed.config import SplitRunConfig
-from rdgap.distributed.framing import (BATCH, END, HEADER_BYTES, framing_bytes, pack_body,
-                                       pack_header, unpack_body, unpack_header)
+from rdgap.distributed.framing import (BATCH, END, HEADER_BYTES, body_limit, framing_bytes,
+                                       pack_body, pack_header, unpack_body, unpack_header)
 from rdgap.distributed.launch import free_port, run_local, run_torchrun, under_torchrun
 from rdgap.distributed.summary import (break_even, format_summary, pipeline_seconds,
                                       summarize)
@@ -79,6 +79,8 @@ def _assert_exact_and_counted(summary, tiny, config):
     assert totals["wire_bytes_sent"] == totals["wire_bytes_received"] == streams + framing
     assert sum(b["wire_bytes"] for b in summary["batches"]) == streams + framing
     assert totals["tokens"] == BATCHES * BATCH_SIZE * LENGTH
+    width = tiny.model.config.hidden_size  # the default frame limit follows the agreed shape
+    assert summary["framing"]["max_frame_bytes"] == body_limit(BATCH_SIZE, LENGTH, width)
 
 
 def test_int8_through_the_cli_streams_exact_logits_and_counts_bytes(tiny_model_folder, tiny,

@@ -8,7 +8,8 @@ Summary JSON (``schema`` ``"rdgap.split-run/1"``)::
                     every batch; null when verification was off or incomplete
     errors          {rank: message} of every rank that failed
     error_after_s   {rank: seconds from the start of streaming to its failure}
-    config, identity, framing (bytes per frame header and per stream)
+    config, identity, framing (bytes per frame header and per stream, of the END
+                    frame, and the largest frame body rank 1 accepted)
     batches         per batch: windows, tokens, stream_bytes, wire_bytes, prefix_s,
                     encode_s, queue_wait_s, recv_wait_s, decode_s, suffix_s, and the
                     times (s since the start barrier) rank 0 finished encoding it and
@@ -157,7 +158,8 @@ def summarize(reports: dict[int, dict], config: dict) -> dict:
         "config": config, "identity": receiver.get("identity") or sender.get("identity"),
         "backend": receiver.get("backend") or sender.get("backend"),
         "framing": {"frame_header_bytes": HEADER_BYTES, "per_stream_bytes": LENGTH_BYTES,
-                    "end_frame_bytes": receiver.get("end_frame_bytes")},
+                    "end_frame_bytes": receiver.get("end_frame_bytes"),
+                    "max_frame_bytes": receiver.get("max_frame_bytes")},
         "batches": batches, "fp16_reference": sender.get("fp16_reference"),
     }
     tokens = sum(b["tokens"] for b in received)
