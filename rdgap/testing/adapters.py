@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .crafting import rdgap_container
 from .protocol import declarations
 
 _DECLARATIONS = ("input_kind", "channels", "symbol_range", "lossless", "reconstruct",
@@ -125,14 +126,10 @@ class HiddenStateAdapter:
         self.lossless = bool(codec.lossless)
         self.header_bits = 8.0 * header_size(codec.codec_id, 2)
         self.decode_errors = (BitstreamError,)
-        # crafted-headers: the kit can craft rdgap's container (rdgap.testing.crafting.
-        # rdgap_container), but the shipped decoders trust the header's shape (issue 17), so
-        # the adapter does not declare it yet; the report names the gap.
-        self.crafted_streams_missing = (
-            "not declared for rdgap's own codecs until issue 17: their decoders allocate from "
-            "the header's shape (a 50-byte stream declaring (2^20, 24) decodes a "
-            "FactorizedCodec into a 1.2 GB tensor); run it with check_codec(codec, "
-            "crafted_streams=rdgap.testing.crafting.rdgap_container)")
+        # crafted-headers: rdgap's container, crafted with valid CRCs (huge, empty and
+        # 2^31-element shapes); since issue 17 every rdgap decoder checks the declared
+        # shape against its payload before allocating (rdgap.codecs.coders.limits).
+        self.crafted_streams = rdgap_container
         self.reconstruct = None
         self.channels = None
         if isinstance(codec, (Float16Cast, ZstdFloat16)):
