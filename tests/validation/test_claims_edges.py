@@ -487,3 +487,26 @@ def test_a_row_without_a_split_is_unit_zero():
     rows = _codec_rows("a", [None, 1, 2])
     _, (_, _, splits) = statistic_pairs(rows, "t10_prefix_jacobian")
     assert list(splits) == [0.0, 1.0, 2.0]
+
+
+def test_correlation_records_need_three_rows_and_two_splits():
+    from rdgap.validation.correlation import correlations
+
+    def records(rows):
+        return [(r["group"], r["n"], r["units"]) for r in correlations({"runs": rows}, n_boot=20)
+                if r["statistic"] == "t10_prefix_jacobian"]
+
+    three = records(_codec_rows("a", [1, 2, 3]))
+    assert three == [("a dce<=0.01", 3, 3), (claims_module.POOLED, 3, 3)]
+    assert records(_codec_rows("a", [1, 2])) == []                # 2 rows: no record
+    flat = _codec_rows("a", [1, 2, 3])
+    for r in flat:
+        r["statistics"]["t10_prefix_jacobian"] = 7.0              # a constant statistic
+    assert records(flat) == []
+    one_split = _codec_rows("a", [2, 2]) + _codec_rows("b", [2, 2])
+    for r in one_split[1::2]:                                     # varied, but one split
+        r["statistics"]["t10_prefix_jacobian"] = 9.0
+        r["bits_per_token_actual"] = 99.0
+    assert [g for g, _, _ in records(one_split)] == []            # 4 rows, 1 unit
+    two_splits = _codec_rows("a", [1, 2]) + _codec_rows("b", [1, 2])
+    assert records(two_splits) == [(claims_module.POOLED, 4, 2)]
