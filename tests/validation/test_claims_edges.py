@@ -510,3 +510,31 @@ def test_correlation_records_need_three_rows_and_two_splits():
     assert [g for g, _, _ in records(one_split)] == []            # 4 rows, 1 unit
     two_splits = _codec_rows("a", [1, 2]) + _codec_rows("b", [1, 2])
     assert records(two_splits) == [(claims_module.POOLED, 4, 2)]
+
+
+def test_a_small_but_varying_statistic_gets_a_record():
+    from rdgap.validation.correlation import correlations
+
+    rows = _codec_rows("a", [1, 2, 3])
+    for k, r in enumerate(rows):
+        r["statistics"]["t10_prefix_jacobian"] = 1.0 + 0.2 * k         # spread 0.4 < 1
+    found = [r for r in correlations({"runs": rows}, n_boot=20)
+             if r["statistic"] == "t10_prefix_jacobian"]
+    assert [r["group"] for r in found] == ["a dce<=0.01", claims_module.POOLED]
+
+
+def test_correlations_and_claims_default_to_2000_resamples_seed_0():
+    from rdgap.validation.correlation import correlations
+
+    results = {"runs": _codec_rows("a", list(range(1, 9)))}
+    for r, bits in zip(results["runs"], [10.0, 30.0, 20.0, 40.0, 35.0, 80.0, 45.0, 60.0]):
+        r["bits_per_token_actual"] = bits
+    default = correlations(results)
+    assert default == correlations(results, n_boot=2000, seed=0)
+    assert default != correlations(results, n_boot=2000, seed=1)
+    assert {r["n_boot"] for r in default} == {2000}
+    claims = evaluate_claims(results)
+    assert claims == evaluate_claims(results, n_boot=2000, seed=0)
+    assert claims != evaluate_claims(results, n_boot=2000, seed=1)
+    assert [c["numbers"]["n_boot"] for c in claims if c["name"].startswith("correlation")] \
+        == [2000]
