@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap-gib", type=float, default=4.0)
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)  # a forked child must not wait on the parent's thread pool
     sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests/codecs")]
     import test_fuzz_entropy_decoders as fuzz
     from fuzz_harness import crafted_container

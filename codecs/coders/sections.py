@@ -132,6 +132,7 @@ def decode_payloads(payloads: Sequence[bytes], counts: Sequence[int],
     cursor = np.zeros(len(payloads), dtype=np.int64)
     decoded: list[torch.Tensor] = []
     for k, (count, section) in enumerate(zip(counts, tables)):
+        rans_torch.check_lengths([p[k] for p in parts], count, section.freq)  # before rows
         rows = rows_of(k, decoded)
         index = rans_torch.decode([p[k] for p in parts], count, rows, section.freq, lanes,
                                   device=device)

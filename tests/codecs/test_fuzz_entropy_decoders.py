@@ -4,8 +4,8 @@ Each codec — factorized, KLT, deep factorized, klt-context, klt-context-tokens
 klt-hyperprior, and the torch rANS coders of factorized / context / hyperprior —
 decodes, in a fresh process under an address-space budget and a per-decode
 timeout (tests/fuzz_harness.py over rdgap.testing.isolation, part A's harness,
-reused; the torch context coder, which cannot be rebuilt in a child, in this
-process), random damage (truncations, flips, insertions, deletions, overwrites,
+reused; the torch context and token codecs, which cannot be rebuilt in a
+child, in this process), random damage (truncations, flips, insertions, deletions, overwrites,
 random bytes) and **crafted headers with the CRC recomputed**: the shapes of
 ``rdgap.testing.crafting.rdgap_container`` (2²⁰ tokens, zero tokens or channels,
 the container's 2³¹-element limit) and hypothesis-drawn token counts from 2 to
@@ -67,15 +67,40 @@ def _hyperprior():
                           batch=256, progress=False).codec
 
 
+def _token_tests():
+    """tests/codecs/test_token_context.py as a module (its fitted() and embedded_tokens())."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).with_name("test_token_context.py")
+    spec = importlib.util.spec_from_file_location("_fuzz_token_context", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tokens():
+    return _token_tests().fitted()[0]
+
+
+def _stream(codec) -> bytes:
+    if getattr(codec, "needs_input_ids", False):
+        hidden, ids, _ = _token_tests().embedded_tokens(1, TOKENS, seed=5)
+        return codec.encode(hidden[0], input_ids=ids[0])
+    return codec.encode(lm_like(1, TOKENS, CHANNELS, 5)[0])
+
+
 #: name -> factory of a fitted codec (small fits: the decoders, not the rates, are tested).
 CODECS = {
     "factorized": lambda: make_codec("gaussian"),
     "klt": lambda: make_codec("laplace", transform=True),
     "deep-factorized": _deep,
     "klt-context": lambda: _context()[1],
+    "klt-context-tokens": _tokens,
     "klt-hyperprior": _hyperprior,
     "torch-factorized": lambda: torch_codec(make_codec("laplace"), lanes=4),
     "torch-context": lambda: torch_codec(_context()[1], lanes=4),
+    "torch-hyperprior": lambda: torch_codec(_hyperprior(), lanes=4),
 }
 TOKENS, CHANNELS = 16, 24
 
@@ -86,10 +111,12 @@ TOKENS, CHANNELS = 16, 24
        tokens=st.lists(st.integers(2, (1 << 31) // CHANNELS), min_size=12, max_size=12))
 def test_entropy_decoders_name_every_bad_stream_within_budget(name, ops, tokens):
     codec = CODECS[name]()
-    stream = codec.encode(lm_like(1, TOKENS, CHANNELS, 5)[0])
+    stream = _stream(codec)
     cases = damaged(stream, ops) + rdgap_container(stream)
     cases += [crafted_container(stream, {"tokens": t}) for t in tokens + [1 << 16, 1 << 20]]
-    if isinstance(recipe(codec), str):  # the torch context coder does not pickle: in-process
+    # The torch context coder does not pickle and the token codec's load needs the
+    # embedding table: both decode here, in this process.
+    if isinstance(recipe(codec), str) or getattr(codec, "needs_input_ids", False):
         expected = codec.decode(stream)
         for label, data in cases:
             try:
