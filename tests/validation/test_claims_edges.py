@@ -538,3 +538,32 @@ def test_correlations_and_claims_default_to_2000_resamples_seed_0():
     assert claims != evaluate_claims(results, n_boot=2000, seed=1)
     assert [c["numbers"]["n_boot"] for c in claims if c["name"].startswith("correlation")] \
         == [2000]
+
+
+# ----------------------------------------------------------------- coverage claims
+@pytest.fixture(scope="module")
+def coverage_list():
+    from rdgap.validation.coverage_claims import coverage_claims
+
+    return coverage_claims(quick=True)
+
+
+def test_every_coverage_claim_states_its_hypotheses_and_its_slack(coverage_list):
+    assert len(coverage_list) >= 7
+    for claim in coverage_list:
+        assert claim["hypotheses"] and all(h["met"] is True for h in claim["hypotheses"]), \
+            claim["name"]
+        assert claim["gates"] is True and claim["status"] == "PASS"
+        numbers = claim["numbers"]
+        if "hits" in numbers:                           # a statistical experiment
+            assert numbers["trials"] >= 10_000 and numbers["alpha"] == 0.01
+            assert numbers["coverage"] == numbers["hits"] / numbers["trials"]
+            # nearly tight: some trials miss, and the smallest slack is theirs (negative)
+            assert (numbers["min_slack"] < 0) is (numbers["hits"] < numbers["trials"]), \
+                claim["name"]
+
+
+def test_betting_experiment_reports_its_mean_width(coverage_list):
+    (claim,) = [c for c in coverage_list if c["name"].startswith("coverage[T8 betting")]
+    # n = 50 fair coins at δ = 0.05: a two-sided interval about 0.4 wide (Hoeffding: 0.38)
+    assert 0.3 < claim["numbers"]["mean_width"] < 0.6
