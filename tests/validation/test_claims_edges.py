@@ -567,3 +567,24 @@ def test_betting_experiment_reports_its_mean_width(coverage_list):
     (claim,) = [c for c in coverage_list if c["name"].startswith("coverage[T8 betting")]
     # n = 50 fair coins at δ = 0.05: a two-sided interval about 0.4 wide (Hoeffding: 0.38)
     assert 0.3 < claim["numbers"]["mean_width"] < 0.6
+
+
+def test_t4_experiments_check_the_plug_in_against_its_closed_form(monkeypatch):
+    """A plug-in that lumps every fresh symbol into one (it sees only "zero or not") agrees
+    with the closed form on an all-zero sample only: the experiment must refuse it."""
+    import dataclasses
+
+    from rdgap.validation import coverage_claims as module
+
+    original = module.marginal_entropy_floor
+
+    def lumped(symbols, *args, **kwargs):
+        found = original(symbols, *args, **kwargs)
+        share = float(np.mean(np.asarray(symbols) == 0))
+        binary = 0.0 if share in (0.0, 1.0) else float(
+            -share * np.log2(share) - (1 - share) * np.log2(1 - share))
+        return dataclasses.replace(found, plugin_sum=binary)
+
+    monkeypatch.setattr(module, "marginal_entropy_floor", lumped)
+    with pytest.raises(RuntimeError, match="plug-in entropy disagrees with the closed form"):
+        module.coverage_claims(quick=True)
