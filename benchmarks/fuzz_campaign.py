@@ -92,12 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for name in args.codecs or sorted(fuzz.CODECS):
         codec = fuzz.CODECS[name]()
-        stream = codec.encode(fuzz.lm_like(1, fuzz.TOKENS, fuzz.CHANNELS, 5)[0])
+        stream = fuzz._stream(codec)
         for tokens in args.tokens:
             data = crafted_container(stream, {"tokens": tokens})[1]
             what, seconds, peak = _decode_in_fork(codec, data, int(args.cap_gib * (1 << 30)),
                                                   args.timeout).split("|")
-            print(f"| {name} | {len(stream)} | ({tokens}, {fuzz.CHANNELS}) | {what} | "
+            print(f"| {name} | {len(stream)} | ({tokens}, C) | {what} | "
                   f"{seconds} | {peak} |", flush=True)
     return 0
 

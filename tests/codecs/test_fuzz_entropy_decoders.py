@@ -168,3 +168,24 @@ def test_the_torch_bound_is_a_theorem_on_valid_streams():
         rans_torch.check_lengths([data], most + 1, freq)
     assert torch.equal(rans_torch.decode([data], 5000, torch.zeros_like(symbols), freq,
                                          lanes=4), symbols)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "laplace"])
+@pytest.mark.parametrize("scale", [0.3, 1.0, 50.0])
+def test_the_ans_bound_is_tight_and_sound_on_the_cheapest_valid_stream(family, scale):
+    """The cheapest stream a table allows — its most likely symbol n times — decodes
+    (the bound never refuses what the encoder wrote) and its payload is within 0.01
+    bit per symbol of the bound; a count the payload cannot hold is refused before decoding."""
+    from rdgap.codecs.coders import ans
+    from rdgap.codecs.entropy_models.tables import discretised_table
+
+    width = max(2, int(8 * scale))
+    table = ans.ChannelTable(discretised_table(family, 0.0, scale, width), width)
+    n = 20000
+    data = ans.encode([np.zeros(n, np.int64)], [table])
+    assert np.array_equal(ans.decode(data, [n], [table])[0], np.zeros(n))
+    assert n * table.min_bits <= 8 * len(data) + ans.COUNT_SLACK_BITS
+    assert 8 * len(data) - n * table.min_bits <= 0.01 * n + ans.COUNT_SLACK_BITS
+    most = int((8 * len(data) + ans.COUNT_SLACK_BITS) / table.min_bits)
+    with pytest.raises(BitstreamError, match="payload bits"):
+        ans.Decoder(data).columns([most + 1], [table])
