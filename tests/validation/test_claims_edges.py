@@ -588,3 +588,13 @@ def test_t4_experiments_check_the_plug_in_against_its_closed_form(monkeypatch):
     monkeypatch.setattr(module, "marginal_entropy_floor", lumped)
     with pytest.raises(RuntimeError, match="plug-in entropy disagrees with the closed form"):
         module.coverage_claims(quick=True)
+
+
+def test_t4_experiments_say_what_their_tokens_are(coverage_list):
+    t4 = {c["name"]: c for c in coverage_list if c["name"].startswith("coverage[T4")}
+    single = t4["coverage[T4 marginal_entropy_floor (half-singleton law, M = 2000)]"]
+    copies = t4["coverage[T4 marginal_entropy_floor (sequences of 2 equal tokens, N = 2000)]"]
+    assert single["numbers"]["tokens_per_sequence"] == 1
+    assert copies["numbers"]["tokens_per_sequence"] == 2
+    assert [h["text"] for h in single["hypotheses"]] == ["tokens i.i.d. (m = 1)"]
+    assert copies["hypotheses"][0]["text"].startswith("sequences i.i.d.; tokens inside")
