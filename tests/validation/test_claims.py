@@ -173,6 +173,46 @@ def test_only_pooled_correlations_become_claims(document):
     assert all(c["numbers"]["group"] == POOLED for c in claims)
 
 
+def test_rate_claim_numbers_follow_their_formulas(document):
+    """The upper limit is diag + 0.5 % diag + 64 bits / window tokens + header; the
+    headroom and the Gibbs margin are differences, not sums; a rate exactly at the upper
+    limit is inside it."""
+    claims = by_name(evaluate_claims(document, n_boot=100))
+    rate = claims["rate_within_bounds[synthetic]"]["numbers"]
+    for run, check in zip(document["runs"], rate["checks"]):
+        s = run["statistics"]
+        expected = (1.005 * s["t3_logdet_diag"] + 64 / s["tokens_per_window"]
+                    + run["container_bits_per_token"])
+        assert check["upper_limit"] == pytest.approx(expected, rel=1e-12)
+    assert rate["smallest_headroom"] == pytest.approx(
+        min(c["upper_limit"] - c["rate"] for c in rate["checks"]))
+    gibbs = claims["gibbs_sample_floor[synthetic]"]["numbers"]
+    assert gibbs["smallest_margin"] == pytest.approx(min(
+        r["statistics"]["gibbs_sample_estimated"] - r["statistics"]["gibbs_sample_floor"]
+        for r in document["runs"]))
+    at_limit = copy.deepcopy(document)
+    at_limit["runs"][0]["statistics"]["rate_actual"] = rate["checks"][0]["upper_limit"]
+    assert by_name(evaluate_claims(at_limit, n_boot=100))["rate_within_bounds[synthetic]"][
+        "status"] == "PASS"
+
+
+def test_rounding_slack_of_the_theorem_checks_is_relative_and_tiny(document):
+    """Gibbs: 1e-9 of the floor (floors here are > 1 bit); container bytes: 1e-9 of the
+    bits. Inside the slack PASS, beyond it FAIL."""
+    for factor, status in ((1 - 0.5e-9, "PASS"), (1 - 2e-9, "FAIL")):
+        near = copy.deepcopy(document)
+        s = near["runs"][4]["statistics"]
+        assert s["gibbs_sample_floor"] > 2.0
+        s["gibbs_sample_estimated"] = s["gibbs_sample_floor"] * factor
+        assert by_name(evaluate_claims(near, n_boot=100))["gibbs_sample_floor[synthetic]"][
+            "status"] == status
+    for factor, status in ((1 + 1e-12, "PASS"), (1 + 1e-6, "FAIL")):
+        near = copy.deepcopy(document)
+        near["runs"][0]["stream_bits"] *= factor
+        assert by_name(evaluate_claims(near, n_boot=100))["container_bytes[synthetic]"][
+            "status"] == status
+
+
 def test_correlation_claim_needs_the_interval_strictly_above_zero():
     record = {"architecture": "x", "statistic": "s", "group": POOLED, "n": 10, "units": 5,
               "pearson": 0.5, "pearson_ci": [0.0, 0.9], "spearman": 0.5,
