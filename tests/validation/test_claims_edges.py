@@ -598,3 +598,38 @@ def test_t4_experiments_say_what_their_tokens_are(coverage_list):
     assert copies["numbers"]["tokens_per_sequence"] == 2
     assert [h["text"] for h in single["hypotheses"]] == ["tokens i.i.d. (m = 1)"]
     assert copies["hypotheses"][0]["text"].startswith("sequences i.i.d.; tokens inside")
+
+
+def test_coverage_claims_sizes_and_input(coverage_list):
+    from rdgap.validation.coverage_claims import coverage_claims
+
+    def sizes(claims):
+        return [c["numbers"].get("trials") or c["numbers"].get("cases") for c in claims]
+
+    assert sizes(coverage_list) == [20_000, 20_000, 20_000, 20_000, 40, 20, 10_000]
+    assert sizes(coverage_claims(quick=False)) == [20_000, 20_000, 20_000, 20_000, 150, 60,
+                                                   10_000]
+    with pytest.raises(ValueError, match="quick: expected True or False, got 'yes'"):
+        coverage_claims(quick="yes")
+
+
+def test_t3_experiment_is_near_tight(coverage_list):
+    (t3,) = [c for c in coverage_list if c["name"].startswith("coverage[T3")]
+    numbers = t3["numbers"]
+    assert numbers["violations"] == 0 and 0 <= numbers["min_slack"] <= numbers["mean_slack"]
+    assert numbers["mean_slack"] < 1.0        # bits: a vacuous bound would show far more
+
+
+@pytest.mark.parametrize("sigma, step", [(1.0, 0.1), (2.0, 1.0), (0.5, 0.4)])
+def test_t7_cell_error_is_the_exact_quantization_error(sigma, step):
+    """``_gaussian_cell_error`` (the T7 check's exact ΔCE) against numerical integration of
+    ``(y − step·round(y/step))²`` under N(0, σ²)."""
+    from scipy import integrate, stats
+
+    from rdgap.validation.coverage_claims import _gaussian_cell_error
+
+    edges = np.arange(-12 * sigma // step - 1, 12 * sigma // step + 2) * step + step / 2
+    total = sum(integrate.quad(lambda y, c=(lo + hi) / 2: (y - c) ** 2
+                               * stats.norm.pdf(y, scale=sigma), lo, hi)[0]
+                for lo, hi in zip(edges[:-1], edges[1:]))
+    assert _gaussian_cell_error(sigma, step) == pytest.approx(total, rel=1e-6)
