@@ -25,8 +25,9 @@ the file on disk is never touched, so the shared working tree stays intact).
 A mutant is *killed* when the tests fail (or time out), *survives* when they
 pass. The unmutated module is run first and must pass; that run also records
 (``sys.settrace``) which tests execute each line of the module, and each
-mutant then runs only the tests that executed its lines (all tests for
-lines run at import; none — it survives — for lines no test reaches);
+mutant then runs only the test files whose tests executed its lines (all
+tests for lines run at import; none — it survives — for lines no test
+reaches);
 ``--all-tests`` runs every test on every mutant instead. The score printed at
 the end is ``killed / (mutants run - excluded)``; ``--exclude FILE`` takes
 lines ``REGEX  # reason`` matched against the description of a mutant that
@@ -324,14 +325,17 @@ def run_one(name: str, path: str, source: str, pytest_args: list[str], timeout: 
 
 
 def covering_tests(coverage: dict, first: int, last: int) -> set[str] | None:
-    """The tests that executed any of lines ``first..last`` (None: lines run at import,
-    so every test may depend on them)."""
+    """The tests of every test file that executed any of lines ``first..last`` (None:
+    lines run at import, so every test may depend on them)."""
     tests = set()
     for line in range(first, last + 1):
         tests |= set(coverage["lines"].get(str(line), ()))
     if IMPORT_TIME in tests:
         return None
-    return tests
+    # A module-scoped fixture runs in the first test that asks for it, yet every test of
+    # that file may read what it computed: take every test of each file reached.
+    files = {test.split("::")[0] for test in tests}
+    return {test for test in coverage["order"] if test.split("::")[0] in files} | tests
 
 
 def _exclusions(path: str | None) -> list[tuple[re.Pattern, str]]:
