@@ -78,7 +78,10 @@ def test_shards_merge_into_the_single_run(tiny_model_folder, tmp_path, capsys):
                  "--out", str(tmp_path / "merged")])
     assert code == 0
     merged = json.loads((tmp_path / "merged" / "results.json").read_text())
-    single = finalize(run_validation(_config(tiny_model_folder, tmp_path / "c", variants=()),
+    # the CLI fits on ValidateConfig's default number of fit windows (statistics such as
+    # heldout_disjoint count them), so the single run uses the same
+    single = finalize(run_validation(_config(tiny_model_folder, tmp_path / "c", variants=(),
+                                             fit_windows=ValidateConfig.fit_windows),
                                      progress=False))
     assert merged["shards"] == 3 and not merged["partial"]
     assert [r["job_id"] for r in merged["runs"]] == [r["job_id"] for r in single["runs"]]
