@@ -19,21 +19,24 @@ Each *mutant* is the module with one small change of its syntax tree:
 =============  ===============================================================
 
 Strings, f-strings (report text) and annotations are not mutated. For every
-mutant the tests given after ``--`` run with ``pytest -x -q`` in a forked
-child (``--assert=plain``) whose import of ``--module`` loads the mutated source (an import hook:
-the file on disk is never touched, so the shared working tree stays intact).
-A mutant is *killed* when the tests fail (or time out), *survives* when they
-pass. The unmutated module is run first and must pass; that run also records
-(``sys.settrace``) which tests execute each line of the module, and each
-mutant then runs only the test files whose tests executed its lines (all
-tests for lines run at import; none — it survives — for lines no test
-reaches);
-``--all-tests`` runs every test on every mutant instead. The score printed at
-the end is ``killed / (mutants run - excluded)``; ``--exclude FILE`` takes
-lines ``REGEX  # reason`` matched against the description of a mutant that
-*survived* (an equivalent mutant, printed with the reason; a matching mutant
-that is killed counts as killed). ``--list`` only lists the
-mutants; ``--json PATH`` writes every outcome.
+mutant the tests given after ``--`` run with ``pytest -x -q --assert=plain``
+in a forked child whose import of ``--module`` loads the mutated source (an
+import hook: the file on disk is never touched, so a shared working tree stays
+intact). A mutant is *killed* when the tests fail (or time out), *survives*
+when they pass. The unmutated module is run first and must pass; that run also
+records (``sys.settrace``) which tests execute each line of the module, and
+each mutant then runs only the test files whose tests executed its lines (all
+tests for lines run at import; none, so it survives, for lines no test
+reaches); ``--all-tests`` runs every test on every mutant instead. The score
+printed at the end is ``killed / (mutants run - excluded)``; ``--exclude FILE``
+takes lines ``REGEX  # reason`` matched against the description of a mutant
+that *survived* (an equivalent mutant, printed with the reason; a matching
+mutant that is killed counts as killed). ``--list`` only lists the mutants;
+``--only`` reruns chosen mutants or an earlier run's survivors; ``--json PATH``
+writes every outcome. Scores and usage: ``docs/testing-the-claims.md``.
+
+Over 400 lines on purpose: the tool is one self-contained script (run as
+``python tools/mutate.py``, not part of the installed package).
 """
 
 from __future__ import annotations

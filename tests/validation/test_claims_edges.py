@@ -6,6 +6,11 @@ count in the numbers. They run on minimal hand-made ``results.json`` rows
 (only the fields the claim reads), so each claim is seen alone; the real
 runs are in ``test_claim_defects.py``. Mutation score and the surviving
 mutants: ``docs/testing-the-claims.md``.
+
+Over 400 lines on purpose: one file of small edge tests is the per-mutant test
+command of the mutation runs (``tools/mutate.py ... -- tests/validation/
+test_claims_edges.py ...``); its sections follow the claims modules (claims,
+correlation, coverage_claims).
 """
 
 from __future__ import annotations
