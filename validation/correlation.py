@@ -54,10 +54,14 @@ def _weighted_pearson(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray
     total = w.sum(-1, keepdims=True)
     xc = x - (w * x).sum(-1, keepdims=True) / total
     yc = y - (w * y).sum(-1, keepdims=True) / total
-    denominator = np.sqrt((w * xc ** 2).sum(-1) * (w * yc ** 2).sum(-1))
+    spread_x, spread_y = (w * xc ** 2).sum(-1), (w * yc ** 2).sum(-1)
+    # a resample is constant when its spread is rounding noise RELATIVE to its values
+    # (scale-invariant: the same data in other units gives the same correlations)
+    varies = ((spread_x > 1e-24 * (w * x ** 2).sum(-1))
+              & (spread_y > 1e-24 * (w * y ** 2).sum(-1)))
+    denominator = np.sqrt(spread_x * spread_y)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 1e-12 * total[..., 0] ** 2,
-                        (w * xc * yc).sum(-1) / denominator, np.nan)
+        return np.where(varies, (w * xc * yc).sum(-1) / denominator, np.nan)
 
 
 def _weighted_ranks(w: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -175,16 +175,6 @@ def _betting(trials: int, delta: float = 0.05, n: int = 50, scale: float = 1.0) 
                           [_met("values i.i.d. in [0, 1], drawn in order", True)])
 
 
-def _expected_plugin_half_singleton(tokens: int) -> float:
-    """``E Ĥ`` (bits) of ``tokens`` i.i.d. draws: 0 w.p. 1/2, else a never-repeated symbol."""
-    k = np.arange(tokens + 1)
-    weight = scipy_stats.binom.pmf(k, tokens, 0.5)
-    share = k / tokens
-    with np.errstate(divide="ignore", invalid="ignore"):
-        zero = np.where(k > 0, -share * np.log2(share), 0.0)
-    return float(np.sum(weight * (zero + (1 - share) * math.log2(tokens))))
-
-
 def _plugin_half_singleton(zeros: np.ndarray, tokens: int) -> np.ndarray:
     """Plug-in entropy (bits) of ``tokens`` draws holding ``zeros`` zeros and distinct others."""
     share = np.asarray(zeros, float) / tokens

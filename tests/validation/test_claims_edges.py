@@ -440,6 +440,28 @@ def test_bootstrap_correlation_of_pairs_does_not_depend_on_the_units():
     assert small["n_boot_valid"] == unit["n_boot_valid"] == 200
 
 
+@pytest.mark.parametrize("scale", [1e-6, 1e6])
+def test_clustered_bootstrap_does_not_depend_on_the_units(scale):
+    """The cluster path's constant-resample test is relative to the values: the same
+    data in units 1e±6 apart keeps every resample and the same intervals."""
+    x, y = _pairs(12, seed=7)
+    clusters = np.repeat(np.arange(6), 2)
+    unit = bootstrap_correlation(x, y, n_boot=300, seed=2, clusters=clusters)
+    scaled = bootstrap_correlation(scale * x, scale * y, n_boot=300, seed=2, clusters=clusters)
+    for key in ("pearson_ci", "spearman_ci"):
+        assert unit[key][0] is not None
+        assert scaled[key] == pytest.approx(unit[key], rel=1e-6), key
+    assert scaled["n_boot_valid"] == unit["n_boot_valid"]
+
+
+def test_a_resample_constant_in_one_statistic_has_no_correlation():
+    """A statistic that does not vary across its clusters gives no finite resample."""
+    x = np.full(8, 3.0e5)
+    y = np.arange(8.0)
+    found = bootstrap_correlation(x, y, n_boot=50, clusters=np.repeat(np.arange(4), 2))
+    assert found["n_boot_valid"] == 0 and found["pearson_ci"] == [None, None]
+
+
 def test_pairs_and_one_pair_clusters_resample_alike():
     """Without clusters each pair is its own unit: the pairs path and the cluster path with
     one pair per cluster draw the same resamples and give the same intervals."""
