@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "validation/reports/reference/results.json"
+QUICK_REFERENCE = ROOT / "validation/reports/quick-reference/results.json"
 CODEC_BENCH = ROOT / "benchmarks/results/codec_bench.json"
 SHOWN_BASELINES = ("fp16", "int8-absmax", "int4-absmax")
 
@@ -98,7 +99,9 @@ def recipe_table() -> str:
 def tables() -> list[tuple[Path, str]]:
     """Each generated table with a page that must hold it verbatim."""
     reference = reference_table(json.loads(REFERENCE.read_text()))
+    quick = reference_table(json.loads(QUICK_REFERENCE.read_text()))
     return [(ROOT / "README.md", reference), (ROOT / "docs/validate.md", reference),
+            (ROOT / "docs/validate.md", quick),
             (ROOT / "docs/benchmarks.md", codec_bench_table(json.loads(CODEC_BENCH.read_text()))),
             (ROOT / "docs/codec.md", recipe_table())]
 
