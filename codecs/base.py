@@ -75,6 +75,10 @@ class HiddenStateCodec(ABC):
 
     def decode(self, data: bytes) -> torch.Tensor:
         """The float32 tensor a stream holds; raises BitstreamError on a bad stream."""
+        return self._decode_payload(self._unpack_tokens(data))
+
+    def _unpack_tokens(self, data: bytes) -> Stream:
+        """This codec's stream of ``data``, checked to declare (tokens ≥ 1, channels ≥ 1)."""
         stream = unpack(data, self.codec_id, self.digest)
         if len(stream.shape) != 2:
             raise BitstreamError(f"data: expected a 2-D (tokens, channels) stream, got shape "
@@ -82,7 +86,7 @@ class HiddenStateCodec(ABC):
         if 0 in stream.shape:  # encode never writes it (check_hidden)
             raise BitstreamError(f"data: stream declares shape {stream.shape}; an rdgap stream "
                                  f"holds at least one token and one channel")
-        return self._decode_payload(stream)
+        return stream
 
     def estimate_bits(self, hidden: torch.Tensor) -> float | None:
         """Likelihood estimate Σ −log2 q of the payload, or None without a model."""

@@ -36,7 +36,7 @@ from ..coders import ans
 
 from .. import persist
 from ..base import check_hidden
-from ..coders.container import BitstreamError, pack, unpack
+from ..coders.container import BitstreamError, pack
 from .context import _FLOAT_ARRAYS, _INT_ARRAYS, FORMAT_VERSION, ContextCodec
 from .context_fit import fit_context_model
 
@@ -216,13 +216,7 @@ class TokenContextCodec(ContextCodec):
 
     def decode_with_ids(self, data: bytes) -> tuple[torch.Tensor, torch.Tensor]:
         """``(hidden, input_ids)`` of a stream; raises BitstreamError on a bad stream."""
-        stream = unpack(data, self.codec_id, self.digest)
-        if len(stream.shape) != 2:
-            raise BitstreamError(f"data: expected a 2-D (tokens, channels) stream, got shape "
-                                 f"{stream.shape}")
-        if 0 in stream.shape:  # encode never writes it (check_hidden)
-            raise BitstreamError(f"data: stream declares shape {stream.shape}; an rdgap stream "
-                                 f"has at least one token and one channel")
+        stream = self._unpack_tokens(data)
         self._check_stream(stream)
         decoder = ans.Decoder(stream.payload)
         ids = decoder.columns([stream.shape[0]], [self._id_table])[0] + self._id_width
