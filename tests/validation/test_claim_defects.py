@@ -217,24 +217,22 @@ def _scaled_radius(factor):
     return "hoeffding_radius", lambda *args, **kwargs: factor * original(*args, **kwargs)
 
 
-def _scaled_half_width(factor):
-    original = coverage_module.empirical_bernstein_interval
+def _shrunk_interval(name):
+    """A factory that shrinks the two-sided interval ``coverage_claims.<name>`` about
+    its centre by ``factor``."""
+    def scaled(factor):
+        original = getattr(coverage_module, name)
 
-    def interval(*args, **kwargs):
-        low, high = original(*args, **kwargs)
-        centre, half = (low + high) / 2, (high - low) / 2
-        return centre - factor * half, centre + factor * half
-    return "empirical_bernstein_interval", interval
+        def interval(*args, **kwargs):
+            low, high = original(*args, **kwargs)
+            centre, half = (low + high) / 2, (high - low) / 2
+            return centre - factor * half, centre + factor * half
+        return name, interval
+    return scaled
 
 
-def _scaled_betting(factor):
-    original = coverage_module.betting_interval
-
-    def interval(*args, **kwargs):
-        low, high = original(*args, **kwargs)
-        centre, half = (low + high) / 2, (high - low) / 2
-        return centre - factor * half, centre + factor * half
-    return "betting_interval", interval
+_scaled_half_width = _shrunk_interval("empirical_bernstein_interval")
+_scaled_betting = _shrunk_interval("betting_interval")
 
 
 def _scaled_deviation(factor):
