@@ -59,7 +59,20 @@ def run_distributed(config: ValidateConfig, progress: bool = True) -> tuple[int,
         return rank, results
     finally:
         if owned:
-            dist.destroy_process_group()
+            _teardown()
+
+
+def _teardown() -> None:
+    """Wait for every rank, then destroy the process group.
+
+    Without the barrier a rank other than 0 tears gloo down while rank 0 is still
+    finalising the merged results; under load that rank then aborted in C++
+    (``terminate called without an active exception``, CI on 2026-12-07).
+    """
+    try:
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 def _local_rank(rank: int, world: int, store: str, config: ValidateConfig, out: str,
@@ -77,7 +90,18 @@ def _local_rank(rank: int, world: int, store: str, config: ValidateConfig, out: 
             with open(out, "w", encoding="utf-8") as handle:
                 json.dump(results, handle)
     finally:
-        dist.destroy_process_group()
+        _teardown()
+    # The worker's work is done and written; skip interpreter finalisation, where
+    # gloo's C++ threads can still hold Python objects and abort the process
+    # (pytorch/pytorch#179291 describes the same crash).
+    import gc
+    import os
+    import sys
+
+    gc.collect()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def run_local(config: ValidateConfig, processes: int, threads: int = 1) -> dict:
