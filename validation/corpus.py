@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from .wikipedia import wikipedia_articles
+
 DEFAULT_CORPUS = "lee_background"
 #: Named text sources that ship with installed packages (gensim's test data), read
 #: without importing the package: name → what the documents are.
@@ -23,7 +25,11 @@ NAMED_CORPORA = {
                       "one per line",
     "newsgroups": "200 Usenet posts from alt.atheism and sci.space, 1993 (gensim's "
                   "mini_newsgroup sample of 20 Newsgroups), headers removed",
+    "wikipedia": "106 English Wikipedia articles (gensim's shortened enwiki dump, 2016: "
+                 "Anarchism to Achilles), wiki markup removed, one article per document",
 }
+#: gensim's shortened English Wikipedia dump (206 pages), the ``"wikipedia"`` corpus.
+WIKIPEDIA_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
 
 def gensim_test_data(name: str) -> Path:
@@ -80,7 +86,8 @@ def load_documents(source: str | os.PathLike = DEFAULT_CORPUS) -> list[str]:
     ----------
     source : str or path-like
         A name of :data:`NAMED_CORPORA` (``"lee_background"``, the default, one
-        document per line; ``"newsgroups"``, one post per document); a text file
+        document per line; ``"newsgroups"``, one post per document; ``"wikipedia"``,
+        one article per document, :func:`.wikipedia.wikipedia_articles`); a text file
         (documents separated by blank lines, or one per line when it has no
         blank line); or a folder (every ``*.txt`` file below it is one
         document, in sorted path order).
@@ -98,6 +105,9 @@ def load_documents(source: str | os.PathLike = DEFAULT_CORPUS) -> list[str]:
     elif str(source) == "newsgroups":
         path = gensim_test_data("mini_newsgroup")
         documents = newsgroup_posts(path)
+    elif str(source) == "wikipedia":
+        path = gensim_test_data(WIKIPEDIA_DUMP)
+        documents = wikipedia_articles(path)
     else:
         path = Path(source).expanduser()
         if not path.exists():

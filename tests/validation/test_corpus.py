@@ -82,7 +82,7 @@ def test_windows_stay_inside_documents():
 def test_named_newsgroups_corpus_is_posts_without_headers():
     from rdgap.validation.corpus import NAMED_CORPORA
 
-    assert set(NAMED_CORPORA) == {"lee_background", "newsgroups"}
+    assert set(NAMED_CORPORA) == {"lee_background", "newsgroups", "wikipedia"}
     posts = load_documents("newsgroups")
     assert len(posts) == 200
     assert not any(post.startswith(("Newsgroups:", "Path:", "Xref:", "From:")) for post in posts)
