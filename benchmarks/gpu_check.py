@@ -39,7 +39,7 @@ import torch
 
 from codec_throughput import joint_codecs, smollm2_windows   # sibling benchmark scripts
 from rans_torch_throughput import TOKENS, workload
-from rdgap.codecs import rans_torch as rt
+from rdgap.codecs.coders import rans_torch as rt
 from rdgap.codecs.coders.torch_context import TorchContextCodec
 
 #: Decoded values may differ between devices by float64 rounding of the prediction m_t,

@@ -22,7 +22,7 @@ import constriction
 import numpy as np
 import torch
 
-from rdgap.codecs import rans_torch as rt
+from rdgap.codecs.coders import rans_torch as rt
 
 TOKENS, CHANNELS, ALPHABET = 256, 576, 64
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
-from rdgap.codecs.transform import fisher_klt
+from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
+from rdgap.codecs.transforms.klt import fisher_klt
 
 
 def lm_like(windows: int, tokens: int, channels: int, seed: int = 0) -> torch.Tensor:
@@ -43,7 +43,7 @@ def assert_damage_is_detected(codec, data: bytes, cut_every: int = 3, flips: int
     every single-bit error)."""
     import pytest
 
-    from rdgap.codecs.container import BitstreamError
+    from rdgap.codecs.coders.container import BitstreamError
 
     for cut in range(0, len(data), cut_every):
         with pytest.raises(BitstreamError):

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from rdgap.cli import main
-from rdgap.codecs.container import BitstreamError
-from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
+from rdgap.codecs.coders.container import BitstreamError
+from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
 from rdgap.codecs.split import SplitModel
 from rdgap.distributed.codec_spec import describe_mismatch, resolve_codec
 from rdgap.distributed.config import SplitRunConfig

@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rdgap.codecs import ans
+from rdgap.codecs.coders import ans
 from rdgap.codecs.base import HiddenStateCodec
 from rdgap.codecs.baselines import baseline_codecs
-from rdgap.codecs.container import header_size
+from rdgap.codecs.coders.container import header_size
 from rdgap.codecs import recipes
 from rdgap.codecs.fit import VARIANTS, fit_codec
-from rdgap.codecs.token_fit import VARIANT as TOKEN_VARIANT
-from rdgap.codecs.token_fit import fit_token_codec
+from rdgap.codecs.entropy_models.token_fit import VARIANT as TOKEN_VARIANT
+from rdgap.codecs.entropy_models.token_fit import fit_token_codec
 from rdgap.codecs.symbol_zstd import ZstdSymbols
 
 from .cache import HiddenCache, entry_key, model_digest, tensor_digest

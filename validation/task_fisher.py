@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rdgap.codecs.fisher import FisherDiagonal
+from rdgap.codecs.transforms.fisher import FisherDiagonal
 
 from .tasks import SplitTask, TaskWindows
 

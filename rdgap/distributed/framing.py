@@ -42,7 +42,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from rdgap.codecs.container import BitstreamError
+from rdgap.codecs.coders.container import BitstreamError
 
 MAGIC = b"RDSR"
 FRAME_VERSION = 2

@@ -110,14 +110,14 @@ class HiddenStateAdapter:
     input_kind = "hidden"
 
     def __init__(self, codec):
-        from rdgap.codecs import ans
+        from rdgap.codecs.coders import ans
         from rdgap.codecs.base import HiddenStateCodec
         from rdgap.codecs.baselines import AbsmaxInteger, BFloat16Cast, Float16Cast, ZstdFloat16
-        from rdgap.codecs.container import BitstreamError, header_size
-        from rdgap.codecs.context import ContextCodec
-        from rdgap.codecs.factorized import FactorizedCodec
+        from rdgap.codecs.coders.container import BitstreamError, header_size
+        from rdgap.codecs.entropy_models.context import ContextCodec
+        from rdgap.codecs.entropy_models.factorized import FactorizedCodec
         from rdgap.codecs.symbol_zstd import ZstdSymbols
-        from rdgap.codecs.torch_factorized import TorchFactorizedCodec
+        from rdgap.codecs.coders.torch_factorized import TorchFactorizedCodec
 
         if not isinstance(codec, HiddenStateCodec):
             raise ValueError(f"codec: expected an rdgap HiddenStateCodec, got "

@@ -20,7 +20,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from rdgap.bounds import rans_length_bounds, table_quantization_cost
-from rdgap.codecs import rans_torch as rt
+from rdgap.codecs.coders import rans_torch as rt
 from rdgap.validation.synthetic import DiscreteSource
 
 # ---------------------------------------------------------------- (1) sympy

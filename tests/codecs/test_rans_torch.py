@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from rdgap.bounds import rans_length_bounds
-from rdgap.codecs import rans_torch as rt
+from rdgap.codecs.coders import rans_torch as rt
 from rdgap.codecs.coders.container import BitstreamError
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from rdgap.codecs.baselines import baseline_codecs
-from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
+from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
 from rdgap.codecs.symbol_zstd import ZstdSymbols
-from rdgap.codecs.torch_factorized import TorchFactorizedCodec
-from rdgap.codecs.transform import fisher_klt
+from rdgap.codecs.coders.torch_factorized import TorchFactorizedCodec
+from rdgap.codecs.transforms.klt import fisher_klt
 from rdgap.testing import (HiddenStateAdapter, PropertyNotChecked, PropertyViolation, adapt,
                            check_codec)
 from rdgap.testing.crafting import rdgap_container
@@ -103,8 +103,8 @@ def test_crafted_rdgap_container_streams_issue_17_record():
 
 
 def test_the_adapter_declares_the_container_and_the_ans_constants():
-    from rdgap.codecs import ans
-    from rdgap.codecs.container import BitstreamError, header_size
+    from rdgap.codecs.coders import ans
+    from rdgap.codecs.coders.container import BitstreamError, header_size
     codec = factorized("gaussian")
     adapter = adapt(codec)
     assert isinstance(adapter, HiddenStateAdapter)

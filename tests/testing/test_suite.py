@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from rdgap.codecs.factorized import ChannelStatistics, FactorizedCodec
+from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
 from hypothesis import strategies as st
 
 from rdgap.testing import (FunctionCodec, PropertyNotChecked, PropertyViolation, adapt,

@@ -40,7 +40,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rdgap.codecs.factorized import FactorizedCodec
+from rdgap.codecs.entropy_models.factorized import FactorizedCodec
 from rdgap.validation import claims as claims_module
 from rdgap.validation import coverage_claims as coverage_module
 from rdgap.validation import runner

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rdgap.codecs import ans
+from rdgap.codecs.coders import ans
 from rdgap.validation import claims as claims_module
 from rdgap.validation.claims import bootstrap_correlation, evaluate_claims, make_claim
 

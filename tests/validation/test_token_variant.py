@@ -12,7 +12,7 @@ import torch
 
 from rdgap.codecs.fit import FitContext
 from rdgap.codecs.split import SplitModel
-from rdgap.codecs.token_fit import fit_token_codec
+from rdgap.codecs.entropy_models.token_fit import fit_token_codec
 from rdgap.validation import runner, statistics
 from rdgap.validation.models import LoadedModel, tiny_llama
 from rdgap.validation.runner import ValidateConfig, _Coded, _code_windows, run_validation
