@@ -70,6 +70,11 @@ Reported, never gating
     above 0 with at least :data:`MIN_CORRELATION_ROWS` independent splits.
     Statistics computed from the codec's own symbols are labelled
     near-tautological.
+``rate_prediction[ARCH]`` (prediction)
+    :func:`~rdgap.validation.rate_prediction.rate_prediction_claim`: the rate
+    predicted from fit statistics before any entropy model is fitted
+    (``rate_predicted``) within ±10 % of the measured rate in every row; the
+    worst error, where, and what the prediction there does not model.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ from .correlation import (CONFIDENCE, MIN_CORRELATION_ROWS, POOLED,  # noqa: F40
                           STATISTICS, TAUTOLOGICAL, bootstrap_correlation, correlations,
                           runs_by_architecture, statistic_pairs)
 from .coverage_claims import coverage_claims  # noqa: F401
+from .rate_prediction import rate_prediction_claim
 
 #: What a claim is (``claim["kind"]``), as the report's claims table says it.
 KINDS = {"theorem": "theorem (holds for every sample; fails only on a bug)",
@@ -376,7 +382,7 @@ def evaluate_claims(results: dict, n_boot: int = 2000, seed: int = 0) -> list[di
     claims = []
     for architecture, rows in runs_by_architecture(results).items():
         for make in (_gibbs_claim, _container_claim, _t2_proven_claim, _t2_working_claim,
-                     _rate_claim, _heldout_claim):
+                     _rate_claim, _heldout_claim, rate_prediction_claim):
             claim = make(architecture, rows)
             if claim is not None:
                 claims.append(claim)

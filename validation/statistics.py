@@ -164,6 +164,13 @@ T7
     predicted. Only for codecs without a transform (the Fisher diagonal is
     that of ``Y``). ``t7_curve`` samples the prediction at 12 ΔCE values for
     plots. Both are APPROXIMATIONS, never bounds.
+Rate prediction (``rate_predicted``, ``rate_prediction_relative_error``, ...)
+    :func:`rdgap.validation.rate_prediction.rate_prediction`: the bits per
+    token predicted from the codec's steps and second-order fit statistics
+    (discretised cross-entropy per channel, data scales from the held-out
+    fit windows, the lag-1 residual for context codecs), its relative error
+    against ``rate_actual``, and the curve over step factors. A PREDICTION;
+    ``None`` for codecs without per-channel steps.
 T6
     ``t6_curve``: the Gaussian rate–distortion function
     (:func:`rdgap.bounds.gaussian_rate_distortion`) of the eval states'
@@ -219,6 +226,7 @@ from rdgap.bounds import jacobian_spectral_norm, predicted_rate_curve, rate_inte
 from .codec_domain import LatticeQuantizer, entropy_model_kind, quantizer_of  # noqa: F401
 from .distortion import document_estimate
 from .rademacher_statistics import RADEMACHER_DRAWS, _t9  # noqa: F401
+from .rate_prediction import rate_prediction
 from .rate_bounds import _disjoint, _heldout, _t8_documents_needed, interval_status  # noqa: F401
 from .stream_range import (_FIXED_BITS, ESCAPE_WORST_BITS, stream_bound_bits,  # noqa: F401
                            stream_bound_parts)
@@ -444,6 +452,7 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
     if quantizer is None:
         out.update(_t9(codec, None, None, fit_hidden, bound, delta, seed, fit_input_ids))
         out.update(_t7(None, None, fit_hidden, None))
+        out.update(rate_prediction(None, fit_hidden, tokens, None))
         return out
     notes = []
     keep = max(2, min(windows, max_tokens // tokens))
@@ -474,6 +483,8 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
         out["t9_eval_rate"] = out["rate_estimated"]
     measured = out["rate_estimated"] if estimated is not None else out["rate_actual"]
     out.update(_t7(quantizer, fisher, fit_hidden, measured))
+    out.update(rate_prediction(codec, fit_hidden, tokens, out["rate_actual"],
+                               header_bits=float((parts or {}).get("header", 0.0))))
     return out
 
 
