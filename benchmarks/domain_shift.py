@@ -106,11 +106,32 @@ def excess_by_rank(news_energy: np.ndarray, other_energy: np.ndarray,
     total = float(excess.sum())
     parts = np.array_split(np.arange(excess.size), bands)
     quiet = np.asarray(news_variance)[order] < cell
+    news_sorted, other_sorted = np.asarray(news_energy)[order], np.asarray(other_energy)[order]
     return {"total_excess": total,
             "band_share": [float(excess[p].sum() / total) if total else None for p in parts],
             "band_ranks": [[int(p[0]), int(p[-1])] for p in parts],
             "quiet_components": int(quiet.sum()),
-            "quiet_share": float(excess[quiet].sum() / total) if total else None}
+            "quiet_share": float(excess[quiet].sum() / total) if total else None,
+            "energy": {"news_quiet": float(news_sorted[quiet].sum()),
+                       "other_quiet": float(other_sorted[quiet].sum()),
+                       "news_active": float(news_sorted[~quiet].sum()),
+                       "other_active": float(other_sorted[~quiet].sum())}}
+
+
+def factors(news: dict, other: dict) -> dict:
+    """``ΔCE_other / ΔCE_news`` as the product of three ratios (rows of one codec):
+    the error grew (T7 with the news Fisher), the sensitivity changed (T7 with each
+    text's own Fisher over T7 with the news Fisher), and what T7 misses (measured over
+    T7 with the text's own Fisher)."""
+    def ratio(row, top, bottom):
+        return row[top] / row[bottom]
+
+    return {"measured": other["delta_ce_nats"] / news["delta_ce_nats"],
+           "error_growth": other["t7_news_fisher_nats"] / news["t7_news_fisher_nats"],
+           "sensitivity": ratio(other, "t7_text_fisher_nats", "t7_news_fisher_nats")
+           / ratio(news, "t7_text_fisher_nats", "t7_news_fisher_nats"),
+           "beyond_t7": ratio(other, "delta_ce_nats", "t7_text_fisher_nats")
+           / ratio(news, "delta_ce_nats", "t7_text_fisher_nats")}
 
 
 def window_delta_ce(split: SplitModel, text: Text, recon: torch.Tensor) -> np.ndarray:
@@ -370,14 +391,16 @@ def run_split(model, k: int, fit, texts: dict[str, Text], level: float, statisti
         print(f"split {k} {name}: " + ", ".join(
             f"{r['codec']} {r['bits_per_token']:.0f} b · ΔCE {r['delta_ce_nats']:.4f}"
             for r in result["rows"] if r["text"] == name), flush=True)
+    result["excess"], result["factors"] = {}, {}
     for name in texts:
         if name == "news":
             continue
-        result["excess"] = result.get("excess", {})
-        for codec_name in ("klt-laplace", "klt-context"):
+        for codec_name in CODECS:
             result["excess"][f"{name}:{codec_name}"] = excess_by_rank(
                 result["components"]["news"]["energy"][codec_name],
                 result["components"][name]["energy"][codec_name], news_variance, cell)
+            rows = {r["text"]: r for r in result["rows"] if r["codec"] == codec_name}
+            result["factors"][f"{name}:{codec_name}"] = factors(rows["news"], rows[name])
     return result
 
 
@@ -434,10 +457,14 @@ def summarise(results: list[dict], level: float) -> None:
                   f"{row['delta_ce_nats']:>7.4f} {row['delta_ce_nats_stderr'] or 0:>6.4f} "
                   f"{row['t7_news_fisher_nats']:>9.4f} {row['t7_text_fisher_nats']:>9.4f} "
                   f"{row['windows_over_level'] if row['windows_over_level'] is not None else '':>4}")
-        for key, value in result.get("excess", {}).items():
+        for key, value in result["excess"].items():
             print(f"  excess {key}: {value['quiet_components']} components below Δ²/12 on news "
                   f"carry {value['quiet_share']:.0%} of it; by rank band "
                   + " ".join(f"{s:+.0%}" for s in value["band_share"]))
+        for key, value in result["factors"].items():
+            print(f"  ΔCE ratio {key}: {value['measured']:.2f} = error growth "
+                  f"{value['error_growth']:.2f} × sensitivity {value['sensitivity']:.2f} × "
+                  f"beyond T7 {value['beyond_t7']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -491,8 +518,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "texts_missing": missing, "seconds": time.perf_counter() - started,
                     "results": results}
         out.write_text(json.dumps(document, indent=1) + "\n")
+        plot(results, out.with_suffix(".png"))
     summarise(results, args.level)
-    plot(results, out.with_suffix(".png"))
     print(f"\nwrote {out} and {out.with_suffix('.png')} in {document['seconds']:.0f} s")
     return document
 

@@ -117,3 +117,35 @@ def test_excess_by_rank_shares(bench):
     assert out["quiet_components"] == 2  # news variances 0.01 and 0.001 are below Δ²/12
     assert out["quiet_share"] == pytest.approx(0.6)
     assert out["band_ranks"] == [[0, 1], [2, 3], [4, 5]]
+    assert out["energy"]["other_quiet"] - out["energy"]["news_quiet"] == pytest.approx(0.06)
+    assert out["energy"]["other_active"] - out["energy"]["news_active"] == pytest.approx(0.04)
+
+
+def test_factors_multiply_to_the_measured_ratio(bench):
+    news = {"delta_ce_nats": 0.05, "t7_news_fisher_nats": 0.045, "t7_text_fisher_nats": 0.05}
+    other = {"delta_ce_nats": 0.12, "t7_news_fisher_nats": 0.06, "t7_text_fisher_nats": 0.09}
+    f = bench.factors(news, other)
+    assert f["measured"] == pytest.approx(2.4)
+    assert f["error_growth"] == pytest.approx(0.06 / 0.045)
+    assert f["error_growth"] * f["sensitivity"] * f["beyond_t7"] == pytest.approx(2.4)
+
+
+def test_tiny_run_writes_a_consistent_document(bench, tmp_path):
+    out = tmp_path / "shift.json"
+    document = bench.main(["--tiny", "--splits", "2", "--windows", "4", "--statistics-windows",
+                           "5", "--probe-windows", "4", "--no-oracle", "--level", "0.005",
+                           "--out", str(out)])
+    assert out.is_file() and out.with_suffix(".png").is_file()
+    result = document["results"][0]
+    assert {r["codec"] for r in result["rows"]} == set(bench.CODECS)
+    assert {r["text"] for r in result["rows"]} == {"news", "other"}
+    for key, f in result["factors"].items():
+        assert f["error_growth"] * f["sensitivity"] * f["beyond_t7"] == pytest.approx(
+            f["measured"]), key
+    for name, comp in result["components"].items():
+        # klt-laplace's error in its own whitened domain: T7 with the news Fisher is
+        # ½ Σ_j E[e_j²] over positions ≥ 1 plus position 0's term (≥ 0), ridge aside
+        row = next(r for r in result["rows"] if r["text"] == name and r["codec"] == "klt-laplace")
+        rest = 0.5 * sum(comp["energy"]["klt-laplace"]) * 63 / 64
+        assert rest <= row["t7_news_fisher_nats"] * 1.01
+        assert len(comp["zero_fraction"]["klt-laplace"]) == 64
