@@ -71,7 +71,7 @@ Reported, never gating
     Statistics computed from the codec's own symbols are labelled
     near-tautological.
 ``rate_prediction[ARCH]`` (prediction)
-    :func:`~rdgap.validation.rate_prediction.rate_prediction_claim`: the rate
+    :func:`~rdgap.validation.rate_prediction_claim.rate_prediction_claim`: the rate
     predicted from fit statistics before any entropy model is fitted
     (``rate_predicted``) within ±10 % of the measured rate in every row; the
     worst error, where, and what the prediction there does not model.
@@ -85,7 +85,7 @@ from .correlation import (CONFIDENCE, MIN_CORRELATION_ROWS, POOLED,  # noqa: F40
                           STATISTICS, TAUTOLOGICAL, bootstrap_correlation, correlations,
                           runs_by_architecture, statistic_pairs)
 from .coverage_claims import coverage_claims  # noqa: F401
-from .rate_prediction import rate_prediction_claim
+from .rate_prediction_claim import rate_prediction_claim
 
 #: What a claim is (``claim["kind"]``), as the report's claims table says it.
 KINDS = {"theorem": "theorem (holds for every sample; fails only on a bug)",

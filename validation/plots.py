@@ -16,6 +16,15 @@
     Pearson's r of the within-codec standardised values (what the
     correlation claims use, :func:`rdgap.validation.correlation.correlations`); a
     statistic computed from the codec's own symbols is marked near-tautological.
+``rate_prediction_<architecture>.png``
+    The rate predicted from fit statistics
+    (:mod:`rdgap.validation.rate_prediction`, a prediction) against the
+    measured one: per split, each codec's predicted rate–distortion curve
+    (rate at the steps × factor against T7's predicted distortion there,
+    dashed), its measured point (o), prediction (b) at the calibrated steps
+    (x, at the measured distortion) and prediction (a) at T7's step for the
+    level (+, at the level); a last panel has predicted against measured rate
+    for every row with the ±10 % band.
 ``actual_vs_estimated.png``
     Actual against estimated bits per token for every row with a likelihood
     model, with ``y = x`` and T2's working limit ``y = 1.005 x + (64 + header)/m``
@@ -40,6 +49,7 @@ from rdgap.codecs.coders import ans  # noqa: E402
 
 from .correlation import (STATISTICS, TAUTOLOGICAL, runs_by_architecture,  # noqa: E402
                           statistic_pairs)
+from .rate_prediction_claim import level_value, prediction_rows  # noqa: E402
 
 
 def _slug(text: str) -> str:
@@ -162,6 +172,57 @@ def _statistics(architecture: str, rows: list[dict], out_dir: Path,
     _save(figure, out_dir / f"statistics_{_slug(architecture)}.png", written)
 
 
+def _rate_prediction(architecture: str, rows: list[dict], out_dir: Path,
+                     written: list[str]) -> None:
+    checks = {(c["split"], c["codec"]): c for c in prediction_rows(rows)}
+    if not checks:
+        return
+    splits = sorted({split for split, _ in checks}, key=lambda s: (s is None, s))
+    figure, axes = plt.subplots(1, len(splits) + 1, figsize=(4.2 * (len(splits) + 1), 4.2),
+                                squeeze=False)
+    codecs = sorted({codec for _, codec in checks})
+    colors = {codec: f"C{i % 10}" for i, codec in enumerate(codecs)}
+    for axis, split in zip(axes[0], splits):
+        for row in rows:
+            check = checks.get((row.get("split"), row.get("codec")))
+            if row.get("split") != split or check is None:
+                continue
+            color = colors[check["codec"]]
+            curve = row["statistics"]["rate_prediction_curve"]
+            unit, distortion = row.get("predicted_delta_ce_nats"), _distortion(row)
+            if unit and unit > 0:
+                axis.plot(unit * np.asarray(curve["factor"]) ** 2, curve["rate"], "--",
+                          color=color, linewidth=0.8)
+            if check["predicted_at_level"] is not None:
+                axis.plot(level_value(row), check["predicted_at_level"], "+", color=color)
+            if distortion is not None and distortion > 0:
+                axis.plot(distortion, check["measured"], "o", color=color,
+                          label=check["codec"])
+                axis.plot(distortion, check["predicted"], "x", color=color)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel(_distortion_label([r for r in rows if r.get("split") == split]))
+        axis.set_ylabel("bits per token")
+        axis.set_title(f"{architecture}, split {split}", fontsize=9)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=6)
+    axis = axes[0, -1]
+    for codec in codecs:
+        points = [(c["measured"], c["predicted"]) for c in checks.values() if c["codec"] == codec]
+        axis.scatter(*zip(*points), s=16, color=colors[codec], label=codec)
+    top = 1.15 * max(max(c["measured"], c["predicted"]) for c in checks.values())
+    grid = np.linspace(0.0, top, 50)
+    axis.plot(grid, grid, color="k", linewidth=0.8, label="predicted = measured")
+    axis.fill_between(grid, 0.9 * grid, 1.1 * grid, color="0.85", label="±10 %")
+    axis.set_xlabel("measured bits per token")
+    axis.set_ylabel("predicted bits per token (calibrated steps)")
+    axis.legend(fontsize=6)
+    figure.suptitle(f"{architecture}: rate predicted from fit statistics (dashed: predicted "
+                    f"R-D curve against T7's distortion; o measured, x predicted at the "
+                    f"calibrated steps, + predicted at T7's step for the level)", fontsize=8)
+    _save(figure, out_dir / f"rate_prediction_{_slug(architecture)}.png", written)
+
+
 def _actual_vs_estimated(results: dict, out_dir: Path, written: list[str]) -> None:
     rows = [row for row in results["runs"] if row.get("bits_per_token_estimated") is not None]
     if not rows:
@@ -208,5 +269,6 @@ def write_plots(results: dict, out_dir) -> list[str]:
     for architecture, rows in groups.items():
         _rate_distortion(architecture, rows, out_dir, written)
         _statistics(architecture, rows, out_dir, written)
+        _rate_prediction(architecture, rows, out_dir, written)
     _actual_vs_estimated(results, out_dir, written)
     return written

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .claims import KINDS
 from .paper_claims import paper_claims
+from .rate_prediction_claim import prediction_section
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -76,6 +77,7 @@ def claims_section(results: dict) -> list[str]:
     lines += _coverage_section(claims) + _paper_section(results)
     lines += _rates_section(results) + _bounds_section(results.get("runs") or [])
     lines += _heldout_section(results.get("runs") or [])
+    lines += prediction_section(results.get("runs") or [])
     correlations = results.get("correlations") or []
     if correlations:
         lines += ["", "## Rate against each statistic", "",

@@ -31,7 +31,8 @@ def written(document, tmp_path_factory):
 
 def test_every_plot_is_a_non_empty_png(written):
     names = sorted(Path(p).name for p in written)
-    assert names == ["actual_vs_estimated.png", "rd_synthetic.png", "rd_vit-digits.png",
+    assert names == ["actual_vs_estimated.png", "rate_prediction_synthetic.png",
+                     "rate_prediction_vit-digits.png", "rd_synthetic.png", "rd_vit-digits.png",
                      "statistics_synthetic.png", "statistics_vit-digits.png"]
     for path in written:
         data = Path(path).read_bytes()

@@ -14,6 +14,7 @@ from rdgap.codecs.entropy_models.factorized import ChannelStatistics, Factorized
 from rdgap.codecs.entropy_models.tables import discretised_table, half_width
 from rdgap.codecs.transforms.klt import fisher_klt
 from rdgap.validation import rate_prediction as rp
+from rdgap.validation import rate_prediction_claim as rpc
 from rdgap.validation.claims import evaluate_claims
 
 
@@ -158,10 +159,10 @@ def _row(predicted, measured=1000.0, split=1, level="dce<=0.05", predicted_dce=0
 
 def test_prediction_at_level_moves_to_t7s_step():
     # T7's step for the level is twice the codec's (0.05 / 0.0125 = 4 = 2²)
-    assert rp.prediction_at_level(_row(1000.0)) == pytest.approx(1000.0 * 2 ** -0.5)
-    assert rp.prediction_at_level(_row(1000.0, predicted_dce=0.05)) == pytest.approx(1000.0)
-    assert rp.prediction_at_level(_row(1000.0, predicted_dce=1e-6)) is None  # off the curve
-    assert rp.prediction_at_level(_row(1000.0, level=None)) is None
+    assert rpc.prediction_at_level(_row(1000.0)) == pytest.approx(1000.0 * 2 ** -0.5)
+    assert rpc.prediction_at_level(_row(1000.0, predicted_dce=0.05)) == pytest.approx(1000.0)
+    assert rpc.prediction_at_level(_row(1000.0, predicted_dce=1e-6)) is None  # off the curve
+    assert rpc.prediction_at_level(_row(1000.0, level=None)) is None
 
 
 def _claim(rows):
