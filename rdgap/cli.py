@@ -60,6 +60,7 @@ def _add_validate(commands) -> None:
     parser.add_argument("--corpus", default=None,
                         help="text of the fit and evaluation windows (split by document): "
                              "'lee_background' (default, news), 'newsgroups' (Usenet posts), "
+                             "'wikipedia' (encyclopedia articles), "
                              "a text file, or a folder of .txt")
     parser.add_argument("--fit-corpus", default=None,
                         help="text the codecs are fitted and calibrated on (its fit documents; "
@@ -68,6 +69,12 @@ def _add_validate(commands) -> None:
                         help="text they are evaluated on (its evaluation documents; default "
                              "--corpus): e.g. --eval-corpus newsgroups measures a codec "
                              "calibrated on news on other text")
+    parser.add_argument("--other-corpora", default=None,
+                        help="comma-separated corpora (names or paths) on which every fitted "
+                             "codec is measured again besides --eval-corpus (claim "
+                             "level_holds_on_other_text); default: the named corpora other "
+                             "than the fit and evaluation corpora (newsgroups,wikipedia for "
+                             "news); 'none' to skip")
     parser.add_argument("--windows", type=int, default=None, help="evaluation windows")
     parser.add_argument("--variants", default=None,
                         help="comma-separated reference-codec variants to fit (default: "
@@ -126,6 +133,12 @@ def _validate_config(args):
     if args.variants is not None:
         names = [v.strip() for v in args.variants.split(",") if v.strip()]
         overrides["variants"] = () if names == ["none"] else tuple(names)
+    if args.other_corpora is not None:
+        names = [v.strip() for v in args.other_corpora.split(",") if v.strip()]
+        if not names:
+            raise ValueError(f"--other-corpora: expected comma-separated corpus names or "
+                             f"paths, or 'none', got {args.other_corpora!r}")
+        overrides["other_corpora"] = () if names == ["none"] else tuple(names)
     if args.levels is not None:
         try:
             overrides["levels"] = tuple(float(v) for v in args.levels.split(",") if v.strip())

@@ -52,6 +52,11 @@ Gating claims
     evaluation documents (more than :data:`MAX_SHARED_SHARE` of the fit
     windows reappear bit for bit among the eval windows: "fitted on the
     evaluation documents"), or a document's rate exceeds ``B``.
+``level_holds_on_other_text[ARCH]`` (prediction)
+    :mod:`~rdgap.validation.other_text_claim`: every fitted row meets its level +
+    2 s.e. on the evaluation documents and on every other corpus of the run
+    (:mod:`~rdgap.validation.other_text`); *UNDECIDED* (not gating, never PASS)
+    when no other corpus was evaluated.
 ``coverage[...]`` (coverage / theorem)
     :func:`coverage_claims` (module :mod:`~rdgap.validation.coverage_claims`):
     each bound re-run on a source where it is nearly tight, with the
@@ -86,6 +91,7 @@ from .correlation import (CONFIDENCE, MIN_CORRELATION_ROWS, POOLED,  # noqa: F40
                           runs_by_architecture, statistic_pairs)
 from .coverage_claims import coverage_claims  # noqa: F401
 from .rate_prediction_claim import rate_prediction_claim
+from .other_text_claim import level_on_other_text_claim
 
 #: What a claim is (``claim["kind"]``), as the report's claims table says it.
 KINDS = {"theorem": "theorem (holds for every sample; fails only on a bug)",
@@ -386,6 +392,9 @@ def evaluate_claims(results: dict, n_boot: int = 2000, seed: int = 0) -> list[di
             claim = make(architecture, rows)
             if claim is not None:
                 claims.append(claim)
+        claim = level_on_other_text_claim(architecture, rows, results.get("other_corpora"))
+        if claim is not None:
+            claims.append(claim)
     claims += [_correlation_claim(r) for r in correlations(results, n_boot=n_boot, seed=seed)
                if r["group"] == POOLED]
     coverage = results.get("coverage") or []

@@ -78,6 +78,7 @@ def claims_section(results: dict) -> list[str]:
     lines += _rates_section(results) + _bounds_section(results.get("runs") or [])
     lines += _heldout_section(results.get("runs") or [])
     lines += prediction_section(results.get("runs") or [])
+    lines += other_text_section(results)
     correlations = results.get("correlations") or []
     if correlations:
         lines += ["", "## Rate against each statistic", "",
@@ -249,3 +250,52 @@ def _heldout_section(runs: list[dict]) -> list[str]:
 
 
 _claims_section = claims_section
+
+
+def _level_cell(bits, mean, stderr, level) -> str:
+    """``bits · mean ± s.e.``, in bold with a cross when mean > level + 2 s.e."""
+    if mean is None:
+        return "—"
+    spread = "" if stderr is None else f" ± {stderr:.3g}"
+    text = f"{bits:,.1f} · {mean:.3g}{spread}"
+    if level is not None and stderr is not None and mean > level + 2.0 * stderr:
+        return f"**{text}** ✗"
+    return text
+
+
+def other_text_section(results: dict) -> list[str]:
+    """Fitted rows on their evaluation documents beside each other corpus of the run
+    (:mod:`rdgap.validation.other_text`; claim ``level_holds_on_other_text``)."""
+    corpora = list(results.get("other_corpora") or [])
+    rows = [r for r in results.get("runs") or [] if "other_text" in r]
+    if not rows:
+        return []
+    table = []
+    for r in rows:
+        level = r.get("level_target")
+        primary = (r.get("metrics") or {}).get(r.get("distortion_name")) or {}
+        cells = [r["architecture"], str(r["split"]), r["codec"], r.get("level") or "—",
+                 _level_cell(r["bits_per_token_actual"], r.get("distortion"),
+                             primary.get("stderr"), level)]
+        for corpus in corpora:
+            found = (r.get("other_text") or {}).get(corpus)
+            if found is None:
+                cells.append(r.get("other_text_skipped") or "not measured")
+            elif "refused" in found:
+                cells.append(f"refused: {found['refused']}")
+            else:
+                cells.append(_level_cell(found["bits_per_token_actual"], found["distortion"],
+                                         found["distortion_stderr"], level) +
+                             f" (N = {found['documents']})")
+        table.append(cells)
+    return ["", "## The level on other text", "",
+            "Every fitted row (calibrated to its level on fit documents of "
+            f"{rows[0].get('fit_corpus') or 'the fit corpus'}) on its evaluation documents "
+            "and on the evaluation documents of each other corpus: bits/token (real bytes) · "
+            "mean primary distortion ± s.e. over N documents (one window each, same length). "
+            "Bold with ✗: above level + 2 s.e. (claim `level_holds_on_other_text`, a "
+            "*prediction*). Baselines are not measured on other text (no level)." +
+            ("" if corpora else " No other corpus was evaluated in this run."), ""] + \
+        _markdown_table(("architecture", "split", "codec", "level",
+                         f"evaluation ({rows[0].get('eval_corpus') or 'eval'})",
+                         *corpora), table)

@@ -35,7 +35,7 @@ from rdgap.codecs.symbol_zstd import ZstdSymbols
 
 from .cache import HiddenCache, entry_key, model_digest, tensor_digest
 from .corpus import DEFAULT_CORPUS
-from . import statistics
+from . import other_text, statistics
 from .stream_length import container_mismatch, proven_payload_bound
 from .distortion import document_estimate
 from .prefix_map import prefix_map
@@ -103,6 +103,11 @@ class ValidateConfig:
         estimates the prefix's Jacobian spectral norm at each split.
     quick_run : bool
         Set by :meth:`quick`; the coverage claims then run their small version.
+    other_corpora : tuple of str or None
+        Text other than the fit and evaluation corpora on which every fitted row is
+        measured again (:mod:`.other_text`; results in ``row["other_text"]``); None =
+        every named corpus other than those two (``("newsgroups", "wikipedia")`` for
+        the default ``lee_background``), ``()`` = none.
     """
 
     architectures: tuple[str, ...] = TASKS
@@ -123,6 +128,7 @@ class ValidateConfig:
     jacobian_windows: int = 2
     jacobian_positions: int = 32
     quick_run: bool = False
+    other_corpora: tuple[str, ...] | None = None
 
     @classmethod
     def quick(cls, **overrides) -> "ValidateConfig":
@@ -146,6 +152,13 @@ class ValidateConfig:
         if self.zstd_symbols_of is not None and self.zstd_symbols_of not in VARIANTS:
             raise ValueError(f"zstd_symbols_of: expected a name from {VARIANTS} or None, "
                              f"got {self.zstd_symbols_of!r}")
+        self.resolved_other_corpora()
+
+    def resolved_other_corpora(self) -> tuple[str, ...]:
+        """The corpora of :attr:`other_corpora`, None resolved
+        (:func:`.other_text.other_corpora`)."""
+        return other_text.other_corpora(self.other_corpora, self.fit_corpus or self.corpus,
+                                        self.eval_corpus or self.corpus)
 
 
 def spread_splits(num_layers: int, count: int) -> list[int]:
@@ -521,8 +534,12 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
     with stages("statistics"):
         _add_statistics(archs, mine, coded_jobs, config, progress, work)
 
+    with stages("other text"):
+        found = other_text.evaluate_other_text(archs, mine, coded_jobs, config,
+                                               config.resolved_other_corpora(), progress, work)
     rows = [row for job in mine for row in _rows(archs[job.architecture], job,
                                                  coded_jobs[job])]
+    other_text.attach(rows, found)
     stages.seconds["total"] = time.perf_counter() - started
     return {
         "schema_version": SCHEMA_VERSION,
@@ -530,6 +547,7 @@ def run_validation(config: ValidateConfig, codecs: list[HiddenStateCodec] | None
         "partial": shard is not None,
         "shard": {"index": shard[0], "count": shard[1]} if shard else None,
         "config": asdict(config),
+        "other_corpora": list(config.resolved_other_corpora()),
         "jobs": [job.job_id for job in all_jobs],
         "jobs_done": [job.job_id for job in mine],
         "architectures": [_describe(arch) for arch in archs.values()],
@@ -558,19 +576,20 @@ def _describe(arch: _Architecture) -> dict:
 
 def _evaluate(archs: dict[str, _Architecture], mine: list[Job],
               coded_jobs: dict[Job, list[_Coded]], config: ValidateConfig,
-              progress: bool, work: Work) -> None:
-    """Code every evaluation window with every codec of ``mine``, run the suffix on the
+              progress: bool, work: Work, part: str = "eval") -> None:
+    """Code every window of ``part`` (the evaluation windows, or another corpus's:
+    :mod:`.other_text`) with every codec of ``mine``, run the suffix on the
     reconstruction and measure the task's distortions. Identical reconstructions (e.g.
     fp16 and zstd of fp16) share one suffix pass and its metrics. Suffix passes run in
     ``torch.inference_mode`` (no autograd bookkeeping; the outputs only feed metrics)."""
-    units = sum(len(coded_jobs[j]) * len(_batches(len(archs[j.architecture].window_set("eval")),
+    units = sum(len(coded_jobs[j]) * len(_batches(len(archs[j.architecture].window_set(part)),
                                                   config.batch_size)) for j in mine)
     bar = tqdm(total=units, disable=not progress, desc="code and evaluate", unit="codec-batch")
     for name, arch in archs.items():
         jobs = [job for job in mine if job.architecture == name]
         if not jobs:
             continue
-        windows = arch.window_set("eval")
+        windows = arch.window_set(part)
         deepest = max(job.split for job in jobs)
         references: list[torch.Tensor] = []
         for batch in _batches(len(windows), config.batch_size):
@@ -578,14 +597,14 @@ def _evaluate(archs: dict[str, _Architecture], mine: list[Job],
             documents = windows.document[batch].tolist()
             # bit-exact with the unsplit model (tested in codecs/split)
             with work(name, "suffix"), torch.inference_mode():
-                reference = arch.task.suffix(deepest, inputs, arch.hidden[("eval", deepest)][batch])
+                reference = arch.task.suffix(deepest, inputs, arch.hidden[(part, deepest)][batch])
             seen: dict[tuple[int, str], tuple[dict, object]] = {}
             keep = isinstance(reference, torch.Tensor) and \
                 reference[0].numel() <= CORPUS_OUTPUT_LIMIT
             if keep:
                 references.append(reference)
             for job in jobs:
-                hidden = arch.hidden[("eval", job.split)][batch]
+                hidden = arch.hidden[(part, job.split)][batch]
                 for coded in coded_jobs[job]:
                     bar.set_postfix_str(f"{job.job_id} {coded.name}")
                     if coded.refused is None:

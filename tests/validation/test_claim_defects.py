@@ -12,6 +12,7 @@ claim                             defect injected (and where)
 ``rate_within_bounds[A]``         the codec's tables 8× too wide (a mis-fitted model)
 ``container_bytes[A]``            one container byte not counted (``header_size`` − 1)
 ``heldout_rate_bound[A]``         the codec fitted on the evaluation documents
+``level_holds_on_other_text[A]``  ΔCE + 0.02 on other text only (``task.metrics``)
 ``coverage[T8 hoeffding…]``       the Hoeffding radius ×0.7
 ``coverage[T8 empirical_bern…]``  the Bernstein half-width ×0.5 (×0.7 cannot fail:
                                   see :mod:`rdgap.validation.coverage_claims`)
@@ -57,6 +58,7 @@ DEFECT_TESTS = {
     "rate_within_bounds": "test_tables_8_times_too_wide_fail_the_rate_prediction",
     "heldout_rate_bound": "test_a_codec_fitted_on_the_evaluation_documents_fails_the_heldout_bound",
     "container_bytes": "test_one_container_byte_not_counted_fails_the_container_claim",
+    "level_holds_on_other_text": "test_a_level_missed_on_other_text_fails_the_other_text_claim",
     "coverage[T8 hoeffding_radius": "test_a_shrunk_radius_fails_its_coverage_claim",
     "coverage[T8 empirical_bernstein_interval": "test_a_shrunk_radius_fails_its_coverage_claim",
     "coverage[T8 betting_interval": "test_a_shrunk_radius_fails_its_coverage_claim",
@@ -209,6 +211,40 @@ def test_one_container_byte_not_counted_fails_the_container_claim(tiny_model_fol
     assert claim["status"] == "FAIL", claim["reason"]
     assert broken["row"]["container_mismatches"] == broken["row"]["windows"] == 6
     assert clean["claims"]["container_bytes"]["status"] == "PASS"
+
+
+def test_a_level_missed_on_other_text_fails_the_other_text_claim(tiny_model_folder, cache,
+                                                                 clean):
+    """On the other corpora only, the codec costs 0.02 nats/token more than it does (40×
+    its level of 0.0005; the evaluation documents are untouched): the level calibrated on
+    fit text does not carry over, and the prediction FAILs naming that row and corpus.
+    (A merely doubled level is below this tiny run's resolution, s.e. ≈ 0.002 at 6
+    documents; test_other_text checks a doubled level at SmolLM2's s.e.)"""
+    shift, evaluate = 0.02, runner._evaluate
+
+    def off_on_other_text(patch):
+        def evaluate_with(archs, mine, coded_jobs, config, progress, work, part="eval"):
+            for arch in archs.values():
+                metrics = arch.task.metrics
+                if part != "eval" and not getattr(metrics, "shifted", False):
+                    def shifted(reference, output, inputs, metrics=metrics):
+                        found = dict(metrics(reference, output, inputs))
+                        found["delta_ce_nats"] = found["delta_ce_nats"] + shift
+                        return found
+                    shifted.shifted = True
+                    patch.setattr(arch.task, "metrics", shifted, raising=False)
+            evaluate(archs, mine, coded_jobs, config, progress, work, part=part)
+        patch.setattr(runner, "_evaluate", evaluate_with)
+
+    assert clean["claims"]["level_holds_on_other_text"]["status"] == "PASS"
+    broken = real_run(tiny_model_folder, cache, off_on_other_text)
+    claim = broken["claims"]["level_holds_on_other_text"]
+    assert claim["status"] == "FAIL" and claim in failed_gates({"claims": broken["all"]})
+    worst = claim["numbers"]["worst"]
+    assert worst["corpus"] in ("newsgroups", "wikipedia") and worst["codec"] == "gaussian-fisher"
+    clean_value = clean["row"]["other_text"][worst["corpus"]]["distortion"]
+    assert worst["distortion"] == pytest.approx(clean_value + shift)
+    assert broken["row"]["distortion"] == clean["row"]["distortion"]
 
 
 # ----------------------------------------------------------------- coverage claims
