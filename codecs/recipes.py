@@ -35,8 +35,10 @@ TRANSFORMS = {
 }
 #: Quantizers (``codecs/quantizers/``).
 QUANTIZERS = {
-    "uniform": "uniform scalar quantizer, reconstruction at the cell centre",
-    "deadzone-centroid": "dead zone, reconstruction at the cell centroid of the Laplace law",
+    "uniform": "uniform scalar quantizer, reconstruction at the cell centre "
+               "(rdgap.codecs.quantizers.uniform)",
+    "deadzone-centroid": "dead zone, reconstruction at the cell centroid of the Laplace law "
+                         "(rdgap.codecs.quantizers.deadzone)",
 }
 #: Step rules: how the quantizer's per-channel steps are set before calibration.
 STEP_RULES = {

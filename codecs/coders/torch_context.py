@@ -79,7 +79,8 @@ from .sections import (PRECISION, SectionTables, decode_payloads,  # noqa: F401
 from ..base import HiddenStateCodec
 from .container import BitstreamError, Stream, pack, params_hash, unpack
 from ..entropy_models.context import (GAIN_LIMIT, GAIN_STEP, MAX_INDEX, MIN_INDEX, SCALE_RESOLUTION,
-                      ContextCodec, rdo_symbols, table_scale)
+                      ContextCodec, table_scale)
+from ..quantizers import deadzone, uniform
 from ..entropy_models.token_context import TokenContextCodec
 
 #: Version of the payload layout above (part of the codec hash).
@@ -247,10 +248,9 @@ class TorchContextCodec(HiddenStateCodec):
         return torch.cat(parts, dim=-1) @ self._token_weights.T
 
     def _dequantize(self, symbols: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """``x̂`` in steps: 0, or ``sign(S)(|S| − offset)`` at the cell centroid."""
-        offset = self._offsets[index - MIN_INDEX]
-        return torch.where(symbols == 0, torch.zeros_like(offset),
-                           torch.sign(symbols) * (symbols.abs() - offset))
+        """``x̂`` in steps: 0, or ``sign(S)(|S| − offset)`` at the cell centroid
+        (:func:`rdgap.codecs.quantizers.deadzone.dequantize`)."""
+        return deadzone.dequantize(symbols, self._offsets[index - MIN_INDEX])
 
     def _indices(self, side: torch.Tensor) -> torch.Tensor:
         """Table index of every component from side latents ``(..., G)``."""
@@ -281,11 +281,9 @@ class TorchContextCodec(HiddenStateCodec):
         x = self._batch(hidden)
         ids = self._ids(input_ids, x.shape[:2])
         model = self.model
-        first = torch.round((x[:, 0] - self._first_mean) / self._first_step)
+        first = uniform.quantize(x[:, 0] - self._first_mean, self._first_step,
+                                 ans.MAX_MAGNITUDE, "its position-0 mean")
         batch, tokens, channels = x.shape
-        if first.abs().max() > ans.MAX_MAGNITUDE:
-            raise ValueError("hidden: a value at position 0 is more than 2^32 steps from its "
-                             "mean; expected hidden states like those the codec was fitted on")
         z = (x[:, 1:] - self._mean) @ self._analysis.T
         offset = self._token_offsets(ids) if ids is not None and tokens > 1 else None
         symbols = torch.empty_like(z)
@@ -302,27 +300,25 @@ class TorchContextCodec(HiddenStateCodec):
                 / self._group_sizes
             k = torch.round(torch.log2(gain.clamp_min(1e-300)) * SCALE_RESOLUTION / GAIN_STEP)
             side[:, t] = k.clamp(-GAIN_LIMIT, GAIN_LIMIT).to(torch.int64)
-            s = torch.sign(scaled) * torch.floor(scaled.abs() + model.rounding)
+            s = deadzone.quantize(scaled, model.rounding)
             index = self._indices(side[:, t])
             if model.rdo > 0:  # encoder-only option of the CPU codec, run on the host
                 host = index.cpu().numpy()
-                s = torch.from_numpy(rdo_symbols(
+                s = torch.from_numpy(deadzone.rdo_symbols(
                     scaled.cpu().double().numpy(), s.cpu().double().numpy(), table_scale(host),
                     model._offsets[host - MIN_INDEX], model.rounding, model.rdo)
                 ).to(self.device, self.dtype)
             symbols[:, t] = s
             previous = prediction + self._step * self._dequantize(s, index)
-        if symbols.numel() and symbols.abs().max() > ans.MAX_MAGNITUDE:
-            raise ValueError("hidden: a value is more than 2^32 steps from its prediction; "
-                             "expected hidden states like those the codec was fitted on")
-        return Quantized(first.to(torch.int64), side, symbols.to(torch.int64), ids)
+        uniform.check_range(symbols, ans.MAX_MAGNITUDE, "its prediction")
+        return Quantized(first, side, symbols.to(torch.int64), ids)
 
     def _synthesise(self, first: torch.Tensor, side: torch.Tensor, symbols: torch.Tensor,
                     ids: torch.Tensor | None) -> torch.Tensor:
         """The decoder's loop for a batch: float32 ``(B, T, C)`` on the CPU."""
         batch, rest, channels = symbols.shape
         out = torch.empty((batch, rest + 1, channels), dtype=self.dtype, device=self.device)
-        out[:, 0] = self._first_mean + self._first_step * first.to(self.dtype)
+        out[:, 0] = self._first_mean + uniform.dequantize(first.to(self.dtype), self._first_step)
         if rest:
             steps = self._step * self._dequantize(symbols.to(self.dtype), self._indices(side))
             offset = self._token_offsets(ids) if ids is not None else None

@@ -1,6 +1,6 @@
 """A joint entropy model: causal context over tokens plus a per-token scale hyperprior.
 
-Length (≈520 lines): one class, ContextCodec, whose encoder and decoder must stay
+Length (≈500 lines): one class, ContextCodec, whose encoder and decoder must stay
 side by side (the causal loop, table indices and centroid reconstruction are shared
 by both and must agree bit for bit); its fit lives in ``context_fit.py``.
 
@@ -30,10 +30,12 @@ Quantizer
     a dead zone ``S = sign(x)·⌊|x| + ρ⌋`` and reconstruction at the centroid
     of the cell under the table's Laplace density. The Laplace law is
     memoryless, so every cell ``|S| = k ≥ 1`` has the same centroid offset
-    ``|x̂| = k − ρ + c(s)``, ``c(s) = s − 1/(e^{1/s} − 1)``.
+    ``|x̂| = k − ρ + c(s)``, ``c(s) = s − 1/(e^{1/s} − 1)``
+    (:mod:`rdgap.codecs.quantizers.deadzone`).
 
 Position 0 (the "massive activation" token) is coded as in the factorized
-codec: its own per-channel mean, Laplace scale and step. One stream per window:
+codec: its own per-channel mean, Laplace scale and step, uniform quantizer
+(:mod:`rdgap.codecs.quantizers.uniform`). One stream per window:
 side latents, then position 0, then every other symbol grouped by table index
 (one ANS stream; :class:`rdgap.codecs.coders.ans.Decoder` decodes it in stages).
 """
@@ -51,6 +53,8 @@ from ..coders import ans
 from .. import persist
 from ..base import HiddenStateCodec, check_hidden
 from ..coders.container import BitstreamError, Stream
+from ..quantizers import deadzone, uniform
+from ..quantizers.deadzone import centroid_offset, rdo_symbols  # noqa: F401 (public here too)
 from .factorized import build_tables
 from .tables import discretised_table, half_width
 
@@ -71,33 +75,6 @@ _INT_ARRAYS = ("base_index", "group_starts")
 def table_scale(index: np.ndarray) -> np.ndarray:
     """Laplace scale (in steps) of table ``index``: ``2^{index / SCALE_RESOLUTION}``."""
     return np.exp2(np.asarray(index, dtype=np.float64) / SCALE_RESOLUTION)
-
-
-def centroid_offset(scale: np.ndarray, rounding: float) -> np.ndarray:
-    """``k − |x̂|`` for a cell ``|S| = k ≥ 1`` of a Laplace law of ``scale`` steps
-    quantized with offset ``rounding``: ``ρ − c(s)``, ``c(s) = s − 1/(e^{1/s} − 1)``."""
-    s = np.asarray(scale, dtype=np.float64)
-    decay = np.exp(-1.0 / s)
-    return rounding - (s - decay / (1.0 - decay))
-
-
-def rdo_symbols(x: np.ndarray, symbols: np.ndarray, scale: np.ndarray, offset: np.ndarray,
-                rounding: float, weight: float) -> np.ndarray:
-    """Dead-zone ``symbols`` of values ``x`` (in steps), each nonzero one moved one step
-    toward zero where ``ΔD + weight·Δbits < 0``: ``D`` the squared error of the centroid
-    reconstruction (``offset`` per value), bits under the dead-zone Laplace law of
-    ``scale`` steps (``−log2 q(k) = (k − ρ)/s·log2 e + const`` for ``k ≥ 1``)."""
-    a = np.abs(symbols)
-    ax = np.abs(x)
-    error_now = (ax - np.where(a > 0, a - offset, 0.0)) ** 2
-    lower = np.maximum(a - 1, 0)
-    error_lower = (ax - np.where(lower > 0, lower - offset, 0.0)) ** 2
-    log2e = 1.0 / np.log(2.0)
-    one = (1.0 - rounding) / scale * log2e - np.log2(0.5 * -np.expm1(-1.0 / scale))
-    zero = -np.log2(-np.expm1(-(1.0 - rounding) / scale))
-    saved = np.where(a >= 2, log2e / scale, one - zero)
-    move = (a >= 1) & (error_lower - error_now < weight * saved)
-    return symbols - np.sign(symbols) * move
 
 
 def scale_index(scale_in_steps: np.ndarray) -> np.ndarray:
@@ -146,7 +123,8 @@ class ContextCodec(HiddenStateCodec):
     rdo : float
         Encoder-only rate–distortion optimised quantization: a nonzero symbol moves
         one step toward zero when that lowers ``ΔD + rdo·Δbits`` (``D`` in squared
-        steps, bits under the symbol's Laplace table; :func:`rdo_symbols`). ``0``: off.
+        steps, bits under the symbol's Laplace table;
+        :func:`rdgap.codecs.quantizers.deadzone.rdo_symbols`). ``0``: off.
         The decoder does not depend on it.
     label : str
         Free text saved with the codec.
@@ -207,7 +185,7 @@ class ContextCodec(HiddenStateCodec):
         self._first_tables = build_tables("laplace", self.first_scale / self.first_step)
         self._tables: dict[int, ans.ChannelTable] = {}
         indices = np.arange(MIN_INDEX, MAX_INDEX + 1)
-        self._offsets = centroid_offset(table_scale(indices), self.rounding)
+        self._offsets = deadzone.centroid_offset(table_scale(indices), self.rounding)
         self._digest = self._hash()
 
     # -- identity ----------------------------------------------------------------
@@ -300,9 +278,9 @@ class ContextCodec(HiddenStateCodec):
         return self._indices(side)
 
     def _dequantize_step(self, symbols: np.ndarray, index: np.ndarray) -> np.ndarray:
-        """``x̂`` in steps: 0, or ``sign(S)(|S| − offset)`` at the cell centroid."""
-        offset = self._offsets[index - MIN_INDEX]
-        return np.where(symbols == 0, 0.0, np.sign(symbols) * (np.abs(symbols) - offset))
+        """``x̂`` in steps: 0, or ``sign(S)(|S| − offset)`` at the centroid of the cell
+        under table ``index``'s Laplace law (:func:`deadzone.dequantize`)."""
+        return deadzone.dequantize(symbols, self._offsets[index - MIN_INDEX])
 
     def analyse(self, z: np.ndarray, offset: np.ndarray | None = None) -> _Analysis:
         """Run the encoder's causal loop on KLT components ``z`` ``(B, T-1, C)``;
@@ -325,14 +303,13 @@ class ContextCodec(HiddenStateCodec):
                 / np.diff(np.append(self.group_starts, channels))
             k = np.rint(np.log2(np.maximum(gain, 1e-300)) * SCALE_RESOLUTION / GAIN_STEP)
             side[:, t] = np.minimum(np.maximum(k, -GAIN_LIMIT), GAIN_LIMIT)
-            s = np.sign(x) * np.floor(np.abs(x) + self.rounding)
+            s = deadzone.quantize(x, self.rounding)
             index = self._indices(side[:, t])
             if self.rdo > 0:
-                s = rdo_symbols(x, s, table_scale(index), self._offsets[index - MIN_INDEX],
-                                self.rounding, self.rdo)
-            if np.abs(s).max(initial=0) > ans.MAX_MAGNITUDE:
-                raise ValueError("hidden: a value is more than 2^32 steps from its prediction; "
-                                 "expected hidden states like those the codec was fitted on")
+                s = deadzone.rdo_symbols(x, s, table_scale(index),
+                                         self._offsets[index - MIN_INDEX], self.rounding,
+                                         self.rdo)
+            uniform.check_range(s, ans.MAX_MAGNITUDE, "its prediction")
             symbols[:, t] = s
             previous = prediction + self.step * self._dequantize_step(
                 symbols[:, t], index)  # decoder: _synthesise
@@ -390,16 +367,12 @@ class ContextCodec(HiddenStateCodec):
         return (x - self.mean) @ self.analysis.T
 
     def _first(self, x0: np.ndarray) -> np.ndarray:
-        symbols = np.rint((x0 - self.first_mean) / self.first_step)
-        if np.abs(symbols).max(initial=0) > ans.MAX_MAGNITUDE:
-            raise ValueError("hidden: a value at position 0 is more than 2^32 steps from its "
-                             "mean; expected hidden states like those the codec was fitted on")
-        return symbols.astype(np.int64)
+        return uniform.quantize(x0 - self.first_mean, self.first_step, ans.MAX_MAGNITUDE,
+                                "its position-0 mean")
 
     def _output(self, first: np.ndarray, decoded: np.ndarray | None) -> torch.Tensor:
-        rows = [self.first_mean + self.first_step * first]
         out = np.empty((1 + (0 if decoded is None else decoded.shape[0]), self.channels))
-        out[0] = rows[0]
+        out[0] = self.first_mean + uniform.dequantize(first, self.first_step)
         if decoded is not None:
             out[1:] = self.mean + decoded @ self.synthesis.T
         return torch.from_numpy(out.astype(np.float32))

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .context import (GAIN_LIMIT, GAIN_STEP, SCALE_RESOLUTION, ContextCodec, centroid_offset,
-                      scale_index, table_scale)
+from ..quantizers import deadzone
+from .context import GAIN_LIMIT, GAIN_STEP, SCALE_RESOLUTION, ContextCodec, scale_index, table_scale
 from .deep_density import fit_deep_density
 
 #: Ridge strengths tried, relative to the mean diagonal of ``XᵀX``; ``inf`` means no predictor.
@@ -36,18 +36,14 @@ def laplace_bits(symbols: np.ndarray, scale: np.ndarray, rounding: float) -> flo
     return float(-np.log2(np.maximum(p, 2.0 ** -40)).sum())
 
 
-def _dead_zone(x: np.ndarray, rounding: float) -> np.ndarray:
-    return np.sign(x) * np.floor(np.abs(x) + rounding)
-
-
 def _open_loop_context(z: np.ndarray, step: np.ndarray, rounding: float) -> np.ndarray:
     """Previous tokens' components as a decoder would see them without prediction
     (dead-zone quantized, centroid reconstruction): the regressors of the predictor."""
     x = z / step
     index = scale_index(np.abs(x).reshape(-1, x.shape[-1]).mean(0))
-    symbols = _dead_zone(x, rounding)
-    offset = centroid_offset(table_scale(index), rounding)
-    decoded = step * np.where(symbols == 0, 0.0, np.sign(symbols) * (np.abs(symbols) - offset))
+    symbols = deadzone.quantize(x, rounding)
+    decoded = step * deadzone.dequantize(symbols, deadzone.centroid_offset(table_scale(index),
+                                                                           rounding))
     return np.concatenate([np.zeros_like(decoded[:, :1]), decoded[:, :-1]], axis=1)
 
 
@@ -95,7 +91,7 @@ def fit_ridge(x: np.ndarray, z: np.ndarray, step: np.ndarray, rounding: float,
     for ridge, weights, bias in _ridge_solutions(train_x, train_y, ridges):
         scale = np.abs(train_y - bias - train_x @ weights.T).mean(0) / step
         residual = (test_y - bias - test_x @ weights.T) / step
-        bits = laplace_bits(_dead_zone(residual, rounding), table_scale(scale_index(scale)),
+        bits = laplace_bits(deadzone.quantize(residual, rounding), table_scale(scale_index(scale)),
                             rounding)
         best = min(best, (bits, ridge))
     ridge = best[1]

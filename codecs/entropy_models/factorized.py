@@ -1,7 +1,8 @@
 """The factorized reference codec: per-channel steps, per-channel densities, ANS bytes.
 
 Quantization
-    ``S_tj = round((Y_tj − μ_j) / Δ_j)``, reconstruction ``Ŷ_tj = μ_j + Δ_j S_tj``.
+    ``S_tj = round((Y_tj − μ_j) / Δ_j)``, reconstruction ``Ŷ_tj = μ_j + Δ_j S_tj``
+    (the uniform quantizer of :mod:`rdgap.codecs.quantizers.uniform`).
 Entropy model
     channel ``j`` is a discretised Gaussian or Laplace density with scale
     ``σ_j / Δ_j`` (THEORY.md T3 names this family ``V_G`` when Gaussian), coded
@@ -35,6 +36,7 @@ from ..coders import ans
 from .. import persist
 from ..base import HiddenStateCodec, check_hidden
 from ..coders.container import BitstreamError, Stream
+from ..quantizers import uniform
 from .tables import FAMILIES, discretised_table, half_width
 
 FORMAT_VERSION = 1
@@ -175,25 +177,23 @@ class FactorizedCodec(HiddenStateCodec):
     def _quantize(self, hidden: torch.Tensor) -> np.ndarray:
         x = hidden.numpy().astype(np.float64)
         self._check_width(x.shape[1])
-        centred = np.empty_like(x)
-        centred[0] = (x[0] - self.stats.first_mean) / self.first_step
+        symbols = np.empty(x.shape, dtype=np.int64)
+        origin = "its channel mean"
+        symbols[0] = uniform.quantize(x[0] - self.stats.first_mean, self.first_step,
+                                      ans.MAX_MAGNITUDE, origin)
         rest = x[1:] - self.stats.mean
         if self.analysis is not None:
             rest = rest @ self.analysis.T
-        centred[1:] = rest / self.step
-        symbols = np.rint(centred)
-        if np.abs(symbols).max(initial=0) > ans.MAX_MAGNITUDE:
-            raise ValueError("hidden: a value is more than 2^32 steps from its channel mean; "
-                             "expected hidden states like those the codec was fitted on")
-        return symbols.astype(np.int64)
+        symbols[1:] = uniform.quantize(rest, self.step, ans.MAX_MAGNITUDE, origin)
+        return symbols
 
     def dequantize(self, symbols: np.ndarray) -> torch.Tensor:
         """Reconstruction ``μ + Δ·S`` (float32)."""
         tokens = symbols.shape[0]
         out = np.empty(symbols.shape, dtype=np.float64)
-        out[0] = self.stats.first_mean + self.first_step * symbols[0]
+        out[0] = self.stats.first_mean + uniform.dequantize(symbols[0], self.first_step)
         if tokens > 1:
-            rest = self.step * symbols[1:]
+            rest = uniform.dequantize(symbols[1:], self.step)
             if self.synthesis is not None:
                 rest = rest @ self.synthesis.T
             out[1:] = self.stats.mean + rest
