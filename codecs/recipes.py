@@ -39,6 +39,9 @@ QUANTIZERS = {
                "(rdgap.codecs.quantizers.uniform)",
     "deadzone-centroid": "dead zone, reconstruction at the cell centroid of the Laplace law "
                          "(rdgap.codecs.quantizers.deadzone)",
+    "window-controlled": "the parent's quantizer, its steps × a per-window factor the encoder "
+                         "chooses from a ladder (T11 distortion control, rate cap; "
+                         "rdgap.codecs.quantizers.window_control)",
 }
 #: Step rules: how the quantizer's per-channel steps are set before calibration.
 STEP_RULES = {
@@ -132,6 +135,8 @@ class Recipe:
 GENERIC_FITTER = _FIT = "rdgap.codecs.fit:fit_recipe"
 _FACTORIZED = "rdgap.codecs.entropy_models.factorized:FactorizedCodec"
 _CONTEXT = "rdgap.codecs.entropy_models.context:ContextCodec"
+_WC_FIT = "rdgap.codecs.quantizers.window_control_fit:fit_controlled"
+_WC = "rdgap.codecs.quantizers.window_control:WindowControlledCodec"
 
 #: Every variant, in the order the benchmark and ``rdgap validate`` list them.
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -160,6 +165,17 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            "rdgap.codecs.entropy_models.deep_factorized:fit_deep_factorized_codec",
            "rdgap.codecs.entropy_models.deep_factorized:DeepFactorizedCodec", "deep-factorized",
            parent="klt-laplace", torch_coder=True),
+    # Window-controlled variants: the parent fitted as above, then a per-window step factor
+    # chosen by the encoder (THEORY.md T11) under a rate cap (issue 14 item 1).
+    Recipe("klt-context-wc", "fisher-klt", "window-controlled", "fisher", "context", _WC_FIT,
+           _WC, "window-controlled", in_validate=True, parent="klt-context",
+           options={"base": "klt-context", "variant": "klt-context-wc"}),
+    Recipe("klt-laplace-wc", "fisher-klt", "window-controlled", "fisher", "laplace", _WC_FIT,
+           _WC, "window-controlled", parent="klt-laplace",
+           options={"base": "klt-laplace", "variant": "klt-laplace-wc"}),
+    Recipe("gaussian-fisher-wc", "identity", "window-controlled", "fisher", "gaussian", _WC_FIT,
+           _WC, "window-controlled", parent="gaussian-fisher",
+           options={"base": "gaussian-fisher", "variant": "gaussian-fisher-wc"}),
 )}
 
 #: Old names kept for one release: name → recipe name.
