@@ -35,11 +35,12 @@ Context codecs (:class:`rdgap.codecs.entropy_models.context.ContextCodec`)
     the components' residuals after the best linear prediction from the previous
     token (ridge on the lag-1 pairs of the statistics windows, the ``P``
     leading components the codec predicts from: the lag-1 conditional variance)
-    are Laplace with the codec's dead-zone rounding; model scale from the
-    statistics windows, data scale from the held-out ones. Not modelled: the
-    per-token scale hyperprior (its gain and its side bits), the quantized
-    (not exact) previous token the codec predicts from, and for
-    ``klt-context-tokens`` the token ids and their embeddings.
+    are Laplace with the codec's dead-zone rounding, model scale from the
+    statistics windows; the per-token scale hyperprior is followed on the
+    held-out residuals (each token's group energy gives its side latent and its
+    table, :func:`_hyperprior_bits`, plus the side latents' empirical entropy).
+    Not modelled: that the codec predicts from the *quantized* previous token,
+    and for ``klt-context-tokens`` the token ids and their embeddings.
 Position 0
     coded with its own steps and scales: the same cross-entropy per channel,
     ``1/m`` of the tokens of a window of ``m``.
@@ -60,6 +61,9 @@ import numpy as np
 import torch
 from scipy import special
 
+from rdgap.codecs.coders.ans import ESCAPE_BITS
+from rdgap.codecs.entropy_models.tables import PROBABILITY_FLOOR as _FLOOR, half_width
+
 #: Relative error within which a prediction is "within tolerance" (issue 14's ±10 %).
 PREDICTION_TOLERANCE = 0.10
 #: Step factors (relative to the codec's steps) at which the curve is sampled.
@@ -68,14 +72,22 @@ CURVE_FACTORS = tuple(float(f) for f in np.exp2(np.linspace(-1.5, 1.5, 13)))
 _HIGH_RESOLUTION = 8.0
 #: The relative ridge of the lag-1 predictor (of the mean diagonal of XᵀX).
 LAG1_RIDGE = 1e-3
-_FLOOR = 2.0 ** -20  # the tables' probability floor (rdgap.codecs.entropy_models.tables)
+#: Held-out tokens the context codecs' hyperprior term is evaluated on (evenly spaced).
+HYPERPRIOR_TOKENS = 2048
 _LN2 = math.log(2.0)
 
 
 def discretised_cross_entropy(family: str, data_scale, model_scale,
                               rounding: float = 0.5) -> np.ndarray:
     r"""Expected bits of one symbol: data of ``family`` at ``data_scale``, coded with the
-    discretised ``family`` table at ``model_scale`` (both zero-mean, in steps).
+    codec's discretised ``family`` table at ``model_scale`` (both zero-mean, in steps).
+
+    The table is the codec's (:func:`rdgap.codecs.entropy_models.tables.discretised_table`):
+    symbols ``|k| <= K`` with ``K`` = :func:`~rdgap.codecs.entropy_models.tables.half_width`
+    of the model scale, each costing ``−log2 q(k)`` (``q`` floored at
+    :data:`~rdgap.codecs.entropy_models.tables.PROBABILITY_FLOOR`), and an escape for
+    ``|k| > K`` costing ``−log2 q(escape)`` plus
+    :data:`~rdgap.codecs.coders.ans.ESCAPE_BITS` for the value.
 
     Parameters
     ----------
@@ -91,9 +103,11 @@ def discretised_cross_entropy(family: str, data_scale, model_scale,
     -------
     numpy.ndarray
         ``−Σ_k p_s(k) log2 q_m(k)`` in bits; equal scales give the discretised
-        entropy. Laplace (closed form): with ``θ = e^{−1/b}``,
-        ``q(0) = 1 − e^{−(1−ρ)/b}`` and ``q(±k) = ½ e^{−(k−ρ)/b}(1 − θ)``.
-        Gaussian: the sum over cells, or above :data:`_HIGH_RESOLUTION` steps
+        entropy (plus the escapes' cost). Laplace in closed form (truncated
+        geometric sums; ``θ = e^{−1/b}``, ``q(0) = 1 − e^{−(1−ρ)/b}``,
+        ``q(±k) = ½ e^{−(k−ρ)/b}(1 − θ)``). Gaussian: the sum over the cells, or
+        where both scales exceed :data:`_HIGH_RESOLUTION` steps (and the data
+        scale is at most twice the model's, so escapes are below 10⁻⁶)
         ``½ log2(2π m²) + (s² + 1/12) / (2 m² ln 2)`` (error < 10⁻³ bit).
 
     Examples
@@ -114,26 +128,52 @@ def discretised_cross_entropy(family: str, data_scale, model_scale,
     if not (np.all(np.isfinite(data)) and np.all(np.isfinite(model))
             and np.all(data > 0) and np.all(model > 0)):
         raise ValueError("data_scale, model_scale: expected finite scales > 0 (in steps)")
+    width = half_width(model).astype(float)
     if family == "laplace":
-        p_zero = -np.expm1(-(1.0 - rounding) / data)
-        mean_k = 1.0 / -np.expm1(-1.0 / data)  # E[|k| | k != 0]
-        cost_zero = -np.log2(np.maximum(-np.expm1(-(1.0 - rounding) / model), _FLOOR))
-        cost_one = -np.log2(np.maximum(0.5 * -np.expm1(-1.0 / model), _FLOOR))
-        return p_zero * cost_zero + (1.0 - p_zero) * (
-            cost_one + (mean_k - rounding) / (model * _LN2))
+        return _laplace_cross_entropy(data, model, width, rounding)
     out = np.empty(data.shape)
-    high = np.minimum(data, model) > _HIGH_RESOLUTION
+    high = (np.minimum(data, model) > _HIGH_RESOLUTION) & (data <= 2.0 * model)
     out[high] = (0.5 * np.log2(2 * np.pi * model[high] ** 2)
                  + (data[high] ** 2 + 1.0 / 12.0) / (2.0 * model[high] ** 2 * _LN2))
     low = ~high
     if low.any():
-        d, m = data[low], model[low]
-        half = int(math.ceil(12.0 * max(float(d.max()), 1.0)))
-        k = np.arange(-half, half + 1, dtype=float)[:, None]
-        p = special.ndtr((k + 0.5) / d) - special.ndtr((k - 0.5) / d)
-        q = np.maximum(special.ndtr((k + 0.5) / m) - special.ndtr((k - 0.5) / m), _FLOOR)
-        out[low] = -(p * np.log2(q)).sum(0)
+        out[low] = _gaussian_cells(data[low], model[low], width[low])
     return out
+
+
+def _laplace_cross_entropy(data, model, width, rounding) -> np.ndarray:
+    nonzero_d, nonzero_m = np.exp(-(1.0 - rounding) / data), np.exp(-(1.0 - rounding) / model)
+    theta_d = np.exp(-1.0 / data)
+    cost_zero = -np.log2(np.maximum(1.0 - nonzero_m, _FLOOR))
+    ceiling = -math.log2(_FLOOR)  # the floor caps every cost
+    cost_one = np.minimum(1.0 + (1.0 - rounding) / (model * _LN2)
+                          - np.log2(-np.expm1(-1.0 / model)), ceiling)
+    # E[(|k| − 1) 1{1 <= |k| <= K}] / P(k != 0) for the geometric law of |k| on {1, 2, ...}
+    last = theta_d ** width
+    inside = theta_d * (1.0 - width * theta_d ** (width - 1.0) + (width - 1.0) * last) \
+        / -np.expm1(-1.0 / data)
+    escape = nonzero_d * last
+    cost_escape = np.minimum((width + 1.0 - rounding) / (model * _LN2), ceiling) + ESCAPE_BITS
+    return ((1.0 - nonzero_d) * cost_zero
+            + nonzero_d * ((1.0 - last) * cost_one + inside / (model * _LN2))
+            + escape * cost_escape)
+
+
+def _gaussian_cells(data, model, width) -> np.ndarray:
+    """The cell sum of the Gaussian cross-entropy over each table's alphabet, and escapes."""
+    k = np.arange(0, int(width.max()) + 1, dtype=float)[:, None]
+    def mass(scale):  # P(|S| = k), from the upper tail (no cancellation)
+        cell = special.ndtr(-(k - 0.5) / scale) - special.ndtr(-(k + 0.5) / scale)
+        return np.where(k == 0, 1.0 - 2.0 * special.ndtr(-0.5 / scale), 2.0 * cell)
+
+    p, q = mass(data), mass(model)
+    q = np.where(k == 0, q, 0.5 * q)  # one signed symbol of |k| >= 1
+    inside = k <= width
+    cost = -np.log2(np.maximum(q, _FLOOR))
+    bits = np.where(inside, p * cost, 0.0).sum(0)
+    escape_d = 2.0 * special.ndtr(-(width + 0.5) / data)
+    escape_m = 2.0 * special.ndtr(-(width + 0.5) / model)
+    return bits + escape_d * (-np.log2(np.maximum(escape_m, _FLOOR)) + ESCAPE_BITS)
 
 
 # ----------------------------------------------------------------- the plan of a codec
@@ -205,6 +245,7 @@ def prediction_plan(codec, fit_hidden: torch.Tensor, statistics_windows: int | N
     data = fit_hidden.detach().to("cpu", torch.float64).numpy()
     rest, first = data[:, 1:], data[:, 0]
     held_first = first[count:]
+    context = None
     if isinstance(codec, ContextCodec):
         family, rounding = "laplace", codec.rounding
         z = (rest - codec.mean) @ codec.analysis.T
@@ -212,10 +253,15 @@ def prediction_plan(codec, fit_hidden: torch.Tensor, statistics_windows: int | N
         flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
         rest_scales = (_scale(flat(residual[count:]), 0.0, family),
                        _scale(flat(residual[:count]), 0.0, family))
+        context = {"held_out": _tokens(flat(residual[count:])),
+                   "in_sample": _tokens(flat(residual[:count])),
+                   "group_starts": np.asarray(codec.group_starts)}
         first_centre, first_model = codec.first_mean, codec.first_scale
         model = (f"context: Laplace dead zone (rho {rounding:g}) on the lag-1 linear "
-                 f"prediction residual ({codec.predicted} predicting components); "
-                 f"hyperprior and side bits not modelled")
+                 f"prediction residual ({codec.predicted} predicting components), "
+                 f"per-token scales of the hyperprior from the residuals' token energies "
+                 f"(+ their empirical side entropy); the quantized previous token not "
+                 f"modelled")
         if type(codec) is not ContextCodec:
             model += f"; {type(codec).__name__}'s extra context (e.g. token ids) not modelled"
     else:
@@ -237,7 +283,39 @@ def prediction_plan(codec, fit_hidden: torch.Tensor, statistics_windows: int | N
             "first": (first_data, np.asarray(first_model, float),
                       np.asarray(codec.first_step, float)),
             "model": model + "; data scales from the held-out fit windows",
-            "held_out": windows - count, "statistics_windows": count}
+            "held_out": windows - count, "statistics_windows": count, "context": context}
+
+
+def _tokens(rows: np.ndarray, limit: int = HYPERPRIOR_TOKENS) -> np.ndarray:
+    """At most ``limit`` rows, evenly spaced (the hyperprior's per-token sums cost time)."""
+    if rows.shape[0] <= limit:
+        return rows
+    return rows[np.linspace(0, rows.shape[0] - 1, limit).astype(int)]
+
+
+def _hyperprior_bits(residual: np.ndarray, base: np.ndarray, starts: np.ndarray,
+                     rounding: float) -> float:
+    """Mean bits per token of residual rows ``(N, C)`` (in steps) under the context codec's
+    per-token scale hyperprior: per token and group the gain ``g`` = mean of
+    ``|x_j| / base_j`` over the group, the side latent ``k = round(log2 g · R / GAIN_STEP)``
+    (clipped), each component coded with the Laplace table of scale ``base_j · 2^{k ·
+    GAIN_STEP / R}`` while its data follow the Laplace law of scale ``base_j · g``; plus
+    the empirical entropy of each group's side latents."""
+    from rdgap.codecs.entropy_models.context import GAIN_LIMIT, GAIN_STEP, SCALE_RESOLUTION
+
+    sizes = np.diff(np.append(starts, residual.shape[1]))
+    group_of = np.repeat(np.arange(starts.size), sizes)
+    gain = np.add.reduceat(np.abs(residual) / base, starts, axis=1) / sizes
+    gain = np.maximum(gain, 1e-12)
+    side = np.clip(np.rint(np.log2(gain) * SCALE_RESOLUTION / GAIN_STEP), -GAIN_LIMIT,
+                   GAIN_LIMIT)
+    model = base * np.exp2(side[:, group_of] * GAIN_STEP / SCALE_RESOLUTION)
+    bits = discretised_cross_entropy("laplace", np.maximum(base * gain[:, group_of], 1e-12),
+                                     model, rounding).sum(1).mean()
+    for column in side.T:
+        counts = np.unique(column, return_counts=True)[1] / column.size
+        bits += float(-(counts * np.log2(counts)).sum())
+    return float(bits)
 
 
 def plan_rate(plan: dict, tokens: int, factor: float = 1.0, in_sample: bool = False) -> float:
@@ -252,6 +330,12 @@ def plan_rate(plan: dict, tokens: int, factor: float = 1.0, in_sample: bool = Fa
         bits.append(float(discretised_cross_entropy(
             plan["family"], data / (factor * step), model / (factor * step),
             plan["rounding"]).sum()))
+    context = plan.get("context")
+    if context is not None:
+        step = factor * plan["rest"][2]
+        residual = context["in_sample" if in_sample else "held_out"] / step
+        bits[0] = _hyperprior_bits(residual, plan["rest"][1] / step, context["group_starts"],
+                                   plan["rounding"])
     return (bits[1] + (tokens - 1) * bits[0]) / tokens
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
+from rdgap.codecs.coders.ans import ESCAPE_BITS
 from rdgap.codecs.entropy_models.context_fit import fit_context_codec
 from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
 from rdgap.codecs.entropy_models.tables import discretised_table, half_width
@@ -20,21 +21,25 @@ from rdgap.validation.claims import evaluate_claims
 
 def _table_cross_entropy(family, data, model, rounding=0.5):
     """Independent computation: the data law's cell masses by scipy.stats, coded with the
-    codec's own table (tables.py, floor included) over the codec's alphabet."""
-    width = int(max(half_width(np.array([data, model]))))
+    codec's own table (tables.py, floor included) over the codec's alphabet, the rest
+    escaped (the escape's table cost + ESCAPE_BITS)."""
+    width = int(half_width(np.array([model]))[0])
     k = np.arange(-width, width + 1)
     law = stats.norm(scale=data) if family == "gaussian" else stats.laplace(scale=data)
     upper = np.where(k >= 0, k + 1 - rounding, k + rounding)
     lower = np.where(k > 0, k - rounding, k - 1 + rounding)
     p = law.cdf(upper) - law.cdf(lower)
-    q = discretised_table(family, 0.0, model, width, rounding)[:-1]
-    return float(-(p * np.log2(q)).sum())
+    table = discretised_table(family, 0.0, model, width, rounding)
+    escape = law.sf(width + 1 - rounding) + law.cdf(-width - 1 + rounding)
+    return float(-(p * np.log2(table[:-1])).sum()
+                 + escape * (-np.log2(table[-1]) + ESCAPE_BITS))
 
 
 @pytest.mark.parametrize("family, rounding", [("gaussian", 0.5), ("laplace", 0.5),
                                               ("laplace", 0.4)])
 @pytest.mark.parametrize("data, model", [(0.05, 0.05), (0.3, 0.5), (1.0, 1.0), (2.5, 1.7),
-                                         (9.0, 12.0), (30.0, 30.0)])
+                                         (9.0, 12.0), (30.0, 30.0), (4.0, 0.08),
+                                         (40.0, 9.0)])
 def test_cross_entropy_matches_the_codec_tables(family, rounding, data, model):
     got = float(rp.discretised_cross_entropy(family, data, model, rounding))
     assert got == pytest.approx(_table_cross_entropy(family, data, model, rounding),
@@ -137,6 +142,41 @@ def test_context_prediction_sees_the_lag1_gain(correlated):
     without_context = rp.rate_prediction(plain, fit, evaluation.shape[1], None)
     assert found["rate_predicted"] < 0.85 * without_context["rate_predicted"]
     assert "hyperprior" in found["rate_prediction_model"]
+
+
+def test_context_prediction_follows_the_hyperprior_on_token_energies():
+    """Tokens whose scale varies (lognormal gain per token): the hyperprior codes each
+    token at its own scale; the prediction follows it, a flat residual law does not."""
+    rng = np.random.default_rng(5)
+    gain = np.exp(1.2 * rng.standard_normal((24, 64, 1)))
+    hidden = torch.from_numpy((gain * rng.laplace(size=(24, 64, 16))
+                               * np.linspace(3.0, 0.3, 16)).astype(np.float32))
+    fit, evaluation = hidden[:12], hidden[12:]
+    klt, statistics = _klt(fit[:6], "laplace")
+    step = np.full(16, 0.5 * float(np.median(statistics.scale)))
+    codec = fit_context_codec(fit[:6], statistics.mean, klt.analysis, klt.synthesis, step,
+                              statistics.first_mean, statistics.first_scale,
+                              statistics.first_scale)
+    measured = _measured(codec, evaluation)
+    plan = rp.prediction_plan(codec, fit)
+    predicted = rp.plan_rate(plan, evaluation.shape[1])
+    flat = rp.plan_rate({**plan, "context": None}, evaluation.shape[1])
+    assert abs(predicted - measured) < 0.08 * measured, (predicted, measured)
+    assert flat > 1.15 * measured  # without the per-token scales: far off (+23 %)
+    assert flat - measured > 3 * abs(predicted - measured)
+
+
+def test_escapes_of_a_too_narrow_table_are_predicted(correlated):
+    fit, evaluation = correlated[:12], correlated[12:]
+    statistics = ChannelStatistics.fit(fit[:6], "gaussian")
+    narrow = statistics.scale.copy()
+    narrow[:3] /= 40.0  # three tables far too narrow: their symbols escape
+    wrong = ChannelStatistics(statistics.mean, narrow, statistics.first_mean,
+                              statistics.first_scale)
+    codec = FactorizedCodec(wrong, 0.5 * statistics.scale, statistics.first_scale)
+    measured = _measured(codec, evaluation)
+    found = rp.rate_prediction(codec, fit, evaluation.shape[1], measured)
+    assert abs(found["rate_prediction_relative_error"]) < 0.05, found
 
 
 def test_codecs_without_steps_and_bad_windows(correlated):
