@@ -206,7 +206,9 @@ def prediction_plan(codec, fit_hidden: torch.Tensor, statistics_windows: int | N
     ----------
     codec : HiddenStateCodec
         A fitted :class:`~rdgap.codecs.entropy_models.factorized.FactorizedCodec` or
-        :class:`~rdgap.codecs.entropy_models.context.ContextCodec` (or subclass).
+        :class:`~rdgap.codecs.entropy_models.context.ContextCodec` (or subclass), or a
+        :class:`~rdgap.codecs.quantizers.window_control.WindowControlledCodec` of one
+        (predicted as its base at factor 1).
     fit_hidden : torch.Tensor, shape (windows, positions, width)
         Every fit window, the statistics windows first.
     statistics_windows : int, optional
@@ -230,7 +232,14 @@ def prediction_plan(codec, fit_hidden: torch.Tensor, statistics_windows: int | N
     """
     from rdgap.codecs.entropy_models.context import ContextCodec
     from rdgap.codecs.entropy_models.factorized import FactorizedCodec
+    from rdgap.codecs.quantizers.window_control import WindowControlledCodec
 
+    if isinstance(codec, WindowControlledCodec):  # its base at factor 1
+        plan = prediction_plan(codec.base, fit_hidden, statistics_windows)
+        if plan is not None:
+            plan["model"] += ("; window-controlled: the base codec at step factor 1 (the "
+                              "per-window factors and the rate cap not modelled)")
+        return plan
     if not isinstance(codec, (FactorizedCodec, ContextCodec)):
         return None
     if not isinstance(fit_hidden, torch.Tensor) or fit_hidden.dim() != 3 \

@@ -452,7 +452,8 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
     if quantizer is None:
         out.update(_t9(codec, None, None, fit_hidden, bound, delta, seed, fit_input_ids))
         out.update(_t7(None, None, fit_hidden, None))
-        out.update(rate_prediction(None, fit_hidden, tokens, None))
+        out.update(rate_prediction(codec, fit_hidden, tokens, out["rate_actual"],
+                                   header_bits=float((parts or {}).get("header", 0.0))))
         return out
     notes = []
     keep = max(2, min(windows, max_tokens // tokens))

@@ -179,6 +179,18 @@ def test_escapes_of_a_too_narrow_table_are_predicted(correlated):
     assert abs(found["rate_prediction_relative_error"]) < 0.05, found
 
 
+def test_window_controlled_codec_is_predicted_as_its_base(correlated):
+    from rdgap.codecs.quantizers.window_control import WindowControlledCodec
+
+    base = FactorizedCodec(ChannelStatistics.fit(correlated[:4]), np.ones(24), np.ones(24))
+    wrapped = WindowControlledCodec(base, np.eye(24), np.ones(24), level=0.05, margin=1.0,
+                                    cap_bits_per_token=1e4)
+    plan, plain = rp.prediction_plan(wrapped, correlated[:8]), rp.prediction_plan(
+        base, correlated[:8])
+    assert rp.plan_rate(plan, 64) == rp.plan_rate(plain, 64)
+    assert "window-controlled" in plan["model"]
+
+
 def test_codecs_without_steps_and_bad_windows(correlated):
     assert rp.rate_prediction(object(), correlated, 64, 1.0)["rate_predicted"] is None
     codec = FactorizedCodec(ChannelStatistics.fit(correlated[:4]), np.ones(24), np.ones(24))
