@@ -209,7 +209,7 @@ def _rate_prediction(architecture: str, rows: list[dict], out_dir: Path,
     axis = axes[0, -1]
     for codec in codecs:
         points = [(c["measured"], c["predicted"]) for c in checks.values() if c["codec"] == codec]
-        axis.scatter(*zip(*points), s=16, color=colors[codec], label=codec)
+        axis.scatter(*zip(*points), s=16, color=colors[codec], label=codec, zorder=3)
     top = 1.15 * max(max(c["measured"], c["predicted"]) for c in checks.values())
     grid = np.linspace(0.0, top, 50)
     axis.plot(grid, grid, color="k", linewidth=0.8, label="predicted = measured")

@@ -67,7 +67,7 @@ from rdgap.codecs.entropy_models.tables import PROBABILITY_FLOOR as _FLOOR, half
 #: Relative error within which a prediction is "within tolerance" (issue 14's ±10 %).
 PREDICTION_TOLERANCE = 0.10
 #: Step factors (relative to the codec's steps) at which the curve is sampled.
-CURVE_FACTORS = tuple(float(f) for f in np.exp2(np.linspace(-1.5, 1.5, 13)))
+CURVE_FACTORS = tuple(float(f) for f in np.exp2(np.linspace(-2.0, 2.0, 17)))
 #: Above this scale (in steps) the cross-entropy uses its high-resolution form.
 _HIGH_RESOLUTION = 8.0
 #: The relative ridge of the lag-1 predictor (of the mean diagonal of XᵀX).
