@@ -448,8 +448,10 @@ def _fit_job(arch: _Architecture, job: Job, config: ValidateConfig,
     if job.codec == TOKEN_VARIANT:  # the ids of the statistics windows (the first ones)
         ids = arch.window_set("fit").inputs["input_ids"][:context.hidden.shape[0]]
         fitted = fit_token_codec(context, ids, job.level)
-    else:
+    elif job.codec in VARIANTS:
         fitted = fit_codec(job.codec, context, job.level)
+    else:  # another recipe of the registry (e.g. a window-controlled one)
+        fitted = recipes.recipe(job.codec).fit(context, None, job.level)
     work.add(arch.task.name, "calibration", time.perf_counter() - start,
              len(fitted.calibration.trace))
     primary = arch.task.metrics_names[0]

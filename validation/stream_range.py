@@ -54,8 +54,13 @@ def stream_bound_parts(codec, quantizer, tokens: int, channels: int) -> dict | N
     most expensive *table entry* (+1 bit of T2 rounding) and, on top of that,
     what an escape costs beyond it (escape entry + :data:`ESCAPE_WORST_BITS`).
     Symbol parts include T2's 0.5 %. Their sum is :func:`stream_bound_bits`.
+    ``{"rate_cap"}`` for a codec that caps every stream by construction (its
+    ``stream_bytes_bound(tokens)``, header included: the window-controlled codecs).
     ``{"header", "payload"}`` for fixed-size and zstd formats; None otherwise.
     """
+    capped = getattr(codec, "stream_bytes_bound", None)
+    if callable(capped):  # a rate cap by construction (rdgap.codecs.quantizers.window_control)
+        return {"rate_cap": 8.0 * capped(tokens) / tokens}
     header = 8.0 * header_size(codec.codec_id, 2)
     elements = tokens * channels
     if codec.codec_id in _FIXED_BITS:

@@ -310,3 +310,21 @@ def test_window_header_of_a_truncated_stream_is_a_bitstream_error(fitted, source
     for cut in (3, 20, 40):
         with pytest.raises(BitstreamError):
             window_header(data[:cut])
+
+
+def test_rdgap_validate_fits_codes_and_bounds_the_controlled_variant(tiny_model_folder,
+                                                                     tmp_path):
+    """Through run_validation on a tiny Llama: one klt-context-wc row, T2 on every stream,
+    and the row's worst case B is the rate-cap theorem's (issue 14 item 1: B = the cap)."""
+    from rdgap.validation.runner import ValidateConfig, run_validation
+
+    config = ValidateConfig(architectures=(str(tiny_model_folder),), splits=[2], windows=3,
+                            window_length=64, fit_windows=8, variants=("klt-context-wc",),
+                            levels=(0.2,), cache_dir=str(tmp_path / "c"),
+                            jacobian_positions=8, other_corpora=())
+    result = run_validation(config, progress=False)
+    (row,) = [r for r in result["runs"] if r["codec"] == "klt-context-wc"]
+    assert row["t2_violations"] == 0
+    parts = row["statistics"]["rate_interval_bound_parts"]
+    assert list(parts) == ["rate_cap"]
+    assert row["bits_per_token_actual"] <= parts["rate_cap"]
