@@ -41,6 +41,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -56,6 +57,9 @@ from rdgap.validation.distortion import document_estimate, next_token_cross_entr
 
 HERE = Path(__file__).resolve().parent
 CODECS = ("klt-laplace", "klt-context", "gaussian-fisher")
+#: ``--ablations``: dead zone off, context prediction off, both, KLT basis (and Fisher)
+#: refitted on the text.
+ABLATIONS = ("deadzone", "prediction", "neither", "basis", "basis-fisher")
 WINDOW_LENGTH = 256
 STATISTICS_WINDOWS, PROBE_WINDOWS = 22, 32  # as codec_bench.py
 BATCH = 4
@@ -220,8 +224,6 @@ def real_setup(names: list[str], windows: int, statistics: int, probe: int):
 def tiny_setup(windows: int, statistics: int, probe: int):
     """A tiny random Llama; "news" ids uniform over the vocabulary, the "other" text drawn
     from a skewed law over part of it (a shift the tiny model's states feel)."""
-    from types import SimpleNamespace
-
     from rdgap.validation.models import tiny_llama
 
     model = tiny_llama(num_layers=5, hidden_size=64, vocab_size=128, seed=0)
@@ -265,22 +267,28 @@ def _row(split, text, recon, fisher_news, fisher_text, **extra) -> dict:
 
 
 def _variants(fitted: dict, text: Text, k: int, fisher_news: FisherDiagonal,
-              fisher_text: FisherDiagonal):
-    """(name, codec, what it changes) of every ablation on ``text``."""
+              fisher_text: FisherDiagonal, ablations: tuple[str, ...] = ABLATIONS):
+    """(name, codec, what it changes) of every ablation named in ``ablations`` on ``text``."""
     laplace, context = fitted["klt-laplace"].codec, fitted["klt-context"].codec
     arguments = context._constructor_arguments()
-    out = [("klt-context, no dead zone (rho=1/2)",
-            type(context)(**arguments | {"rounding": 0.5}), "quantizer"),
-           ("klt-context, no context prediction",
-            type(context)(**arguments | {"predictor": np.zeros_like(context.predictor),
-                                         "bias": np.zeros_like(context.bias)}), "prediction"),
-           ("klt-context, neither", type(context)(**arguments | {
-               "rounding": 0.5, "predictor": np.zeros_like(context.predictor),
-               "bias": np.zeros_like(context.bias)}), "quantizer+prediction")]
+    no_prediction = {"predictor": np.zeros_like(context.predictor),
+                     "bias": np.zeros_like(context.bias)}
+    out = []
+    if "deadzone" in ablations:
+        out.append(("klt-context, no dead zone (rho=1/2)",
+                    type(context)(**arguments | {"rounding": 0.5}), "quantizer"))
+    if "prediction" in ablations:
+        out.append(("klt-context, no context prediction",
+                    type(context)(**arguments | no_prediction), "prediction"))
+    if "neither" in ablations:
+        out.append(("klt-context, neither", type(context)(
+            **arguments | no_prediction | {"rounding": 0.5}), "quantizer+prediction"))
     hidden = text.hidden[k]
     rest = hidden[:, 1:].reshape(-1, hidden.shape[-1]).double().numpy()
     covariance = np.cov(rest, rowvar=False)
     for label, fisher in (("basis", fisher_news), ("basis and Fisher", fisher_text)):
+        if label.replace(" and ", "-").lower() not in ablations:
+            continue
         klt = fisher_klt(covariance, fisher.matrix, ridge=KLT_RIDGE)
         stats = ChannelStatistics.fit(hidden, "laplace", analysis=klt.analysis)
         stats.first_mean, stats.first_scale = laplace.stats.first_mean, laplace.stats.first_scale
@@ -288,6 +296,36 @@ def _variants(fitted: dict, text: Text, k: int, fisher_news: FisherDiagonal,
                     FactorizedCodec(stats, laplace.step, laplace.first_step, "laplace",
                                     analysis=klt.analysis, synthesis=klt.synthesis), "transform"))
     return out
+
+
+def fit_at_scale(name: str, context: FitContext, level: float, scale: float | None):
+    """``name`` fitted as :func:`rdgap.codecs.fit.fit_codec` fits it, at step ``scale``
+    without calibrating (``None``: T7's predicted scale for ``level``); a calibration
+    recorded elsewhere on the same fit windows (``--scales-from``) gives the same codec
+    without its probe passes. Returns the codec and the scale."""
+    from rdgap.codecs.entropy_models.context_fit import fit_context_codec, refit_side_density
+    from rdgap.codecs.fit import base_steps, unit_delta_ce
+
+    stats, base, first_base, klt, family = base_steps(name, context)
+    initial = float(np.sqrt(level / unit_delta_ce(name, context.fisher, base, first_base)))
+    scale = initial if scale is None else scale
+    if name == "klt-context":  # fitted at T7's scale, then rescaled (as fit_codec does)
+        reference = fit_context_codec(context.hidden, stats.mean, klt.analysis, klt.synthesis,
+                                      initial * base, stats.first_mean, stats.first_scale,
+                                      initial * first_base, label=name)
+        return refit_side_density(reference.rescaled(scale / initial), context.hidden), scale
+    return FactorizedCodec(stats, scale * base, scale * first_base, family, label=name,
+                           analysis=None if klt is None else klt.analysis,
+                           synthesis=None if klt is None else klt.synthesis), scale
+
+
+def recorded_scales(path: Path, split: int, level: float, statistics: int, fit_windows: int):
+    """Calibrated scales of ``codec_bench.py`` rows fitted on the same windows."""
+    rows = json.loads(path.read_text())["rows"]
+    return {r["codec"]: r["scale"] for r in rows
+            if r["split"] == split and r["level"] == f"dce<={level:g}" and r.get("scale")
+            and r["statistics_windows"] == statistics and r["fit_windows"] == fit_windows
+            and r.get("method") == "fit" and not r.get("margin")}
 
 
 def oracle_scale(split, text, codec, level: float, measured: float) -> tuple[float, object]:
@@ -311,7 +349,8 @@ def oracle_scale(split, text, codec, level: float, measured: float) -> tuple[flo
 
 def run_split(model, k: int, fit, texts: dict[str, Text], level: float, statistics: int,
               real: bool, cache: Path | None, tag: str, oracle: bool = True,
-              fisher_windows: int = 16) -> dict:
+              fisher_windows: int = 16, scales_from: Path | None = None,
+              ablations: tuple[str, ...] = ABLATIONS, news_fisher: bool = True) -> dict:
     split = SplitModel(model, k)
     timings = {}
     start = time.perf_counter()
@@ -319,31 +358,46 @@ def run_split(model, k: int, fit, texts: dict[str, Text], level: float, statisti
     fishers = torch.load(fisher_path, weights_only=False) if fisher_path and \
         fisher_path.is_file() else {}
     fit_hidden = fit.hidden[k]
-    context = FitContext.build(split, fit.input_ids, fit_hidden, statistics_windows=statistics,
-                               documents=torch.as_tensor(fit.documents),
-                               fisher=fishers.get("fit"))
+    recorded = {} if scales_from is None else recorded_scales(
+        scales_from, k, level, statistics, len(fit.input_ids))
+    if scales_from is None:
+        context = FitContext.build(split, fit.input_ids, fit_hidden,
+                                   statistics_windows=statistics,
+                                   documents=torch.as_tensor(fit.documents),
+                                   fisher=fishers.get("fit"))
+    else:  # no calibration: no probe
+        fisher = fishers.get("fit") or fisher_diagonal(split, fit_hidden[:statistics], full=True)
+        context = FitContext(split, fit_hidden[:statistics], fisher, probe=None)
     fishers["fit"] = context.fisher
+    if not news_fisher:  # the news text's sensitivity is the fit's (other news windows)
+        fishers.setdefault("news", context.fisher)
     for name, text in texts.items():  # the oracle Fisher of every text, on its own windows
         if name not in fishers:
             fishers[name] = fisher_diagonal(split, text.hidden[k][:fisher_windows], full=True)
     if fisher_path:
         torch.save(fishers, fisher_path)
     timings["fisher_s"] = time.perf_counter() - start
-    fitted = {}
+    fitted, how = {}, {}
     for name in CODECS:
         start = time.perf_counter()
-        fitted[name] = RECIPES[name].fit(context, fit.input_ids[:statistics], level, "fit")
+        if scales_from is None:
+            fitted[name] = RECIPES[name].fit(context, fit.input_ids[:statistics], level, "fit")
+            how[name] = {"scale": fitted[name].calibration.scale, "how": "calibrated here",
+                         "fit_delta_ce_nats": fitted[name].calibration.delta_ce,
+                         "fit_delta_ce_nats_stderr": fitted[name].calibration.stderr,
+                         "t7_predicted_nats": fitted[name].predicted_delta_ce}
+        else:
+            codec, scale = fit_at_scale(name, context, level, recorded.get(name))
+            fitted[name] = SimpleNamespace(codec=codec)
+            how[name] = {"scale": scale, "how": f"calibrated scale of {scales_from.name}"
+                         if name in recorded else "T7's predicted scale, not calibrated"}
         timings[f"fit {name}"] = time.perf_counter() - start
     laplace = fitted["klt-laplace"].codec
     analysis, step = laplace.analysis, float(laplace.step[0])
     cell = step ** 2 / 12
     result = {"split": k, "step_whitened": step, "cell_variance": cell, "rows": [],
               "ablations": [], "texts": {}, "components": {}, "timings_s": timings,
-              "fit": {name: {"scale": f.calibration.scale,
-                             "fit_delta_ce_nats": f.calibration.delta_ce,
-                             "fit_delta_ce_nats_stderr": f.calibration.stderr,
-                             "t7_predicted_nats": f.predicted_delta_ce}
-                      for name, f in fitted.items()}}
+              "fit": how}
     news_variance = None
     for name, text in texts.items():
         start = time.perf_counter()
@@ -377,7 +431,8 @@ def run_split(model, k: int, fit, texts: dict[str, Text], level: float, statisti
                 comp["zero_fraction"][codec_name] = zeros.tolist()
                 row["zero_cell_fraction"] = float(zeros.mean())
             result["rows"].append(row)
-        for label, codec, part in _variants(fitted, text, k, context.fisher, fishers[name]):
+        for label, codec, part in _variants(fitted, text, k, context.fisher, fishers[name],
+                                            ablations):
             row = _row(split, text, reconstruct(codec, hidden), context.fisher, fishers[name],
                        ablation=label, moves=part, bits_per_token=_bits(codec, hidden, False),
                        bits_kind="estimated")
@@ -485,6 +540,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--probe-windows", type=int, default=PROBE_WINDOWS)
     parser.add_argument("--fisher-windows", type=int, default=16,
                         help="windows of each text its own (oracle) Fisher is estimated on")
+    parser.add_argument("--scales-from", default=None,
+                        help="a codec_bench.py JSON: take the step scales its calibration chose "
+                             "on the same fit windows (no probe passes; a codec without a "
+                             "row gets T7's scale, uncalibrated, and says so)")
+    parser.add_argument("--ablations", default=",".join(ABLATIONS),
+                        help=f"subset of {','.join(ABLATIONS)}")
+    parser.add_argument("--no-news-fisher", action="store_true",
+                        help="take the fit's Fisher as the news text's own")
     parser.add_argument("--no-oracle", action="store_true",
                         help="skip the step-scale calibration on each text (4 probe passes)")
     parser.add_argument("--cache", default=None, help="folder keeping states and Fishers")
@@ -498,6 +561,9 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.level > 0:
         parser.error(f"--level: expected a ΔCE level > 0 nats/token, got {args.level}")
     splits = [int(k) for k in args.splits.split(",")]
+    ablations = tuple(a for a in args.ablations.split(",") if a)
+    if set(ablations) - set(ABLATIONS):
+        parser.error(f"--ablations: expected names from {ABLATIONS}, got {ablations}")
     started = time.perf_counter()
     torch.manual_seed(0)
     setup = tiny_setup if args.tiny else real_setup
@@ -518,7 +584,10 @@ def main(argv: list[str] | None = None) -> dict:
         results.append(run_split(model, k, fit, texts, args.level, args.statistics_windows,
                                  real=not args.tiny, cache=cache, tag=tag,
                                  oracle=not args.no_oracle,
-                                 fisher_windows=args.fisher_windows))
+                                 fisher_windows=args.fisher_windows,
+                                 scales_from=Path(args.scales_from) if args.scales_from
+                                 else None, ablations=ablations,
+                                 news_fisher=not args.no_news_fisher))
         document = {"schema_version": 1, "generator": "rdgap benchmarks/domain_shift.py",
                     "model": model_name, "level": args.level, "splits": splits,
                     "fit": {"corpus": "lee_background fit documents",
