@@ -64,7 +64,7 @@ def to_symbols(scaled, limit: int | None = None, origin: str = "its mean"):
     >>> to_symbols(np.array([5e9]), limit=2 ** 32 - 1)
     Traceback (most recent call last):
     ...
-    ValueError: hidden: a value is more than 4294967295 steps from its mean; expected hidden states like those the codec was fitted on
+    ValueError: hidden: a value is more than 2^32 steps from its mean; expected hidden states like those the codec was fitted on
     """
     if isinstance(scaled, torch.Tensor):
         rounded = torch.round(scaled)
@@ -85,7 +85,9 @@ def check_range(symbols, limit: int | None, origin: str = "its mean") -> None:
     else:
         outside = not np.abs(symbols).max(initial=0) <= limit
     if outside:
-        raise ValueError(f"hidden: a value is more than {limit} steps from {origin}; expected "
+        power = (limit + 1).bit_length() - 1  # the coder's limits are 2^k − 1
+        bound = f"2^{power}" if limit + 1 == 1 << power else f"{limit}"
+        raise ValueError(f"hidden: a value is more than {bound} steps from {origin}; expected "
                          "hidden states like those the codec was fitted on")
 
 
