@@ -89,7 +89,8 @@ def fit_at_t7_scale(context: FitContext, input_ids: torch.Tensor, target_delta_c
 
 def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
                     evaluations: int = 6, embedding=None, lags=(0,), rdo: float = 0.0,
-                    **calibration) -> FittedCodec:
+                    method: str = "fit", margin: float = 0.0,
+                    ratio: float | None = None) -> FittedCodec:
     """The cheapest ``klt-context-tokens`` codec whose ΔCE on the probe windows meets
     the target.
 
@@ -111,10 +112,18 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
     rdo : float
         Encoder-only rate–distortion optimised quantization
         (:class:`rdgap.codecs.entropy_models.context.ContextCodec`; 0: off).
-    **calibration
-        Passed to :func:`rdgap.codecs.quantizers.calibrate.calibrate_scale` (default
-        ``ratio=1.08``), e.g. its ``method``, or ``margin=z`` (the probe ΔCE plus
-        ``z`` standard errors over documents must meet the target; default 0).
+    method : {"fit", "bracket"}
+        How :func:`rdgap.codecs.quantizers.calibrate.calibrate_scale` chooses the step
+        scale, as in :func:`rdgap.codecs.fit.fit_codec`.
+    margin : float
+        ``z ≥ 0``: the probe ΔCE plus ``z`` standard errors over documents must meet
+        the target (default 0).
+    ratio : float, optional
+        The calibration's resolution in scale; default as every other recipe's
+        (:func:`rdgap.codecs.fit.fit_codec`): 1.02 for ``"fit"``, 1.08 for ``"bracket"``.
+        (Until issue 16 ``rdgap validate`` fitted this variant with 1.08 and ``"fit"``,
+        the benchmark with 1.02: a coarser stop, so a smaller scale than the other
+        variants' at the same level.)
     """
     if tuple(input_ids.shape) != tuple(context.hidden.shape[:2]):
         raise ValueError(f"input_ids: expected the ids of the statistics windows, shape "
@@ -137,8 +146,10 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
         return probe.estimate(lambda window, ids: codec.reconstruct(window, input_ids=ids),
                               with_ids=True)
 
+    if ratio is None:
+        ratio = 1.02 if method == "fit" else 1.08
     result = calibrate_scale(measure, target_delta_ce, initial, evaluations=evaluations,
-                             **({"ratio": 1.08} | calibration))
+                             ratio=ratio, method=method, margin=margin)
     codec = refit_side_density(make(result.scale), context.hidden, input_ids=input_ids)
     return FittedCodec(VARIANT, codec, result, unit * result.scale ** 2)
 
@@ -146,8 +157,6 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
 def fit_token_recipe(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
                      method: str = "fit", margin: float = 0.0, **options) -> FittedCodec:
     """:func:`fit_token_codec` with the signature of
-    :meth:`rdgap.codecs.recipes.Recipe.fit`; the calibration's ratio follows ``method``
-    (1.02 for ``"fit"``, 1.08 for ``"bracket"``), as ``benchmarks/codec_bench.py`` has
-    always fitted it. (``rdgap validate`` calls :func:`fit_token_codec` with its defaults.)"""
-    return fit_token_codec(context, input_ids, target_delta_ce, method=method,
-                           ratio=1.02 if method == "fit" else 1.08, margin=margin, **options)
+    :meth:`rdgap.codecs.recipes.Recipe.fit` (the same fit as ``rdgap validate``'s)."""
+    return fit_token_codec(context, input_ids, target_delta_ce, method=method, margin=margin,
+                           **options)

@@ -193,19 +193,25 @@ def test_without_token_information_it_costs_only_the_ids():
     assert abs(extra) < 0.03 * total, (extra, total)
 
 
-def test_fit_token_codec_calibrates_with_the_ids(tiny_model):
-    """fit_token_codec fits on the statistics windows with their ids, calibrates the scale
-    on the probe windows (each window reconstructed with its own ids) and reproduces the
-    calibration's ΔCE; the codec predicts from the model's own embedding table."""
+def _tiny_context(tiny_model):
+    """``(ids, hidden, FitContext)`` of 12 random windows of 48 ids at split 2."""
     from rdgap.codecs.fit import FitContext
     from rdgap.codecs.split import SplitModel
-    from rdgap.codecs.entropy_models.token_fit import fit_token_codec
 
     ids = torch.randint(0, 128, (12, 48), generator=torch.Generator().manual_seed(0))
     split = SplitModel(tiny_model, 2)
     with torch.no_grad():
         hidden = split.prefix(ids)
-    context = FitContext.build(split, ids, hidden)
+    return ids, hidden, FitContext.build(split, ids, hidden)
+
+
+def test_fit_token_codec_calibrates_with_the_ids(tiny_model):
+    """fit_token_codec fits on the statistics windows with their ids, calibrates the scale
+    on the probe windows (each window reconstructed with its own ids) and reproduces the
+    calibration's ΔCE; the codec predicts from the model's own embedding table."""
+    from rdgap.codecs.entropy_models.token_fit import fit_token_codec
+
+    ids, hidden, context = _tiny_context(tiny_model)
     half = context.hidden.shape[0]
     fitted = fit_token_codec(context, ids[:half], 0.02)
     codec = fitted.codec
@@ -219,3 +225,34 @@ def test_fit_token_codec_calibrates_with_the_ids(tiny_model):
                        codec.reconstruct(window, input_ids=window_ids))
     with pytest.raises(ValueError, match="input_ids"):
         fit_token_codec(context, ids, 0.02)
+
+
+def test_validate_and_the_registry_calibrate_the_token_variant_alike(tiny_model, monkeypatch):
+    """``rdgap validate`` (fit_token_codec with its defaults), the registry's recipe (the
+    benchmark's fitter) and klt-context's fit_codec calibrate with the same method and
+    resolution (until issue 16 validate used 1.08, the others 1.02)."""
+    from rdgap.codecs import fit as fit_module
+    from rdgap.codecs.entropy_models import token_fit
+    from rdgap.codecs.fit import fit_codec
+    from rdgap.codecs.recipes import recipe
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def spy(measure, target, initial, **settings):
+        seen.append(settings)
+        raise Stop
+
+    monkeypatch.setattr(token_fit, "calibrate_scale", spy)
+    monkeypatch.setattr(fit_module, "calibrate_scale", spy)
+    ids, _, context = _tiny_context(tiny_model)
+    half = context.hidden.shape[0]
+    for fit in (lambda: token_fit.fit_token_codec(context, ids[:half], 0.02),
+                lambda: recipe("klt-context-tokens").fit(context, ids[:half], 0.02),
+                lambda: fit_codec("klt-context", context, 0.02)):
+        with pytest.raises(Stop):
+            fit()
+    assert len(seen) == 3 and seen[0] == seen[1] == seen[2], seen
+    assert seen[0]["ratio"] == 1.02 and seen[0]["method"] == "fit"
