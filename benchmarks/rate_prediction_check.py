@@ -19,7 +19,7 @@ Two parts, both printed as tables:
 Usage::
 
     python benchmarks/rate_prediction_check.py [--results PATH ...] [--pairs N]
-        [--cache-dir DIR] [--no-cache]
+        [--min-windows N] [--cache-dir DIR] [--no-cache]
 
 On SmolLM2 (576 channels, 32 windows × 256 tokens per file) one pair takes about
 a minute of CPU, most of it the context codec's fit and its causal loop.
@@ -73,13 +73,13 @@ def report_rows(paths: list[Path]) -> None:
 
 
 # ----------------------------------------------------------------- cached states
-def _states(folder: Path) -> dict[tuple, list[tuple[str, torch.Tensor]]]:
+def _states(folder: Path, min_windows: int) -> dict[tuple, list[tuple[str, torch.Tensor]]]:
     from safetensors.torch import load_file
 
     shapes: dict[tuple, list[tuple[str, torch.Tensor]]] = {}
     for path in sorted(folder.glob("*.safetensors")):
         hidden = load_file(path)["hidden"]
-        if hidden.shape[0] >= 8 and hidden.shape[1] >= 64:
+        if hidden.shape[0] >= min_windows and hidden.shape[1] >= 64:
             shapes.setdefault(tuple(hidden.shape), []).append((path.name[:8], hidden))
     return shapes
 
@@ -127,9 +127,9 @@ def _codecs(fit: torch.Tensor):
             laplace.first_scale, first)
 
 
-def cached_rows(folder: Path, max_pairs: int) -> None:
+def cached_rows(folder: Path, max_pairs: int, min_windows: int) -> None:
     torch.set_num_threads(1)
-    shapes = _states(folder)
+    shapes = _states(folder, min_windows)
     if not shapes:
         print(f"\n{folder}: no cached hidden states")
         return
@@ -160,10 +160,13 @@ def main(argv=None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--pairs", type=int, default=2, help="pairs per shape (default 2)")
     parser.add_argument("--no-cache", action="store_true", help="only the reports")
+    parser.add_argument("--min-windows", type=int, default=16,
+                        help="cached files with at least this many windows (default 16: the "
+                             "KLT needs >= 4 x width statistics tokens, as validate requires)")
     args = parser.parse_args(argv)
     report_rows(args.results)
     if not args.no_cache:
-        cached_rows(cache_dir(args.cache_dir) / "hidden", args.pairs)
+        cached_rows(cache_dir(args.cache_dir) / "hidden", args.pairs, args.min_windows)
     return 0
 
 
