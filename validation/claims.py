@@ -1,7 +1,8 @@
 r"""The named claims of ``rdgap validate``: PASS or FAIL, with the numbers behind them.
 
 Every claim is a dict ``{"name", "status": "PASS" | "FAIL", "numbers": {...},
-"reason": str, "gates": bool, "kind": str, "hypotheses": [{"text", "met"}]}``;
+"reason": str, "gates": bool, "kind": str, "hypotheses": [{"text", "met"}]}``
+(``level_holds_on_other_text`` alone may say ``"UNDECIDED"``, and then does not gate);
 ``gates`` says whether a FAIL makes the run fail, ``kind`` what sort of
 statement it is (:data:`KINDS`), ``hypotheses`` what the statement assumes and
 whether this run meets each assumption (``met``: True, False, or None where
