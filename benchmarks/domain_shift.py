@@ -23,7 +23,7 @@ the fit):
    prediction off, KLT basis (and Fisher) refitted on the text, the step scale
    calibrated on the text itself (oracle), and the hidden-state RMS of each text.
 
-Length (≈420 lines): one script (texts, fit, measure, decompose, ablate, plot) whose
+Length (≈610 lines): one script (texts, fit, measure, decompose, ablate, plot) whose
 parts are not used elsewhere; the core arithmetic (:func:`whitened_errors`,
 :func:`t7_per_window`, :func:`excess_by_rank`) is tested in
 ``tests/test_domain_shift_bench.py``.
@@ -31,7 +31,12 @@ parts are not used elsewhere; the core arithmetic (:func:`whitened_errors`,
 Usage::
 
     python benchmarks/domain_shift.py [--splits 15] [--level 0.05] [--windows 32]
-        [--texts newsgroups,wikipedia] [--cache DIR] [--out FILE] [--tiny]
+        [--texts newsgroups,wikipedia] [--fisher-windows 16] [--no-news-fisher]
+        [--ablations deadzone,prediction,neither,basis,basis-fisher] [--no-oracle]
+        [--scales-from benchmarks/results/codec_bench.json] [--cache DIR] [--out FILE]
+        [--tiny]
+
+The committed result and what it shows: ``docs/domain-shift.md``.
 """
 
 from __future__ import annotations
