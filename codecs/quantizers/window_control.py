@@ -49,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,8 @@ from .window_ladder import (FLAG_CAP, FLAG_FALLBACK, FLAG_LEVEL_UNREACHED,  # no
                             read_window_header, window_header)
 
 FORMAT_VERSION = 1
+#: Rescaled codecs kept by :meth:`WindowControlledCodec.at` (least recently used dropped).
+SCALED_CACHE = 8
 def rescale(base: HiddenStateCodec, factor: float) -> HiddenStateCodec:
     """``base`` with every step (positions ≥ 1 and position 0) multiplied by ``factor``.
 
@@ -183,7 +186,7 @@ class WindowControlledCodec(HiddenStateCodec):
         self.label = label
         self.fit_report = dict(fit_report or {})
         self.codec_id = f"wc-{base.codec_id}"
-        self._scaled: dict[int, HiddenStateCodec] = {UNIT_INDEX: base}
+        self._scaled: OrderedDict[int, HiddenStateCodec] = OrderedDict()
         self._digest = self._hash()
 
     # -- identity ----------------------------------------------------------------
@@ -208,10 +211,20 @@ class WindowControlledCodec(HiddenStateCodec):
                 "label": self.label, "hash": self._digest.hex()}
 
     def at(self, index: int) -> HiddenStateCodec:
-        """The base rescaled by ``LADDER[index]`` (cached; at most one per ladder entry)."""
+        """The base rescaled by ``LADDER[index]``.
+
+        The last :data:`SCALED_CACHE` rescaled codecs are kept (least recently used
+        dropped), so streams naming every ladder entry in turn hold at most that many
+        table sets in memory, not one per entry."""
+        if index == UNIT_INDEX:
+            return self.base
         codec = self._scaled.get(index)
         if codec is None:
             codec = self._scaled[index] = rescale(self.base, float(LADDER[index]))
+            while len(self._scaled) > SCALED_CACHE:
+                self._scaled.popitem(last=False)
+        else:
+            self._scaled.move_to_end(index)
         return codec
 
     # -- T11's prediction ------------------------------------------------------------

@@ -328,3 +328,18 @@ def test_rdgap_validate_fits_codes_and_bounds_the_controlled_variant(tiny_model_
     parts = row["statistics"]["rate_interval_bound_parts"]
     assert list(parts) == ["rate_cap"]
     assert row["bits_per_token_actual"] <= parts["rate_cap"]
+
+
+def test_streams_naming_every_ladder_entry_keep_a_bounded_cache(fitted, source):
+    """A peer that names every ladder index in turn makes the decoder build the rescaled
+    codecs, but only the last SCALED_CACHE stay in memory; a dropped one is rebuilt and
+    decodes the same."""
+    from rdgap.codecs.quantizers.window_control import LADDER, SCALED_CACHE
+
+    codec, window = fitted.codec, source[2][0]
+    first = codec.at(0).reconstruct(window)
+    for index in range(len(LADDER)):
+        codec.at(index)
+        assert len(codec._scaled) <= SCALED_CACHE
+    assert 0 not in codec._scaled
+    assert torch.equal(codec.at(0).reconstruct(window), first)
