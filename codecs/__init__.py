@@ -13,5 +13,9 @@
   :mod:`rdgap.codecs.split` — the split harness.
 
 The old flat module names (``rdgap.codecs.context``, ...) are deprecation aliases of the
-moved modules for one release.
+moved modules for one release: one table, :mod:`rdgap.codecs._moved`, and an import hook.
 """
+
+from ._moved import install as _install_moved_names
+
+_install_moved_names()

@@ -1,8 +1,9 @@
 """rdgap's own code imports the moved modules by their new paths (issue 16).
 
 The old flat names under ``rdgap.codecs`` (``rdgap.codecs.context``, ...) are
-deprecation aliases kept for users for one release (``tests/test_layout.py`` checks
-them); nothing shipped with rdgap may use them:
+deprecation aliases kept for users for one release: one table and import hook,
+:mod:`rdgap.codecs._moved` (checked here and in ``tests/test_layout.py``); nothing
+shipped with rdgap may use them:
 
 - importing every module of every rdgap package, with DeprecationWarnings raised from
   rdgap code turned into errors, raises none (a fresh interpreter);
@@ -22,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from rdgap.codecs._moved import MOVED, PACKAGE, MovedModuleFinder, new_name
+
 ROOT = Path(__file__).resolve().parents[1]
-ALIAS_MARKER = "sys.modules[__name__] = importlib.import_module"
 #: Tests that import the aliases on purpose.
 CHECKS_THE_ALIASES = {ROOT / "tests" / "test_layout.py", Path(__file__).resolve()}
 
@@ -54,7 +56,8 @@ def _modules() -> dict[str, Path]:
 
 
 MODULES = _modules()
-ALIASES = {name for name, path in MODULES.items() if ALIAS_MARKER in path.read_text()}
+#: The deprecated old names (no file: :mod:`rdgap.codecs._moved` resolves them).
+ALIASES = {f"{PACKAGE}.{old}" for old in MOVED}
 
 
 def test_the_scan_sees_the_packages_and_the_aliases():
@@ -64,7 +67,8 @@ def test_the_scan_sees_the_packages_and_the_aliases():
                  "rdgap.proofs.coder", "rdgap.testing.adapters", "rdgap.distributed.worker"):
         assert name in MODULES
     assert {"rdgap.codecs.context", "rdgap.codecs.ans", "rdgap.codecs.transform"} <= ALIASES
-    assert "rdgap.codecs.recipes" not in ALIASES
+    assert not ALIASES & set(MODULES)  # an old name is no module file any more
+    assert {f"{PACKAGE}.{new}" for new in MOVED.values()} <= set(MODULES)  # targets exist
 
 
 #: Imports every module given on the command line, DeprecationWarnings raised from
@@ -162,3 +166,64 @@ def test_the_scan_finds_an_alias_in_each_form(source, package):
 ])
 def test_the_scan_passes_the_new_paths(source):
     assert not _alias_references(source, "probe.py", "rdgap.codecs.quantizers"), source
+
+
+#: Imports each old name given on the command line in a fresh interpreter, from this
+#: file (so the warning must name this file, not the import machinery), and prints
+#: "old new same-object spec-name warning-file" for each.
+_IMPORT_OLD = """
+import importlib, sys, warnings
+for old in sys.argv[1:]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(f"import {old}")  # an import statement, as a user writes it
+    module = sys.modules[old]
+    moved = [w for w in caught if issubclass(w.category, DeprecationWarning)
+             and old in str(w.message)]
+    new = module.__spec__.name
+    print(old, new, module is importlib.import_module(new), len(moved),
+          moved[0].filename if moved else None, str(moved[0].message) if moved else "")
+"""
+
+
+def test_every_old_name_imports_warns_at_the_importer_and_is_the_moved_module():
+    """Each old name is the moved module object itself (monkeypatching and private names
+    keep working), keeps the moved module's own spec, and warns once, at the importer
+    (``<string>`` here: the -c script), naming the new path."""
+    old_names = sorted(ALIASES)
+    result = subprocess.run([sys.executable, "-c", _IMPORT_OLD, *old_names],
+                            capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == len(old_names)
+    for old, line in zip(old_names, lines):
+        name, new, same, warnings, filename, message = line.split(" ", 5)
+        assert name == old
+        assert new == new_name(old), line  # the moved module's own spec, not the alias's
+        assert same == "True", line
+        assert warnings == "1" and filename == "<string>", line
+        assert new in message and "next release" in message, line
+
+
+def test_from_import_of_an_old_name_gives_the_moved_module():
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from rdgap.codecs import context_fit
+    assert context_fit is importlib.import_module("rdgap.codecs.entropy_models.context_fit")
+
+
+@pytest.mark.parametrize("name", ["rdgap.codecs.no_such_module", "rdgap.codecs.recipes",
+                                  "rdgap.codecs.coders.context", "rdgap.context",
+                                  "rdgap.codecs.context.deeper"])
+def test_the_finder_claims_only_the_old_names(name):
+    """A name that did not move is left to the ordinary finders (an unknown one still
+    raises ModuleNotFoundError)."""
+    assert MovedModuleFinder().find_spec(name) is None
+
+
+def test_an_unknown_codecs_module_still_fails_to_import():
+    with pytest.raises(ModuleNotFoundError, match="no_such_module"):
+        __import__("rdgap.codecs.no_such_module")
