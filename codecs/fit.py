@@ -40,7 +40,7 @@ from .base import HiddenStateCodec
 from .quantizers.calibrate import Calibration, DistortionProbe, calibrate_scale
 from .entropy_models.context_fit import fit_context_codec, refit_side_density
 from .entropy_models.factorized import ChannelStatistics, FactorizedCodec
-from .transforms.fisher import FisherDiagonal, fisher_diagonal
+from .transforms.fisher import FisherDiagonal, fisher_diagonal, shrink_toward_diagonal
 from .split import SplitModel
 from .transforms.klt import fisher_klt
 
@@ -63,19 +63,26 @@ class FitContext:
     def build(cls, split: SplitModel, input_ids: torch.Tensor, hidden: torch.Tensor,
               fisher_samples: int = 1, statistics_windows: int | None = None,
               documents: torch.Tensor | None = None,
-              fisher: FisherDiagonal | None = None) -> "FitContext":
+              fisher: FisherDiagonal | None = None,
+              fisher_shrinkage: float = 0.0) -> "FitContext":
         """Statistics and Fisher from the first ``statistics_windows`` fit windows (default:
         the first half); the ΔCE probe that calibrates the steps from the rest, so that the
         calibration is not flattered by a transform fitted to the very gradients it is
         measured on. ``documents`` (one per window) gives the probe's standard error over
         documents. A ``fisher`` given (e.g. saved from an earlier build on the same
-        windows) is used as it is instead of being estimated."""
+        windows) is used as it is instead of being estimated. ``fisher_shrinkage`` ``λ``
+        shrinks its matrix toward its diagonal
+        (:func:`rdgap.codecs.transforms.fisher.shrink_toward_diagonal`: the KLT variants
+        whiten the shrunk matrix, for text the fit windows lack; ``docs/domain-shift.md``
+        has what it holds and costs; 0, the default: the estimate as it is)."""
         count = hidden.shape[0] // 2 if statistics_windows is None else statistics_windows
         if not 1 <= count < hidden.shape[0]:
             raise ValueError(f"statistics_windows: expected 1 ≤ windows < {hidden.shape[0]} "
                              f"(the rest calibrate; ≥ 2 fit windows in all), got {count}")
         if fisher is None:
             fisher = fisher_diagonal(split, hidden[:count], samples=fisher_samples, full=True)
+        if fisher_shrinkage:
+            fisher = shrink_toward_diagonal(fisher, fisher_shrinkage)
         probe = DistortionProbe(split, input_ids[count:], hidden[count:],
                                 documents=None if documents is None else documents[count:])
         return cls(split, hidden[:count], fisher, probe)

@@ -11,11 +11,17 @@ per-token prediction ``ΔCE ≈ Σ_j F_jj Δ_j² / 24`` with
 ``F_jj = mean_t E[(∂L/∂Y_tj)²]`` over positions ``t ≥ 1``; position 0 gets its
 own diagonal ``F0_j = E[(∂L/∂Y_0j)²]``, whose term is divided by the number of
 tokens. This is an approximation (second order, sampled), never a bound.
+
+:func:`shrink_toward_diagonal` makes the full matrix robust to text the fit corpus
+lacks (issue 19, ``docs/domain-shift.md``): the Fisher-whitened KLT gives every
+whitened component one step, so its error goes where the fit text's Fisher is
+small, and other text is up to 2.4 times more sensitive there; the diagonal, which
+``gaussian-fisher`` is built on, barely moves between texts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -28,13 +34,16 @@ class FisherDiagonal:
     """Per-channel Fisher diagonal for positions ≥ 1 (``rest``) and position 0 (``first``).
 
     ``matrix`` is the full position-averaged Fisher of positions ≥ 1 when it
-    was estimated (``fisher_diagonal(..., full=True)``), else None.
+    was estimated (``fisher_diagonal(..., full=True)``), else None; ``shrinkage``
+    is the weight ``λ`` it was shrunk toward its diagonal with
+    (:func:`shrink_toward_diagonal`; 0: the estimate as it is).
     """
 
     rest: np.ndarray
     first: np.ndarray
     tokens: int
     matrix: np.ndarray | None = None
+    shrinkage: float = 0.0
 
     def predicted_delta_ce(self, step: np.ndarray, first_step: np.ndarray) -> float:
         """T7's per-token prediction ``Σ_j F_jj Δ_j²/24`` (nats), position 0 included."""
@@ -93,3 +102,47 @@ def fisher_diagonal(split: SplitModel, hidden: torch.Tensor, samples: int = 1,
         matrix = (outer / (count * (hidden.shape[1] - 1))).numpy()
     return FisherDiagonal(rest=mean[1:].mean(0), first=mean[0], tokens=hidden.shape[1],
                           matrix=matrix)
+
+
+def shrink_toward_diagonal(fisher: FisherDiagonal, weight: float) -> FisherDiagonal:
+    """The Fisher with its full matrix shrunk toward its diagonal: ``(1 − λ) F + λ diag(F)``.
+
+    The Fisher-whitened KLT (:func:`rdgap.codecs.transforms.klt.fisher_klt`) built on
+    the shrunk matrix keeps part of the decorrelation of the estimate (``λ = 0``) and
+    moves toward the per-channel weighting of ``gaussian-fisher`` (``λ = 1``: every
+    channel's error weighted by ``F_jj`` alone). The diagonal (``rest``, ``first``) is
+    unchanged, so the per-channel recipes are unaffected; the quadratic form ``eᵀ F e``
+    of T7 with the shrunk matrix is what every prediction of a codec fitted from it
+    uses. Why: on text the fit corpus lacks, the sensitivity moves into directions
+    where the estimate is small (``docs/domain-shift.md``); shrinkage raises the
+    estimate there, a fixed robustness choice that costs rate on the fit text. It
+    changes nothing the fit text can confirm, so ``λ`` is chosen on measurements of
+    other text (``benchmarks/robust_fisher.py``), never calibrated on the fit corpus.
+
+    Parameters
+    ----------
+    fisher : FisherDiagonal
+        An estimate with its full ``matrix`` (``fisher_diagonal(..., full=True)``).
+    weight : float
+        ``λ`` in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = FisherDiagonal(rest=np.array([2.0, 1.0]), first=np.ones(2), tokens=8,
+    ...                    matrix=np.array([[2.0, 1.2], [1.2, 1.0]]))
+    >>> shrink_toward_diagonal(f, 0.5).matrix
+    array([[2. , 0.6],
+           [0.6, 1. ]])
+    """
+    if fisher.matrix is None:
+        raise ValueError("fisher: expected an estimate with its full matrix "
+                         "(fisher_diagonal(..., full=True)); shrinkage acts on the matrix")
+    if not (np.isfinite(weight) and 0.0 <= weight <= 1.0):
+        raise ValueError(f"weight: expected a shrinkage weight in [0, 1], got {weight}")
+    if fisher.shrinkage:
+        raise ValueError(f"fisher: already shrunk (λ = {fisher.shrinkage:g}); shrink the "
+                         f"estimate once, with the weight wanted")
+    matrix = np.asarray(fisher.matrix, dtype=np.float64)
+    shrunk = (1.0 - weight) * matrix + weight * np.diag(np.diag(matrix))
+    return replace(fisher, matrix=shrunk, shrinkage=float(weight))
