@@ -6,7 +6,10 @@ synthetic input — a tiny random Llama (4 layers, width 64, 128 tokens, seed 0)
 split after layer 2, 12 windows of 48 random token ids (6 statistics + 6 probe
 windows) — at ΔCE level 0.02, codes 2 held-out windows with the CPU coder and,
 for the recipes that have one, the torch rANS coder (``lanes=4``), and records
-the SHA-256 of every stream and of every codec's parameter hash.
+the SHA-256 of every stream and of every codec's parameter hash. Recipes are fitted with
+``cap=None`` (their own format); the rate-capped format of each rescalable one
+(:mod:`rdgap.codecs.quantizers.rate_cap`, ``Recipe.fit``'s default) has its own entry,
+``<recipe>+cap`` (CPU coder).
 
 ``python benchmarks/golden_streams.py`` prints the digests;
 ``--write`` stores them in ``tests/codecs/golden_streams.json``, which
@@ -65,17 +68,26 @@ def _torch_codec(codec):
 def record(fitters: dict | None = None) -> dict:
     """``{recipe: {"codec": sha, "cpu": [sha, ...], "torch": [sha, ...] | None}}``."""
     from rdgap.codecs.fit import FitContext
+    from rdgap.codecs.quantizers.rate_cap import DEFAULT_CAP_MULTIPLE, cap_fitted, capable
 
-    if fitters is None:
+    uncapped = {}
+    if fitters is None:  # the recipes as they are (cap=None), then their capped format
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from codec_bench import FITTERS as fitters  # noqa: N811
+        uncapped = {"cap": None}
     split, fit_ids, fit_hidden, eval_ids, eval_hidden = tiny_input()
     figures = {}
     for name, fitter in fitters.items():
         start = time.perf_counter()
         torch.manual_seed(0)
         context = FitContext.build(split, fit_ids, fit_hidden, statistics_windows=6)
-        fitted = fitter(context, fit_ids[:6], LEVEL, "fit", **TRAINING.get(name, {}))
+        fitted = fitter(context, fit_ids[:6], LEVEL, "fit", **uncapped,
+                        **TRAINING.get(name, {}))
+        if uncapped and capable(fitted.codec) and not name.endswith("-wc"):
+            capped = cap_fitted(fitted, context.probe.hidden, DEFAULT_CAP_MULTIPLE).codec
+            figures[f"{name}+cap"] = {"codec": capped.digest.hex(), "cpu": [
+                _sha(capped.encode(h)) for h in eval_hidden], "torch": None,
+                "cap_bits_per_token": repr(capped.cap_bits_per_token)}
         codec = fitted.codec
         tokens = getattr(codec, "needs_input_ids", False)
         streams = [codec.encode(h, input_ids=i) if tokens else codec.encode(h)

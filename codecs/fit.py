@@ -90,10 +90,31 @@ class FitContext:
 
 @dataclass
 class FittedCodec:
+    """A fitted codec, its calibration and T7's predicted ΔCE.
+
+    Attributes
+    ----------
+    variant : str
+        The recipe's name.
+    codec : HiddenStateCodec
+        What to code with (a :class:`~rdgap.codecs.quantizers.rate_cap.RateCappedCodec`
+        under :meth:`rdgap.codecs.recipes.Recipe.fit`'s default cap).
+    calibration : Calibration
+        The step-scale calibration (of the uncapped codec).
+    predicted_delta_ce : float
+        T7's prediction at the calibrated scale (nats/token).
+    rate_cap : str
+        The rate cap in words (``"not applied"`` when the fitter was called directly).
+    uncapped : HiddenStateCodec or None
+        The recipe's codec before the cap (None when not capped).
+    """
+
     variant: str
     codec: HiddenStateCodec
     calibration: Calibration
     predicted_delta_ce: float
+    rate_cap: str = "not applied (the fitter was called directly, not Recipe.fit)"
+    uncapped: HiddenStateCodec | None = None
 
 
 def base_steps(variant: str, context: FitContext, name: str | None = None):

@@ -59,6 +59,10 @@ ENTROPY_MODELS = {
     "hyperprior": "context + a learned scale hyperprior with integer hyper-synthesis",
 }
 
+#: The default rate cap of :meth:`Recipe.fit`: this multiple of the fitted rate (issue 14;
+#: see docs/codec.md, "A rate cap on every recipe").
+DEFAULT_CAP = 2.0
+
 
 def _resolve(path: str):
     module, _, name = path.partition(":")
@@ -119,12 +123,25 @@ class Recipe:
                                  f"(recipe {self.name!r})")
 
     def fit(self, context, input_ids, level: float, method: str = "fit",
-            margin: float = 0.0, **options):
-        """Fit and calibrate this recipe at ΔCE ``level`` (see :attr:`fitter`)."""
+            margin: float = 0.0, cap: float | None = DEFAULT_CAP, **options):
+        """Fit and calibrate this recipe at ΔCE ``level`` (see :attr:`fitter`).
+
+        ``cap`` (default :data:`DEFAULT_CAP`): the rate cap ``B_cap`` as a multiple of
+        the fitted rate (mean real bits/token on the fit probe windows); the fitted codec
+        is then a :class:`~rdgap.codecs.quantizers.rate_cap.RateCappedCodec` of the
+        recipe's codec, whose every stream is at most ``B_cap`` bits/token (THEORY.md
+        T8). ``cap=None`` fits the recipe's codec as it is. The window-controlled
+        recipes carry their own cap (``cap_multiple``); recipes whose codec cannot be
+        rescaled (``klt-context-tokens``) are not capped. :attr:`FittedCodec.rate_cap
+        <rdgap.codecs.fit.FittedCodec.rate_cap>` says which, in words.
+        """
         if self.fitter == GENERIC_FITTER:  # fit_codec fits the recipe by its name
             options = {"variant": self.name, **options}
-        return _resolve(self.fitter)(context, input_ids, level, method=method, margin=margin,
-                                     **{**self.options, **options})
+        fitted = _resolve(self.fitter)(context, input_ids, level, method=method,
+                                       margin=margin, **{**self.options, **options})
+        from .quantizers.rate_cap import apply_cap
+
+        return apply_cap(fitted, context, cap, own_cap=self.quantizer == "window-controlled")
 
     @property
     def codec_class(self):
@@ -137,6 +154,8 @@ _FACTORIZED = "rdgap.codecs.entropy_models.factorized:FactorizedCodec"
 _CONTEXT = "rdgap.codecs.entropy_models.context:ContextCodec"
 _WC_FIT = "rdgap.codecs.quantizers.window_control_fit:fit_controlled"
 _WC = "rdgap.codecs.quantizers.window_control:WindowControlledCodec"
+#: The rate-capped wrapper every capped recipe's codec is saved as.
+_CAPPED, CAPPED_KIND = "rdgap.codecs.quantizers.rate_cap:RateCappedCodec", "rate-capped"
 
 #: Every variant, in the order the benchmark and ``rdgap validate`` list them.
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -240,8 +259,10 @@ def load_codec(folder: str | Path, **options):
         raise FileNotFoundError(f"folder: expected config.json in {folder} (written by a "
                                 f"codec's save)")
     kind = json.loads(config_path.read_text()).get("rdgap_codec")
+    if kind == CAPPED_KIND:  # any recipe's codec under a rate cap (Recipe.fit's default)
+        return _resolve(_CAPPED).load(folder, **options)
     for r in RECIPES.values():
         if r.saved_kind == kind:
             return r.codec_class.load(folder, **options)
-    kinds = sorted({r.saved_kind for r in RECIPES.values() if r.saved_kind})
+    kinds = sorted({r.saved_kind for r in RECIPES.values() if r.saved_kind} | {CAPPED_KIND})
     raise ValueError(f"folder: {folder} holds codec kind {kind!r}; expected one of {kinds}")

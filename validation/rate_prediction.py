@@ -208,7 +208,8 @@ def prediction_plan(codec, fit_hidden: torch.Tensor, statistics_windows: int | N
         A fitted :class:`~rdgap.codecs.entropy_models.factorized.FactorizedCodec` or
         :class:`~rdgap.codecs.entropy_models.context.ContextCodec` (or subclass), or a
         :class:`~rdgap.codecs.quantizers.window_control.WindowControlledCodec` of one
-        (predicted as its base at factor 1).
+        (predicted as its base at factor 1), or a
+        :class:`~rdgap.codecs.quantizers.rate_cap.RateCappedCodec` of one (its base).
     fit_hidden : torch.Tensor, shape (windows, positions, width)
         Every fit window, the statistics windows first.
     statistics_windows : int, optional
@@ -232,8 +233,14 @@ def prediction_plan(codec, fit_hidden: torch.Tensor, statistics_windows: int | N
     """
     from rdgap.codecs.entropy_models.context import ContextCodec
     from rdgap.codecs.entropy_models.factorized import FactorizedCodec
+    from rdgap.codecs.quantizers.rate_cap import RateCappedCodec
     from rdgap.codecs.quantizers.window_control import WindowControlledCodec
 
+    if isinstance(codec, RateCappedCodec):  # its base: factor 1 wherever the cap does not bind
+        plan = prediction_plan(codec.base, fit_hidden, statistics_windows)
+        if plan is not None:
+            plan["model"] += "; rate-capped: the base codec (windows where the cap binds not modelled)"
+        return plan
     if isinstance(codec, WindowControlledCodec):  # its base at factor 1
         plan = prediction_plan(codec.base, fit_hidden, statistics_windows)
         if plan is not None:

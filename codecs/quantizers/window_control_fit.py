@@ -151,7 +151,7 @@ def fit_controlled(context, input_ids, level: float, method: str = "fit", margin
         raise ValueError(f"cap_multiple: expected a multiple > 1 of the fitted rate, got "
                          f"{cap_multiple}")
     fitted = recipe(base).fit(context, input_ids, level, method=method, margin=margin,
-                              **options)
+                              cap=None, **options)
     fisher = context.fisher
     matrix = fisher.matrix if fisher.matrix is not None else np.diag(fisher.rest)
     label = f"{variant or base + '-wc'} level={level:g}"
