@@ -16,7 +16,7 @@ does not depend on a calibration. Image tasks have no text: their fitted rows
 carry ``other_text = {}`` and the reason in ``other_text_skipped``. The work
 reuses the runner's machinery: windows cut by the task
 (:meth:`~.tasks.SplitTask.windows` on the other corpus), hidden states through
-the run's cache, coding and metrics by the runner's ``_evaluate``.
+the run's cache, coding and metrics by :func:`.evaluation.evaluate`.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def evaluate_other_text(archs: dict, mine: list, coded_jobs: dict, config, corpo
     ----------
     archs, mine, coded_jobs, config, progress, work :
         The runner's architectures, this shard's jobs, their coded codecs, the run's
-        :class:`~.runner.ValidateConfig`, the progress flag and cost model (its units
+        :class:`~.config.ValidateConfig`, the progress flag and cost model (its units
         ``other text coding``, ``other text suffix``, ``other text metrics``).
     corpora : tuple of str
         :func:`other_corpora` of the run.
@@ -150,7 +150,8 @@ def evaluate_other_text(archs: dict, mine: list, coded_jobs: dict, config, corpo
         reason or None}`` for every fitted codec of ``mine`` that coded its own
         evaluation windows.
     """
-    from . import runner
+    from . import evaluation
+    from .coding import CodedCodec
 
     found: dict[tuple[str, str], dict] = {}
     fitted = [job for job in mine if job.fitted]
@@ -176,10 +177,10 @@ def evaluate_other_text(archs: dict, mine: list, coded_jobs: dict, config, corpo
                        desc=f"hidden states ({corpus})", unit="window")
             arch.hidden_states(part, splits, bar)
             bar.close()
-            clones = {job: [runner._Coded(c.codec, c.name, c.level) for c in coded_list]
+            clones = {job: [CodedCodec(c.codec, c.name, c.level) for c in coded_list]
                       for job, coded_list in live.items()}
-            runner._evaluate({name: arch}, jobs, clones, config, progress, _Prefixed(work),
-                             part=part)
+            evaluation.evaluate({name: arch}, jobs, clones, config, progress, _Prefixed(work),
+                                part=part)
             for job, coded_list in clones.items():
                 for clone in coded_list:
                     found[(job.job_id, clone.name)]["other_text"][corpus] = \

@@ -1,9 +1,12 @@
 r"""Bound statistics of one codec at one split: what THEORY.md predicts, per token.
 
-(Layout: this module holds the two entry points and, in this docstring, the
-definition of every key they return — hence its length; the computations live
-in :mod:`.codec_domain`, :mod:`.stream_range`, :mod:`.symbol_statistics`,
-:mod:`.rate_bounds` and :mod:`.rademacher_statistics`.)
+(Layout: this module holds the entry point :func:`codec_statistics` and, in
+this docstring, the definition of every key it returns — hence its length; the
+computations live in :mod:`.rate_statistics` (T8, held-out bound),
+:mod:`.codec_domain`, :mod:`.stream_range`, :mod:`.symbol_statistics` (T3, T4,
+Gibbs, T6), :mod:`.rademacher_statistics` (T9), :mod:`.t7_statistics` (T7),
+:mod:`.jacobian_statistics` (T10, and :func:`split_statistics`, re-exported
+here) and :mod:`.rate_prediction`.)
 
 :func:`codec_statistics` turns the hidden states a codec was fitted and
 evaluated on, and the bits it wrote, into a JSON-ready dict of figures in
@@ -215,24 +218,21 @@ two threads fighting other work.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
-from scipy import stats as scipy_stats
-
-from rdgap.bounds import jacobian_spectral_norm, predicted_rate_curve, rate_interval
 
 from .codec_domain import LatticeQuantizer, entropy_model_kind, quantizer_of  # noqa: F401
-from .distortion import document_estimate
+from .jacobian_statistics import _lipschitz, split_statistics  # noqa: F401
 from .rademacher_statistics import RADEMACHER_DRAWS, _t9  # noqa: F401
-from .rate_prediction import rate_prediction
 from .rate_bounds import _disjoint, _heldout, _t8_documents_needed, interval_status  # noqa: F401
+from .rate_prediction import rate_prediction
+from .rate_statistics import _per_document, _rate_statistics  # noqa: F401
 from .stream_range import (_FIXED_BITS, ESCAPE_WORST_BITS, stream_bound_bits,  # noqa: F401
                            stream_bound_parts)
 from .symbol_statistics import (T6_COV_TOKENS, T7_CURVE_POINTS,  # noqa: F401
                                 TARGET_RELATIVE_RADIUS, _gibbs_sample, _per_token, _shared,
                                 _t3, _t4, _t6, smallest_sample_size, split_logdet)
+from .t7_statistics import _differential_entropies, _t7  # noqa: F401
 
 try:  # BLAS threads fight each other on a loaded 2-core machine (eigvalsh 7x slower)
     from threadpoolctl import threadpool_limits
@@ -244,12 +244,6 @@ MAX_COV_TOKENS = 16_384
 
 
 # ----------------------------------------------------------------- helpers
-def _per_document(values: np.ndarray, tokens: int, documents: np.ndarray) -> np.ndarray:
-    """Bits per token of each document from per-window bits (windows of ``tokens``)."""
-    _, inverse = np.unique(documents, return_inverse=True)
-    return np.bincount(inverse, weights=values) / (np.bincount(inverse) * tokens)
-
-
 def _array(values, name: str, length: int) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     if array.size != length:
@@ -270,59 +264,6 @@ def _hidden(value, name: str) -> torch.Tensor:
 
 def _symbols(quantizer, hidden: torch.Tensor) -> np.ndarray:
     return np.stack([quantizer.quantize(window) for window in hidden])
-
-
-# ----------------------------------------------------------------- T7
-def _differential_entropies(samples: np.ndarray) -> np.ndarray:
-    """Vasicek estimates of h(Y_j) in bits; a channel whose spacings vanish (many tied
-    values) gets its Gaussian value ½ log2(2πe var) instead."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = scipy_stats.differential_entropy(samples, axis=0, base=2)
-    bad = ~np.isfinite(h)
-    if bad.any():
-        spread = np.maximum(samples[:, bad].std(axis=0), 1e-12)
-        h[bad] = np.log2(spread) + 0.5 * math.log2(2 * math.pi * math.e)
-    return h
-
-
-def _t7(quantizer, fisher, fit_hidden: torch.Tensor, measured: float | None) -> dict:
-    out = dict.fromkeys(("t7_predicted_rate", "t7_error", "t7_relative_error",
-                         "t7_predicted_delta_ce", "t7_curve"))
-    if fisher is None or getattr(quantizer, "analysis", None) is not None:
-        return out
-    tokens = fit_hidden.shape[1]
-    h_rest, h_first = _shared("entropies", fit_hidden, lambda: (
-        _differential_entropies(fit_hidden[:, 1:].reshape(-1, fit_hidden.shape[2])
-                                .double().numpy()),
-        _differential_entropies(fit_hidden[:, 0].double().numpy())))
-    fisher_rest = np.maximum(np.asarray(fisher.rest, float), 1e-30)
-    step = np.asarray(quantizer.step, float)
-    distortion = float(np.sum(fisher_rest * step ** 2) / 24.0)
-    first = float(np.maximum(h_first - np.log2(np.asarray(quantizer.first_step, float)),
-                             0.0).sum())
-    grid = distortion * np.logspace(-1, 1, T7_CURVE_POINTS)
-    curve = predicted_rate_curve(h_rest, fisher_rest, np.append(grid, distortion))
-    predicted = _per_token(first, float(curve[-1]), tokens)
-    out.update(t7_predicted_rate=predicted, t7_predicted_delta_ce=distortion,
-               t7_curve={"delta_ce": grid.tolist(),
-                         "rate": [_per_token(first, float(r), tokens) for r in curve[:-1]]})
-    if measured is not None:
-        out["t7_error"] = measured - predicted
-        out["t7_relative_error"] = (measured - predicted) / predicted if predicted > 0 else None
-    return out
-
-
-# ----------------------------------------------------------------- T10
-def _lipschitz(codec, eval_hidden: torch.Tensor, seed: int, windows: int = 2) -> float | None:
-    network = getattr(codec, "entropy_network", None)
-    if network is None or not callable(network):
-        return None
-    prepare = getattr(codec, "entropy_network_inputs", None)
-    values = []
-    for window in eval_hidden[:windows]:
-        point = prepare(window) if callable(prepare) else window
-        values.append(jacobian_spectral_norm(network, point, iters=20, seed=seed))
-    return float(max(values))
 
 
 # ----------------------------------------------------------------- the entry points
@@ -401,45 +342,8 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
     kind = entropy_model_kind(codec, quantizer, has_likelihood=estimated is not None)
     parts = stream_bound_parts(codec, quantizer, tokens, width)
     bound = None if parts is None else float(sum(parts.values()))  # stream_bound_bits
-    per_document = _per_document(bits, tokens, documents)
-    out: dict = {
-        "entropy_model": kind, "confidence": float(confidence), "documents": int(
-            per_document.size), "windows": int(windows), "tokens_per_window": int(tokens),
-        "rate_actual": float(bits.sum() / (windows * tokens)),
-        "rate_estimated": None if estimated is None else float(estimated.sum() / (windows
-                                                                                  * tokens)),
-        "rate_document_mean": float(per_document.mean()),
-        "rate_interval": None, "rate_interval_bound": bound, "rate_interval_method": None,
-        "rate_interval_status": None, "rate_interval_informative": None, "subsampled": False,
-        "heldout_rate_upper": None, "heldout_rate_mean": None, "heldout_documents": None,
-        "heldout_informative": None, "heldout_rate_interval": None,
-        "heldout_rate_upper_bernstein": None, "heldout_rate_range": None,
-        "heldout_rate_method": None,
-        "heldout_disjoint": _disjoint(fit_hidden, eval_hidden),
-        "rate_ci_student_t": None,
-        "rate_interval_bound_parts": parts,
-        "t8_documents_needed": None,
-    }
-    if per_document.size >= 2:  # the practical interval (assumes near-normal means)
-        t_interval = document_estimate(bits / tokens, documents, confidence=float(confidence))
-        out["rate_ci_student_t"] = [t_interval.low, t_interval.high]
-    if bound is not None and per_document.max() > bound:  # never expected: say so, go on
-        out["rate_interval_method"] = (f"none: a document's rate {per_document.max():.6g} "
-                                       f"exceeds the computed worst case {bound:.6g}")
-    elif bound is not None and per_document.size >= 2:
-        interval = rate_interval(per_document, delta, bound, method="bernstein")
-        status = interval_status(interval.lower, interval.upper, out["rate_actual"],
-                                 exact=parts is not None and "payload" in parts
-                                 and codec.codec_id in _FIXED_BITS)
-        out.update(rate_interval=[interval.lower, interval.upper],
-                   rate_interval_method=f"empirical Bernstein (T8) over {interval.n} documents, "
-                                        f"per-document bits/token in [0, {bound:.6g}]; bounds "
-                                        f"the mean over documents of per-document bits/token",
-                   rate_interval_status=status,
-                   rate_interval_informative=status == "informative")
-        out["t8_documents_needed"] = _t8_documents_needed(per_document, out["rate_actual"],
-                                                          bound, delta)
-        out.update(_heldout(per_document, bound, delta))
+    out = _rate_statistics(codec, kind, confidence, bits, documents, estimated, tokens, parts,
+                           fit_hidden, eval_hidden)
     keys = ("t3_logdet_full", "t3_logdet_full_raw", "t3_logdet_diag", "t3_dependency_headroom",
             "t3_dependency_headroom_null", "t4_miller_madow_estimate",
             "t4_marginal_floor_plugin", "t4_marginal_floor_lower", "t4_marginal_floor_status",
@@ -487,57 +391,3 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
     out.update(rate_prediction(codec, fit_hidden, tokens, out["rate_actual"],
                                header_bits=float((parts or {}).get("header", 0.0))))
     return out
-
-
-def split_statistics(prefix_fn, inputs_embeds_or_inputs, *, seed: int = 0,
-                     iters: int = 5) -> dict:
-    """Codec-independent figures of one split: the prefix map's Jacobian spectral norm.
-
-    Parameters
-    ----------
-    prefix_fn : callable
-        A differentiable torch function from the prefix's input (e.g. input
-        embeddings ``(windows, positions, width)``) to the hidden state at the
-        split, acting on each window independently.
-    inputs_embeds_or_inputs : torch.Tensor
-        A few windows of that input (floating point); keep it small on CPU.
-    seed : int
-        Seed of the power iteration's random start.
-    iters : int
-        Power-iteration steps (each one JVP and one VJP through the prefix).
-        On SmolLM2 (16 positions) 3 and 10 steps agree within 1.5 % at split 8
-        and 1e-6 at split 22; each step costs about three prefix passes.
-
-    Notes
-    -----
-    Runs torch on one thread (restored afterwards): on the 2-core machine
-    with other work running, SmolLM2 at split 8 on 16 positions took 12 s
-    on one thread and 42 s on two.
-
-    Returns
-    -------
-    dict
-        ``t10_prefix_jacobian`` (the largest per-window estimate),
-        ``t10_prefix_jacobian_mean`` and ``t10_prefix_jacobian_windows``.
-        Each estimate is a LOWER bound on the local spectral norm and on the
-        Lipschitz constant of the prefix (T10, :func:`rdgap.bounds.jacobian_spectral_norm`).
-    """
-    if not callable(prefix_fn):
-        raise ValueError(f"prefix_fn: expected a callable torch function, got "
-                         f"{type(prefix_fn).__name__}")
-    x = inputs_embeds_or_inputs
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
-        raise ValueError("inputs_embeds_or_inputs: expected a floating-point tensor "
-                         "(windows, ...) with a leading window axis, got "
-                         f"{type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: a second thread only adds contention
-    try:
-        values = np.atleast_1d(jacobian_spectral_norm(prefix_fn, x.detach(), iters=iters,
-                                                      seed=seed, batched=True))
-    finally:
-        torch.set_num_threads(threads)
-    return {"t10_prefix_jacobian": float(values.max()),
-            "t10_prefix_jacobian_mean": float(values.mean()),
-            "t10_prefix_jacobian_windows": int(values.size),
-            "t10_prefix_jacobian_note": "power-iteration estimate: a LOWER bound (T10)"}

@@ -44,7 +44,7 @@ import pytest
 from rdgap.codecs.entropy_models.factorized import FactorizedCodec
 from rdgap.validation import claims as claims_module
 from rdgap.validation import coverage_claims as coverage_module
-from rdgap.validation import runner
+from rdgap.validation import architecture, coding, evaluation, rows
 from rdgap.validation.report import failed_gates
 from rdgap.validation.runner import ValidateConfig, run_validation
 
@@ -161,10 +161,10 @@ def test_a_codec_fitted_on_the_evaluation_documents_fails_the_heldout_bound(
     """The fit windows are the evaluation windows: the test-set bound's hypothesis (a codec
     independent of the evaluation documents) is broken, so the bound FAILs — although its
     numbers look better than the clean run's."""
-    window_set = runner._Architecture.window_set
+    window_set = architecture.Architecture.window_set
 
     def leaky(patch):
-        patch.setattr(runner._Architecture, "window_set",
+        patch.setattr(architecture.Architecture, "window_set",
                       lambda self, part: window_set(self, "eval"))
 
     broken = real_run(tiny_model_folder, cache, leaky)
@@ -201,10 +201,11 @@ def test_one_container_byte_not_counted_fails_the_container_claim(tiny_model_fol
     """The container header booked one byte short (a field added to the format and not
     to ``header_size``): every stream's booked header + declared payload misses one of
     its bytes, and the theorem that every byte is counted FAILs."""
-    header_size = runner.header_size
+    header_size = coding.header_size
 
     def short(patch):
-        patch.setattr(runner, "header_size", lambda *args: header_size(*args) - 1)
+        for module in (coding, rows):  # every place that books a stream's header
+            patch.setattr(module, "header_size", lambda *args: header_size(*args) - 1)
 
     broken = real_run(tiny_model_folder, cache, short)
     claim = broken["claims"]["container_bytes"]
@@ -220,7 +221,7 @@ def test_a_level_missed_on_other_text_fails_the_other_text_claim(tiny_model_fold
     fit text does not carry over, and the prediction FAILs naming that row and corpus.
     (A merely doubled level is below this tiny run's resolution, s.e. ≈ 0.002 at 6
     documents; test_other_text checks a doubled level at SmolLM2's s.e.)"""
-    shift, evaluate = 0.02, runner._evaluate
+    shift, evaluate = 0.02, evaluation.evaluate
 
     def off_on_other_text(patch):
         def evaluate_with(archs, mine, coded_jobs, config, progress, work, part="eval"):
@@ -234,7 +235,7 @@ def test_a_level_missed_on_other_text_fails_the_other_text_claim(tiny_model_fold
                     shifted.shifted = True
                     patch.setattr(arch.task, "metrics", shifted, raising=False)
             evaluate(archs, mine, coded_jobs, config, progress, work, part=part)
-        patch.setattr(runner, "_evaluate", evaluate_with)
+        patch.setattr(evaluation, "evaluate", evaluate_with)
 
     assert clean["claims"]["level_holds_on_other_text"]["status"] == "PASS"
     broken = real_run(tiny_model_folder, cache, off_on_other_text)

@@ -13,9 +13,10 @@ import torch
 from rdgap.codecs.fit import FitContext
 from rdgap.codecs.split import SplitModel
 from rdgap.codecs.entropy_models.token_fit import fit_token_codec
-from rdgap.validation import runner, statistics
+from rdgap.validation import architecture, statistics
 from rdgap.validation.models import LoadedModel, tiny_llama
-from rdgap.validation.runner import ValidateConfig, _Coded, _code_windows, run_validation
+from rdgap.validation.coding import CodedCodec, code_windows
+from rdgap.validation.runner import ValidateConfig, run_validation
 from rdgap.validation.tasks import CausalLMTask, token_variant_refusal
 
 VARIANT = "klt-context-tokens"
@@ -53,8 +54,8 @@ def test_coding_passes_each_windows_ids_and_counts_them(tiny_model):
     hidden = split.prefix(ids)
     context = FitContext.build(split, ids, hidden, statistics_windows=4)
     fitted = fit_token_codec(context, ids[:4], 0.05)
-    coded = _Coded(fitted.codec, VARIANT)
-    recon = _code_windows(coded, hidden[4:], ids[4:])
+    coded = CodedCodec(fitted.codec, VARIANT)
+    recon = code_windows(coded, hidden[4:], ids[4:])
     for w in range(4):
         data = fitted.codec.encode(hidden[4 + w], input_ids=ids[4 + w])
         back, back_ids = fitted.codec.decode_with_ids(data)
@@ -62,7 +63,7 @@ def test_coding_passes_each_windows_ids_and_counts_them(tiny_model):
         assert torch.equal(back_ids, ids[4 + w]) and torch.equal(recon[w], back)
         assert coded.window_estimates[w] > fitted.codec.id_bits(ids[4 + w]) > 0
     with pytest.raises(ValueError, match="input_ids"):
-        _code_windows(_Coded(fitted.codec, VARIANT), hidden[4:])
+        code_windows(CodedCodec(fitted.codec, VARIANT), hidden[4:])
     # T9's fit rate: each fit window rated with its own ids; ids of other windows refused
     found = statistics.codec_statistics(
         fitted.codec, hidden[:4], hidden[4:], np.asarray(coded.window_bits), np.arange(4),
@@ -98,7 +99,7 @@ def test_which_architectures_can_run_it():
 
 def test_an_architecture_that_cannot_run_it_skips_it_and_says_why(tiny_model_folder, tmp_path,
                                                                    monkeypatch):
-    monkeypatch.setattr(runner, "token_variant_refusal", lambda task: f"{VARIANT}: no table")
+    monkeypatch.setattr(architecture, "token_variant_refusal", lambda task: f"{VARIANT}: no table")
     result = run_validation(_config(tiny_model_folder, tmp_path / "c", windows=2,
                                     window_length=16, fit_windows=4, splits=[1]),
                             progress=False)
