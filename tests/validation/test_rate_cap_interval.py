@@ -134,3 +134,59 @@ def test_the_coverage_test_has_power_on_the_tight_source():
     low, high = betting_interval(samples, DELTA, CAP)
     centre, half = (low + high) / 2, 0.5 * (high - low) / 2
     assert coverage_test(np.abs(centre - truth) <= half, DELTA, alpha=0.01).contradicted
+
+
+# ------------------------------------------------- the defect: a stream longer than B
+def _capped_rows(monkeypatch=None, lie: float = 1.0):
+    """One row of a capped factorized codec through validate's statistics (B = the cap);
+    ``lie < 1``: the codec states a cap that ``lie`` times its real streams' bound (an
+    injected stream longer than the cap, i.e. a broken cap theorem)."""
+
+    from rdgap.codecs.quantizers.rate_cap import RateCappedCodec
+
+    from .statistics_data import fitted_codec, gaussian_windows, row, run_statistics
+
+    rng = np.random.default_rng(0)
+    fit = gaussian_windows(rng, 24, 32, [1.0, 2.0, 3.0])
+    evaluation = gaussian_windows(rng, 24, 32, [1.0, 2.0, 3.0])
+    base = fitted_codec(fit)
+    rate = np.mean([8.0 * len(RateCappedCodec(base, 1e9).encode(w)) / 32 for w in fit])
+    codec = RateCappedCodec(base, CAP * rate)
+    if lie != 1.0:
+        true_bound = RateCappedCodec.stream_bytes_bound
+        monkeypatch.setattr(RateCappedCodec, "stream_bytes_bound",
+                            lambda self, tokens: int(lie * true_bound(self, tokens)))
+    statistics = run_statistics(codec, fit, evaluation)
+    return codec, [row(statistics, 1, codec=codec.codec_id)]
+
+
+def test_the_heldout_claim_passes_with_b_the_cap():
+    from rdgap.validation.claims import _heldout_claim
+
+    codec, rows = _capped_rows()
+    s = rows[0]["statistics"]
+    assert s["rate_interval_bound_parts"] == {"rate_cap": 8.0 * codec.stream_bytes_bound(32)
+                                              / 32}
+    assert s["heldout_rate_range"] == s["rate_interval_bound"] <= codec.cap_bits_per_token
+    claim = _heldout_claim("synthetic", rows)
+    assert claim["status"] == "PASS", claim["reason"]
+    assert [h["met"] for h in claim["hypotheses"] if "[0, B]" in h["text"]] == [True]
+
+
+def test_a_stream_longer_than_the_cap_fails_the_heldout_claim(monkeypatch):
+    """Injected defect: the codec's streams are twice what its stated cap allows. The
+    statistics find a document above B and the held-out claim FAILs (before this, the
+    row was silently left out of the claim)."""
+    from rdgap.validation.claims import _heldout_claim
+
+    _, rows = _capped_rows(monkeypatch, lie=0.5)
+    s = rows[0]["statistics"]
+    assert s["heldout_rate_upper"] is None
+    assert s["rate_interval_method"].startswith("none: a document's rate")
+    claim = _heldout_claim("synthetic", rows)
+    assert claim["status"] == "FAIL" and "exceeds B" in claim["reason"], claim["reason"]
+    assert [h["met"] for h in claim["hypotheses"] if "[0, B]" in h["text"]] == [False]
+    # the same from a numeric field, should the statistics carry the largest document
+    numeric = dict(rows[0], statistics=dict(s, rate_interval_method=None,
+                                            rate_document_max=2 * s["rate_interval_bound"]))
+    assert _heldout_claim("synthetic", [numeric])["status"] == "FAIL"
