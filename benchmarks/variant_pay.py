@@ -11,7 +11,8 @@ difference of bits/token (variant − parent), its mean and its standard error o
 documents (:func:`rdgap.validation.distortion.document_estimate`); the variant pays when
 the mean is below −2 s.e. By default (``--scale bench``) the parent is built at the
 step scale its ``codec_bench.json`` row records (no probe pass; with the cached fit
-states its rate reproduces that row's), so only the variant's own training runs. The script also checks that the two reconstructions are equal
+states its rate reproduces that row's), so only the variant's own training runs (a
+variant with its own steps, ``klt-context-learned``, is calibrated on the probe). The script also checks that the two reconstructions are equal
 (so ΔCE is equal and only the rate differs); for a variant whose reconstruction differs
 (``klt-context-learned``: other steps, calibrated again to the level) it reports the
 paired ΔCE difference too.
@@ -172,7 +173,9 @@ def run(variants: list[str], k: int, level: float, windows: int, cache: Path | N
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.save(ev_hidden, path)
-    if scale == "bench" and saved_fisher[k] is not None:  # no probe pass: only its windows
+    own_calibration = any(REFINE[variant] is None for variant in variants)
+    if scale == "bench" and not own_calibration and saved_fisher[k] is not None:
+        # no probe pass: the probe's windows only (the variants train on them)
         context = FitContext(split, fit_hidden[k][:statistics], saved_fisher[k],
                              SimpleNamespace(hidden=fit_hidden[k][statistics:]))
     else:
@@ -190,9 +193,6 @@ def run(variants: list[str], k: int, level: float, windows: int, cache: Path | N
                                         scale)
             parents[parent] = (fitted, bench, *_per_window(fitted.codec, ev_hidden))
         fitted, bench, parent_bits, parent_recon, parent_s = parents[parent]
-        if REFINE[variant] is None and scale == "bench":
-            raise ValueError(f"--scale bench: {variant} is calibrated to the level itself; "
-                             f"run it with --scale calibrate")
         start = time.perf_counter()
         if REFINE[variant] is None:
             codec = RECIPES[variant].fit(context, fit.input_ids[:statistics], level,
