@@ -40,7 +40,7 @@ def test_round_trip_is_exact_and_reconstructs_as_the_parametric_codec(pair):
 
 @pytest.mark.parametrize("tokens", [1, 2, 17, 200])
 def test_t2_bytes_against_the_likelihood_estimate(pair, tokens):
-    """THEORY.md T2 in the working form of codecs/ans.py: payload ≤ 1.005·Σ −log2 q + 64."""
+    """THEORY.md T2 in the working form of codecs/coders/ans.py: payload ≤ 1.005·Σ −log2 q + 64."""
     deep = pair[1]
     x = lm_like(1, tokens, 24, seed=tokens)[0]
     payload_bits = 8 * (len(deep.encode(x)) - header_size(deep.codec_id, 2))
