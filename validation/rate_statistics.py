@@ -39,6 +39,7 @@ def _rate_statistics(codec, kind: str | None, confidence: float, bits: np.ndarra
         "rate_estimated": None if estimated is None else float(estimated.sum() / (windows
                                                                                   * tokens)),
         "rate_document_mean": float(per_document.mean()),
+        "rate_document_max": float(per_document.max()),
         "rate_interval": None, "rate_interval_bound": bound, "rate_interval_method": None,
         "rate_interval_status": None, "rate_interval_informative": None, "subsampled": False,
         "heldout_rate_upper": None, "heldout_rate_mean": None, "heldout_documents": None,

@@ -47,7 +47,9 @@ T8 (``rate_interval``)
     *mean over documents of per-document bits/token*
     (``rate_document_mean``), while ``rate_actual`` is *total bits / total
     tokens*; they coincide when every document has as many tokens (the
-    validate job's windows), and differ otherwise. ``rate_interval_status``
+    validate job's windows), and differ otherwise; ``rate_document_max`` is
+    the largest per-document rate (above ``B`` it voids every interval and
+    bound of the rate). ``rate_interval_status``
     says what the interval is worth (:func:`interval_status`): ``"exact
     (fixed-size format)"`` for fp16, bf16 and absmax integers (their size
     is known: nothing to estimate), ``"uninformative (contains 0)"``,

@@ -51,6 +51,7 @@ def test_rate_lies_between_floor_and_diagonal_bound(matched):
     assert low <= s["rate_actual"] <= high and s["rate_interval_informative"]
     assert s["rate_interval_status"] == "informative" and 0 < low
     assert s["rate_document_mean"] == pytest.approx(s["rate_actual"])   # equal-length docs
+    assert s["rate_document_mean"] <= s["rate_document_max"] <= s["rate_interval_bound"]
     assert s["entropy_model"] == "factorized" and "covariances on 16384" in s["subsampled"]
 
 
