@@ -81,7 +81,9 @@ def proven_payload_bound(codec, hidden: torch.Tensor, estimate_bits: float,
     ----------
     codec : HiddenStateCodec
         The codec that wrote the stream; only a
-        :class:`~rdgap.codecs.entropy_models.factorized.FactorizedCodec` is bounded.
+        :class:`~rdgap.codecs.entropy_models.factorized.FactorizedCodec` is bounded, and a
+        :class:`~rdgap.codecs.quantizers.rate_cap.RateCappedCodec` of one (its two-byte
+        window header plus the bound of the base at the factor the stream names).
     hidden : torch.Tensor, shape (positions, width)
         The window that was coded.
     estimate_bits : float
@@ -96,7 +98,16 @@ def proven_payload_bound(codec, hidden: torch.Tensor, estimate_bits: float,
         exceed, by T2 (:func:`rdgap.bounds.rans_length_bounds`, start "empty").
     """
     from rdgap.codecs.entropy_models.factorized import FactorizedCodec
+    from rdgap.codecs.quantizers.rate_cap import RateCappedCodec
+    from rdgap.codecs.quantizers.window_ladder import FLAG_FALLBACK, WINDOW_HEADER_BYTES
 
+    if isinstance(codec, RateCappedCodec):  # its window header + its base at the chosen factor
+        index, flags, _ = codec.decide(hidden)
+        header = 8.0 * WINDOW_HEADER_BYTES
+        if flags & FLAG_FALLBACK:
+            return header
+        inner = proven_payload_bound(codec.at(index), hidden, estimate_bits - header, cache)
+        return None if inner is None else header + inner
     if not isinstance(codec, FactorizedCodec):
         return None
     cache = {} if cache is None else cache

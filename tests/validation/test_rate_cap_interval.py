@@ -190,3 +190,32 @@ def test_a_stream_longer_than_the_cap_fails_the_heldout_claim(monkeypatch):
     numeric = dict(rows[0], statistics=dict(s, rate_interval_method=None,
                                             rate_document_max=2 * s["rate_interval_bound"]))
     assert _heldout_claim("synthetic", [numeric])["status"] == "FAIL"
+
+
+def test_t2_proven_length_bounds_capped_streams_where_the_cap_binds_or_not():
+    """validate's proven T2 check covers the capped codecs (else t2_proven_length would
+    silently leave their rows out): every payload ≤ the proven bound, and a bound 3 %
+    too low (an estimate 3 % low) is exceeded somewhere."""
+    import torch
+
+    from rdgap.codecs.coders.container import header_size
+    from rdgap.codecs.quantizers.rate_cap import RateCappedCodec, cap_binds
+    from rdgap.validation.stream_length import proven_payload_bound
+
+    from .statistics_data import fitted_codec, gaussian_windows
+
+    rng = np.random.default_rng(2)
+    windows = gaussian_windows(rng, 8, 64, [1.0, 2.0, 3.0, 0.5])
+    base = fitted_codec(windows, step_factor=0.1)
+    rate = np.mean([8.0 * len(base.encode(w)) / 64 for w in windows])
+    codec = RateCappedCodec(base, rate)  # binds on about half of the windows
+    binds, low = 0, 0
+    for window in torch.cat([windows, 3 * windows[:2]]):
+        data = codec.encode(window)
+        payload = 8 * (len(data) - header_size(codec.codec_id, 2))
+        estimate = codec.estimate_bits(window)
+        bound = proven_payload_bound(codec, window, estimate, {})
+        assert bound is not None and payload <= bound
+        low += payload > proven_payload_bound(codec, window, 0.97 * estimate, {})
+        binds += cap_binds(data)
+    assert binds >= 2 and low >= 1
