@@ -75,6 +75,10 @@ def _add_validate(commands) -> None:
                              "level_holds_on_other_text); default: the named corpora other "
                              "than the fit and evaluation corpora (newsgroups,wikipedia for "
                              "news); 'none' to skip")
+    parser.add_argument("--rate-cap", default=None,
+                        help="cap on the bits of every window of each fitted codec, as a "
+                             "multiple of its fitted rate (default 2: the held-out interval's "
+                             "range B is then the cap); 'none' for the recipes' own codecs")
     parser.add_argument("--windows", type=int, default=None, help="evaluation windows")
     parser.add_argument("--variants", default=None,
                         help="comma-separated reference-codec variants to fit (default: "
@@ -139,6 +143,15 @@ def _validate_config(args):
             raise ValueError(f"--other-corpora: expected comma-separated corpus names or "
                              f"paths, or 'none', got {args.other_corpora!r}")
         overrides["other_corpora"] = () if names == ["none"] else tuple(names)
+    if args.rate_cap is not None:
+        if args.rate_cap.strip().lower() == "none":
+            overrides["rate_cap"] = None
+        else:
+            try:
+                overrides["rate_cap"] = float(args.rate_cap)
+            except ValueError:
+                raise ValueError(f"--rate-cap: expected a multiple > 1 of the fitted rate "
+                                 f"(e.g. 2) or 'none', got {args.rate_cap!r}") from None
     if args.levels is not None:
         try:
             overrides["levels"] = tuple(float(v) for v in args.levels.split(",") if v.strip())

@@ -83,6 +83,12 @@ class ValidateConfig:
         measured again (:mod:`.other_text`; results in ``row["other_text"]``); None =
         every named corpus other than those two (``("newsgroups", "wikipedia")`` for
         the default ``lee_background``), ``()`` = none.
+    rate_cap : float or None
+        The rate cap of every fitted recipe (:meth:`rdgap.codecs.recipes.Recipe.fit`'s
+        ``cap``): a multiple > 1 of its fitted rate (default
+        :data:`rdgap.codecs.recipes.DEFAULT_CAP`, 2), so that the range ``B`` of the
+        held-out interval is the cap (THEORY.md T8); None fits the recipes' own codecs
+        (``B`` = the format's worst case).
     """
 
     architectures: tuple[str, ...] = TASKS
@@ -104,6 +110,7 @@ class ValidateConfig:
     jacobian_positions: int = 32
     quick_run: bool = False
     other_corpora: tuple[str, ...] | None = None
+    rate_cap: float | None = recipes.DEFAULT_CAP
 
     @classmethod
     def quick(cls, **overrides) -> "ValidateConfig":
@@ -127,6 +134,11 @@ class ValidateConfig:
         if self.zstd_symbols_of is not None and self.zstd_symbols_of not in VARIANTS:
             raise ValueError(f"zstd_symbols_of: expected a name from {VARIANTS} or None, "
                              f"got {self.zstd_symbols_of!r}")
+        cap = self.rate_cap
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float))
+                                or not (np.isfinite(cap) and cap > 1)):
+            raise ValueError(f"rate_cap: expected a multiple > 1 of the fitted rate (e.g. "
+                             f"{recipes.DEFAULT_CAP}) or None for no cap, got {cap!r}")
         self.resolved_other_corpora()
 
     def resolved_other_corpora(self) -> tuple[str, ...]:

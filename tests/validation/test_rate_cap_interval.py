@@ -219,3 +219,24 @@ def test_t2_proven_length_bounds_capped_streams_where_the_cap_binds_or_not():
         low += payload > proven_payload_bound(codec, window, 0.97 * estimate, {})
         binds += cap_binds(data)
     assert binds >= 2 and low >= 1
+
+
+@pytest.mark.parametrize("argv, expected", [([], 2.0), (["--rate-cap", "1.5"], 1.5),
+                                            (["--rate-cap", "none"], None)])
+def test_validate_takes_the_rate_cap(argv, expected):
+    from rdgap.cli import _validate_config, build_parser
+
+    args = build_parser().parse_args(["validate", "--out", "o"] + argv)
+    config = _validate_config(args)
+    assert config.rate_cap == expected
+    config.check()
+
+
+@pytest.mark.parametrize("argv, message", [(["--rate-cap", "x"], "--rate-cap: expected"),
+                                           (["--rate-cap", "1"], "rate_cap: expected a mult")])
+def test_a_bad_rate_cap_is_refused_by_name(argv, message):
+    from rdgap.cli import _validate_config, build_parser
+
+    args = build_parser().parse_args(["validate", "--out", "o"] + argv)
+    with pytest.raises(ValueError, match=message):
+        _validate_config(args).check()
