@@ -97,6 +97,11 @@ class Recipe:
         The recipe it refines (same reconstruction, another entropy model or steps).
     torch_coder : bool
         Coded by the torch rANS backend too (:mod:`rdgap.codecs.coders`).
+    needs_token_ids : bool
+        Its fitter takes the fit windows' token ids and its codec codes each window's
+        ids in the stream: ``rdgap validate`` passes them, and skips the recipe where
+        the receiver holds no token-embedding table
+        (:func:`rdgap.validation.tasks.token_variant_refusal`).
     """
 
     name: str
@@ -112,6 +117,7 @@ class Recipe:
     parent: str | None = None
     torch_coder: bool = False
     options: dict = field(default_factory=dict)
+    needs_token_ids: bool = False
 
     def __post_init__(self):
         for value, known, what in ((self.transform, TRANSFORMS, "transform"),
@@ -172,7 +178,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("klt-context-tokens", "fisher-klt", "deadzone-centroid", "fisher",
            "context-tokens", "rdgap.codecs.entropy_models.token_fit:fit_token_recipe",
            "rdgap.codecs.entropy_models.token_context:TokenContextCodec", "context-tokens", in_validate=True,
-           parent="klt-context", torch_coder=True),
+           parent="klt-context", torch_coder=True, needs_token_ids=True),
     Recipe("klt-context-learned", "fisher-klt", "deadzone-centroid", "learned", "context",
            "rdgap.codecs.quantizers.learned_steps:fit_learned_codec", _CONTEXT, "context",
            parent="klt-context", torch_coder=True),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from rdgap.codecs.entropy_models.token_fit import VARIANT as TOKEN_VARIANT
+from rdgap.codecs import recipes
 
 from .cache import HiddenCache, entry_key, model_digest
 from .config import ValidateConfig, spread_splits
@@ -33,9 +33,14 @@ class Architecture:
         self.hidden: dict[tuple[str, int], torch.Tensor] = {}
         self.contexts: dict[int, object] = {}
         self.split_statistics: dict[int, dict] = {}
-        refusal = token_variant_refusal(task) if TOKEN_VARIANT in config.variants else None
-        #: variant → why this architecture cannot run it (it is skipped)
-        self.skipped_variants = {TOKEN_VARIANT: refusal} if refusal else {}
+        #: variant → why this architecture cannot run it (it is skipped): a recipe that
+        #: codes the token ids needs the token-embedding table at the receiver
+        self.skipped_variants: dict[str, str] = {}
+        for variant in config.variants:
+            refusal = token_variant_refusal(task, variant) \
+                if recipes.recipe(variant).needs_token_ids else None
+            if refusal:
+                self.skipped_variants[variant] = refusal
         self.variants = tuple(v for v in config.variants if v not in self.skipped_variants)
 
     def window_set(self, part: str):

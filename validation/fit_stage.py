@@ -6,9 +6,6 @@ from __future__ import annotations
 import time
 
 from rdgap.codecs import recipes
-from rdgap.codecs.fit import VARIANTS, fit_codec
-from rdgap.codecs.entropy_models.token_fit import VARIANT as TOKEN_VARIANT
-from rdgap.codecs.entropy_models.token_fit import fit_token_codec
 from rdgap.codecs.symbol_zstd import ZstdSymbols
 
 from .architecture import Architecture
@@ -20,27 +17,32 @@ from .jobs import Job
 
 def fit_job(arch: Architecture, job: Job, config: ValidateConfig,
             work: Work) -> list[CodedCodec]:
-    """Fit and calibrate one variant at one split; with its zstd-of-symbols companion."""
+    """Fit and calibrate one variant at one split through its recipe
+    (:meth:`rdgap.codecs.recipes.Recipe.fit`); with its zstd-of-symbols companion.
+
+    A recipe that codes the token ids (``needs_token_ids``) is fitted with the ids of
+    the statistics windows (the first fit windows, those of ``context.hidden``).
+    """
     if job.split not in arch.contexts:
         with work(arch.task.name, "fit context"):
             arch.fit_context(job.split)
     start = time.perf_counter()
     context = arch.fit_context(job.split)
-    if job.codec == TOKEN_VARIANT:  # the ids of the statistics windows (the first ones)
-        ids = arch.window_set("fit").inputs["input_ids"][:context.hidden.shape[0]]
-        fitted = fit_token_codec(context, ids, job.level)
-    elif job.codec in VARIANTS:
-        fitted = fit_codec(job.codec, context, job.level)
-    else:  # another recipe of the registry (e.g. a window-controlled one)
-        fitted = recipes.recipe(job.codec).fit(context, None, job.level)
+    recipe = recipes.recipe(job.codec)
+    ids = arch.window_set("fit").inputs["input_ids"][:context.hidden.shape[0]] \
+        if recipe.needs_token_ids else None
+    # cap=None: validate measures the recipes' codecs without issue 14's rate cap (as
+    # before it); a window-controlled recipe keeps its own cap
+    fitted = recipe.fit(context, ids, job.level, cap=None)
     work.add(arch.task.name, "calibration", time.perf_counter() - start,
              len(fitted.calibration.trace))
     primary = arch.task.metrics_names[0]
     level = f"{'dce' if primary == 'delta_ce_nats' else primary}<={job.level:g}"
     coded = [CodedCodec(fitted.codec, job.codec, level, fitted.calibration.delta_ce,
                         fitted.predicted_delta_ce, fitted)]
-    if job.codec == config.zstd_symbols_of:
-        coded.append(CodedCodec(ZstdSymbols(fitted.codec), f"zstd-symbols[{job.codec}]",
+    if job.codec == config.zstd_symbols_of:  # zstd of the recipe's own symbols (uncapped)
+        base = fitted.codec if getattr(fitted, "uncapped", None) is None else fitted.uncapped
+        coded.append(CodedCodec(ZstdSymbols(base), f"zstd-symbols[{job.codec}]",
                                 level, fitted.calibration.delta_ce,
                                 fitted.predicted_delta_ce))
     return coded

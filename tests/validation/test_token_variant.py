@@ -99,10 +99,22 @@ def test_which_architectures_can_run_it():
 
 def test_an_architecture_that_cannot_run_it_skips_it_and_says_why(tiny_model_folder, tmp_path,
                                                                    monkeypatch):
-    monkeypatch.setattr(architecture, "token_variant_refusal", lambda task: f"{VARIANT}: no table")
+    monkeypatch.setattr(architecture, "token_variant_refusal",
+                        lambda task, variant: f"{variant}: no table")
     result = run_validation(_config(tiny_model_folder, tmp_path / "c", windows=2,
                                     window_length=16, fit_windows=4, splits=[1]),
                             progress=False)
     assert not any(VARIANT in job for job in result["jobs"])
     assert result["runs"] and not any(r["codec"] == VARIANT for r in result["runs"])
     assert result["architectures"][0]["skipped_variants"] == {VARIANT: f"{VARIANT}: no table"}
+
+
+def test_the_recipes_that_need_token_ids_are_those_whose_codec_codes_them():
+    """validate passes token ids to a recipe, and skips it where the receiver has no
+    embedding table, by ``Recipe.needs_token_ids``: it must say what the codec does."""
+    from rdgap.codecs import recipes
+
+    for name, recipe in recipes.RECIPES.items():
+        codes_ids = bool(getattr(recipe.codec_class, "needs_input_ids", False))
+        assert recipe.needs_token_ids == codes_ids, name
+    assert recipes.names(needs_token_ids=True) == (VARIANT,)
