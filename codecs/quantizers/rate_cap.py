@@ -50,7 +50,7 @@ from .. import persist
 from ..recipes import DEFAULT_CAP
 from ..base import HiddenStateCodec, check_hidden
 from ..coders.container import BitstreamError, Stream, header_size
-from .window_control import WindowControlledCodec, _check_rescalable, _means
+from .window_control import WindowControlledCodec, _check_rescalable
 from .window_ladder import (FLAG_CAP, FLAG_FALLBACK, LADDER, UNIT_INDEX, WINDOW_HEADER_BYTES,
                             first_fitting, read_window_header, window_header)
 
@@ -128,12 +128,10 @@ class RateCappedCodec(HiddenStateCodec):
         module): ``max(⌊B_cap·T / 8⌋, H + 2)``."""
         return max(int(self.cap_bits_per_token * tokens // 8), self._container_bytes())
 
-    def _fallback(self, tokens: int) -> torch.Tensor:
-        first_mean, mean = _means(self.base)
-        out = torch.empty((tokens, self.channels), dtype=torch.float32)
-        out[:] = torch.from_numpy(mean.astype(np.float32))
-        out[0] = torch.from_numpy(first_mean.astype(np.float32))
-        return out
+    #: The reconstruction of a window not coded: the base's per-channel means, at most
+    #: ``MAX_STREAM_SYMBOLS`` values like any stream (a crafted header declaring more is a
+    #: BitstreamError): the window-controlled codecs' fallback.
+    _fallback = WindowControlledCodec._fallback
 
     def decide(self, hidden: torch.Tensor) -> tuple[int, int, bytes]:
         """``(ladder index, flags, payload)`` of one window (see the module)."""

@@ -237,3 +237,16 @@ def test_bad_codec_arguments_are_refused_by_name(fitted):
         RateCappedCodec(base, float("inf"))
     with pytest.raises(ValueError, match="base: expected a codec whose steps can be scaled"):
         RateCappedCodec(object(), 10.0)
+
+
+def test_a_fallback_stream_declaring_too_many_values_is_refused(fitted, source):
+    """A fallback carries no payload, so its declared shape alone sizes the output: a
+    shape over the stream limit is a BitstreamError, never an allocation."""
+    from rdgap.codecs.coders.limits import MAX_STREAM_SYMBOLS
+
+    codec = RateCappedCodec(fitted["gaussian-fisher"].codec.base, 1.0)
+    tokens = MAX_STREAM_SYMBOLS // CHANNELS + 1
+    crafted = pack(codec.codec_id, codec.digest, (tokens, CHANNELS),
+                   bytes([FLAG_CAP | FLAG_FALLBACK, 0]))
+    with pytest.raises(BitstreamError):
+        codec.decode(crafted)
