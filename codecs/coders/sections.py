@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from . import ans, rans_torch
+from . import limits
 from .container import BitstreamError
 
 #: Table precision: ``Σ f = 2^24``. The widest body table of the context model has
@@ -211,3 +212,73 @@ def resolve(index: torch.Tensor, widths: torch.Tensor, escapes, cursor: np.ndarr
     negative = torch.from_numpy(np.concatenate(negative_parts)).to(values.device)
     values[escaped] = torch.where(negative, -magnitude, magnitude)
     return values
+
+
+# -- the same sections on the constriction coder (one window, CPU) -----------------------
+def _groups(rows: np.ndarray):
+    """Stable order of symbols by table row, the rows used (ascending) and their counts
+    (a radix sort on 16-bit keys when the rows fit)."""
+    keys = rows.astype(np.int16) if rows.size and rows.max() < 2 ** 15 else rows
+    order = np.argsort(keys, kind="stable")
+    used, counts = np.unique(rows[order], return_counts=True)
+    return order, used, counts
+
+
+def grouped_columns(sections: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                    tables: Sequence[Sequence[ans.ChannelTable]]):
+    """constriction's ``(columns, tables)`` of one window's sections: each section's
+    values grouped by table row (rows ascending, symbols in section order within a row),
+    one column per row used (:func:`rdgap.codecs.coders.ans.encode`).
+
+    Parameters
+    ----------
+    sections : sequence of (values, rows)
+        Per section, ``(1, n)`` signed symbols and their table rows (the model's
+        ``sections``).
+    tables : sequence of sequences of ans.ChannelTable
+        Each section's float tables (the model's ``section_tables``).
+    """
+    columns, chosen = [], []
+    for (values, rows), section in zip(sections, tables):
+        flat = rows.reshape(-1).cpu().numpy()
+        if flat.size == 0:
+            continue
+        order, used, counts = _groups(flat)
+        columns += np.split(values.reshape(-1).cpu().numpy()[order], np.cumsum(counts)[:-1])
+        chosen += [section[int(r)] for r in used]
+    return columns, chosen
+
+
+def read_grouped(decoder: ans.Decoder, counts: Sequence[int],
+                 tables: Sequence[Sequence[ans.ChannelTable]],
+                 rows_of: Callable[[int, list[torch.Tensor]], torch.Tensor],
+                 payload_bits: int) -> list[torch.Tensor]:
+    """Inverse of :func:`grouped_columns`: the ``(1, counts[k])`` signed symbols of every
+    section from ``decoder``, escapes resolved (then ``decoder.finish()``).
+
+    ``rows_of(k, decoded)`` gives section ``k``'s table rows from the sections decoded
+    before it (it may raise BitstreamError). Before ``rows_of`` allocates them, a
+    section whose tables are a list is checked against the payload's ``payload_bits``
+    (:mod:`rdgap.codecs.coders.limits`); a lazily built table sequence (the context
+    model's body) relies on the sections before it, which bound the window's length.
+    """
+    decoded, pending, total, needed = [], [], 0, 0.0
+    for k, count in enumerate(counts):
+        total += count
+        if isinstance(tables[k], (list, tuple)) and count:
+            limits.check_cap(total)
+            needed += count * min(t.min_bits for t in tables[k])
+            limits.check_information(needed, payload_bits, ans.COUNT_SLACK_BITS)
+        rows = rows_of(k, decoded).reshape(-1).cpu().numpy()
+        values = np.zeros(count, dtype=np.int64)
+        columns = []
+        if count:
+            order, used, sizes = _groups(rows)
+            columns = decoder.columns(sizes.tolist(), [tables[k][int(r)] for r in used])
+            values[order] = np.concatenate(columns)
+            pending.append((values, order, columns))
+        decoded.append(torch.from_numpy(values)[None])
+    decoder.finish()  # resolves escaped values in the columns, in place
+    for values, order, columns in pending:
+        values[order] = np.concatenate(columns)
+    return decoded

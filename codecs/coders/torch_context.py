@@ -1,32 +1,33 @@
 r"""The joint codecs on the batched torch rANS coder (the "GPU codec" of ``klt-context``).
 
-Length (≈500 lines): the torch port of the joint models' causal loop (encoder and
-decoder) beside the stream layout it writes; the integer tables and the sectioned
-payload are the generic :mod:`rdgap.codecs.coders.sections`. Moving the loop into the
-entropy models (one implementation for both coders) is the rest of issue 16.
+Length (≈420 lines, a quarter of it the stream layout below): batching, input
+checks and the bytes. Everything else is the model's, shared with the CPU codec:
+the causal loop (:class:`rdgap.codecs.entropy_models.context_loop.CausalLoop`) and
+the sections of ``(values, table rows)`` (``ContextCodec.sections``).
 
 :class:`TorchContextCodec` wraps a fitted :class:`~rdgap.codecs.entropy_models.context.ContextCodec`
 (``klt-context``) or :class:`~rdgap.codecs.entropy_models.token_context.TokenContextCodec`
 (``klt-context-tokens``) and codes many windows at once on any torch device: the
-causal prediction loop runs for all windows of a batch together on the device,
-and the symbols are coded by :mod:`rdgap.codecs.coders.rans_torch`.
+model's causal loop runs for all windows of a batch together on the device, and
+the symbols are coded by :mod:`rdgap.codecs.coders.rans_torch`.
 
 What is computed where
 ----------------------
-- **Quantizer and causal loop** — the operations of ``ContextCodec.analyse`` /
-  ``_synthesise`` in torch on the device, float64 (float32 only on devices
-  without float64, e.g. Apple ``mps``; :attr:`TorchContextCodec.dtype`). The side
-  latents ``k_tg``, the position-0 symbols and the body symbols are the CPU
-  codec's (same formulas and constants; tested equal).
-- **Table indices** — ``i = clip(u_j + GAIN_STEP·k_tg)``, integers from integers
-  read from the stream, so the decoder selects the encoder's tables on any device;
-  a float difference in the prediction ``m_t`` between devices moves a
+- **Quantizer and causal loop** — the model's :meth:`~rdgap.codecs.entropy_models.
+  context_loop.CausalLoop.analyse` / ``synthesise`` (``model.loop(device, dtype)``),
+  the very code the CPU codec runs with a batch of one: float64 (float32 only on
+  devices without float64, e.g. Apple ``mps``; :attr:`TorchContextCodec.dtype`).
+  On the CPU the two coders' reconstructions are equal bit for bit.
+- **Table indices** — the model's rule ``i = clip(u_j + GAIN_STEP·k_tg)``
+  (:func:`~rdgap.codecs.entropy_models.context_loop.table_indices`), integers from
+  integers read from the stream, so the decoder selects the encoder's tables on any
+  device; a float difference in the prediction ``m_t`` between devices moves a
   reconstruction by rounding noise only and can never desynchronise the decoder.
 - **Integer tables** — built once on the host, deterministically
   (:func:`integer_tables`, :func:`rdgap.codecs.coders.rans_torch.quantize_table`,
-  ``2^PRECISION``): the side-latent and position-0 tables of the model, and one
-  body table for *every* index ``MIN_INDEX..MAX_INDEX`` (the model's
-  ``_table(i)``), plus the token-id table for ``klt-context-tokens``.
+  ``2^PRECISION``) from the model's ``section_tables()``: the token-id table
+  (``klt-context-tokens``), the side-latent and position-0 tables, and one body
+  table for *every* index ``MIN_INDEX..MAX_INDEX``.
 
 Stream layout
 -------------
@@ -73,14 +74,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import ans, rans_torch
+from . import rans_torch
 from .sections import (PRECISION, SectionTables, decode_payloads,  # noqa: F401
                        encode_payloads, integer_tables)
 from ..base import HiddenStateCodec
 from .container import BitstreamError, Stream, pack, params_hash, unpack
-from ..entropy_models.context import (GAIN_LIMIT, GAIN_STEP, MAX_INDEX, MIN_INDEX, SCALE_RESOLUTION,
-                      ContextCodec, table_scale)
-from ..quantizers import deadzone, uniform
+from ..entropy_models.context import ContextCodec
 from ..entropy_models.token_context import TokenContextCodec
 
 #: Version of the payload layout above (part of the codec hash).
@@ -145,30 +144,14 @@ class TorchContextCodec(HiddenStateCodec):
         self._digest = params_hash(self.codec_id, {
             "model": model.digest.hex(), "lanes": lanes, "precision": PRECISION,
             "layout": LAYOUT_VERSION})
-        sections = [model._side_tables + model._first_tables,
-                    [model._table(i) for i in range(MIN_INDEX, MAX_INDEX + 1)]]
-        if self.tokens:
-            sections.insert(0, [model._id_table])
-        self._sections = [SectionTables.build(tables, self.device) for tables in sections]
-        put = self._tensor
-        self._mean, self._analysis, self._synthesis = (
-            put(model.mean), put(model.analysis), put(model.synthesis))
-        self._step, self._bias, self._predictor = (
-            put(model.step), put(model.bias), put(model.predictor))
-        self._first_mean, self._first_step = put(model.first_mean), put(model.first_step)
-        self._base_index = torch.from_numpy(model.base_index).to(self.device)
-        self._base_scale = put(table_scale(model.base_index))
-        self._group_of = torch.from_numpy(model.group_of).to(self.device)
-        ends = np.append(model.group_starts, model.channels)
-        self._groups = list(zip(ends[:-1].tolist(), ends[1:].tolist()))
-        self._group_sizes = put(np.diff(ends).astype(np.float64))
-        self._offsets = put(model._offsets)
-        if self.tokens:
-            self._embedding = torch.from_numpy(model.embedding).to(self.device)
-            self._token_weights = put(model.token_weights)
-
-    def _tensor(self, array) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array, dtype=np.float64)).to(self.device, self.dtype)
+        #: Each section's integer tables, built once from the model's float tables.
+        self._sections = [SectionTables.build(list(tables), self.device)
+                          for tables in model.section_tables()]
+        #: The model's causal loop on this device (the CPU codec runs the same code).
+        self.loop = model.loop(self.device, self.dtype)
+        self._groups = self.loop.groups
+        # the model's integers, for subclasses' table rules (TorchHyperpriorCodec)
+        self._base_index, self._group_of = self.loop.base_index, self.loop.group_of
 
     @property
     def digest(self) -> bytes:
@@ -227,35 +210,11 @@ class TorchContextCodec(HiddenStateCodec):
                              f"of the embedding table)")
         return ids
 
-    # -- the causal loop on the device -----------------------------------------------
-    def _predict(self, previous: torch.Tensor) -> torch.Tensor:
-        """``m_t = b + W Ẑ_{t−1}`` for a batch ``(B, C)``."""
-        prediction = self._bias.expand_as(previous).clone()
-        p = self.model.predicted
-        if p:
-            prediction[:, :p] += previous[:, :p] @ self._predictor.T
-        return prediction
-
-    def _token_offsets(self, ids: torch.Tensor) -> torch.Tensor:
-        """``V f_t`` for positions ``1..T−1`` of ids ``(B, T)`` (as ``model.offsets``)."""
-        tokens = ids.shape[1]
-        parts = []
-        for lag in self.model.lags:
-            looked_up = self._embedding[ids[:, max(1 - lag, 0):tokens - lag]].to(self.dtype)
-            pad = looked_up.new_zeros((ids.shape[0], tokens - 1 - looked_up.shape[1],
-                                       looked_up.shape[2]))
-            parts.append(torch.cat([pad, looked_up], dim=1))
-        return torch.cat(parts, dim=-1) @ self._token_weights.T
-
-    def _dequantize(self, symbols: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """``x̂`` in steps: 0, or ``sign(S)(|S| − offset)`` at the cell centroid
-        (:func:`rdgap.codecs.quantizers.deadzone.dequantize`)."""
-        return deadzone.dequantize(symbols, self._offsets[index - MIN_INDEX])
-
+    # -- the model's causal loop on the device ---------------------------------------
     def _indices(self, side: torch.Tensor) -> torch.Tensor:
-        """Table index of every component from side latents ``(..., G)``."""
-        index = self._base_index + GAIN_STEP * side[..., self._group_of]
-        return index.clamp(MIN_INDEX, MAX_INDEX)
+        """Table index of every component from side latents ``(..., G)`` (the model's
+        rule, :func:`rdgap.codecs.entropy_models.context_loop.table_indices`)."""
+        return self.loop.indices(side)
 
     def quantize(self, hidden, input_ids=None) -> Quantized:
         """The encoder's symbols and side latents (the CPU codec's ``analyse``, batched, on
@@ -280,100 +239,51 @@ class TorchContextCodec(HiddenStateCodec):
         """
         x = self._batch(hidden)
         ids = self._ids(input_ids, x.shape[:2])
-        model = self.model
-        first = uniform.quantize(x[:, 0] - self._first_mean, self._first_step,
-                                 ans.MAX_MAGNITUDE, "its position-0 mean")
-        batch, tokens, channels = x.shape
-        z = (x[:, 1:] - self._mean) @ self._analysis.T
-        offset = self._token_offsets(ids) if ids is not None and tokens > 1 else None
-        symbols = torch.empty_like(z)
-        side = torch.empty((batch, tokens - 1, len(self._groups)), dtype=torch.int64,
-                           device=self.device)
-        previous = z.new_zeros((batch, channels))
-        for t in range(tokens - 1):
-            prediction = self._predict(previous)
-            if offset is not None:
-                prediction += offset[:, t]
-            scaled = (z[:, t] - prediction) / self._step
-            magnitude = scaled.abs() / self._base_scale
-            gain = torch.stack([magnitude[:, a:b].sum(1) for a, b in self._groups], 1) \
-                / self._group_sizes
-            k = torch.round(torch.log2(gain.clamp_min(1e-300)) * SCALE_RESOLUTION / GAIN_STEP)
-            side[:, t] = k.clamp(-GAIN_LIMIT, GAIN_LIMIT).to(torch.int64)
-            s = deadzone.quantize(scaled, model.rounding)
-            index = self._indices(side[:, t])
-            if model.rdo > 0:  # encoder-only option of the CPU codec, run on the host
-                host = index.cpu().numpy()
-                s = torch.from_numpy(deadzone.rdo_symbols(
-                    scaled.cpu().double().numpy(), s.cpu().double().numpy(), table_scale(host),
-                    model._offsets[host - MIN_INDEX], model.rounding, model.rdo)
-                ).to(self.device, self.dtype)
-            symbols[:, t] = s
-            previous = prediction + self._step * self._dequantize(s, index)
-        uniform.check_range(symbols, ans.MAX_MAGNITUDE, "its prediction")
-        return Quantized(first, side, symbols.to(torch.int64), ids)
+        loop = self.loop
+        first = loop.first_symbols(x[:, 0])
+        offset = loop.token_offsets(ids) if ids is not None and x.shape[1] > 1 else None
+        result = loop.analyse(loop.to_klt(x[:, 1:]), offset)
+        return Quantized(first, result.side, result.symbols, ids)
 
     def _synthesise(self, first: torch.Tensor, side: torch.Tensor, symbols: torch.Tensor,
                     ids: torch.Tensor | None) -> torch.Tensor:
-        """The decoder's loop for a batch: float32 ``(B, T, C)`` on the CPU."""
-        batch, rest, channels = symbols.shape
-        out = torch.empty((batch, rest + 1, channels), dtype=self.dtype, device=self.device)
-        out[:, 0] = self._first_mean + uniform.dequantize(first.to(self.dtype), self._first_step)
-        if rest:
-            steps = self._step * self._dequantize(symbols.to(self.dtype), self._indices(side))
-            offset = self._token_offsets(ids) if ids is not None else None
-            decoded = torch.empty_like(steps)
-            previous = steps.new_zeros((batch, channels))
-            for t in range(rest):
-                prediction = self._predict(previous)
-                if offset is not None:
-                    prediction += offset[:, t]
-                previous = prediction + steps[:, t]
-                decoded[:, t] = previous
-            out[:, 1:] = self._mean + decoded @ self._synthesis.T
-        return out.to("cpu", torch.float32)
+        """The decoder's loop for a batch (the model's): float32 ``(B, T, C)`` on the CPU."""
+        offset = self.loop.token_offsets(ids) if ids is not None else None
+        return self.loop.output(first, self.loop.synthesise(symbols, side, offset))
 
     # -- sections ----------------------------------------------------------------------
     def sections(self, q: Quantized) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """``(values, table)`` of every rANS section, each ``(B, n)`` int64 (values are
-        signed symbols, tables rows of that section's integer tables)."""
+        """``(values, rows)`` of every rANS section, each ``(B, n)`` int64: the model's
+        (:meth:`ContextCodec.sections <rdgap.codecs.entropy_models.context.ContextCodec.sections>`),
+        through the head / body hooks below."""
         batch, rest, _ = q.side.shape
-        out = []
-        if self.tokens:
-            out.append((q.ids - self.model._id_width, torch.zeros_like(q.ids)))
+        out = [self.model.id_section(q.ids)] if self.tokens else []
         out.append((self._head_values(q), self._head_table(rest, batch)))
         out.append((q.symbols.reshape(batch, -1), self._body_rows(q.side, q.hyper)))
         return out
 
-    # The hooks a model with other side information overrides (TorchHyperpriorCodec):
+    # Head / body hooks: the model's layout, one call each. They exist for
+    # TorchHyperpriorCodec, whose torch head holds its learned latents apart.
     def _head_values(self, q: Quantized) -> torch.Tensor:
         """The head section's values ``(B, n)``: side latents, then position 0."""
-        return torch.cat([q.side.reshape(q.side.shape[0], -1), q.first], 1)
+        return self.model.head_values(q.first, q.side)
 
     def _head_count(self, rest: int) -> int:
-        return rest * len(self._groups) + self.model.channels
+        return self.model.section_counts(rest + 1)[-2]
 
     def _split_head(self, values: torch.Tensor, rest: int):
         """``(side (B, rest, G), hyper or None, first (B, C))`` of a decoded head; raises
         BitstreamError on a side latent no encoder writes."""
-        groups = len(self._groups)
-        side = values[:, :rest * groups].reshape(values.shape[0], rest, groups)
-        if side.numel() and bool((side.abs() > GAIN_LIMIT).any()):
-            raise BitstreamError("data: a side latent outside its range; the stream "
-                                 "is corrupted")
-        return side, None, values[:, rest * groups:]
+        side, first = self.model.split_head(values, rest)
+        return side, None, first
 
     def _body_rows(self, side: torch.Tensor, hyper: torch.Tensor | None) -> torch.Tensor:
         """Table rows ``(B, (T-1)·C)`` of the body, from the decoded side information."""
-        return (self._indices(side) - MIN_INDEX).reshape(side.shape[0], -1)
+        return self.model.body_rows(side)
 
     def _head_table(self, rest: int, batch: int) -> torch.Tensor:
-        """Tables of the head section ``(batch, rest·G + C)``: side latent ``(t, g)`` with
-        row ``g``, then position-0 channel ``j`` with row ``G + j``."""
-        groups = len(self._groups)
-        rows = torch.cat([torch.arange(groups, device=self.device).repeat(rest),
-                          torch.arange(groups, groups + self.model.channels, device=self.device)])
-        return rows.expand(batch, -1)
+        """Rows of the head section ``(batch, rest·G + C)`` (the model's ``head_rows``)."""
+        return self.model.head_rows(rest, batch, self.device)
 
     def encode_batch(self, hidden, input_ids=None) -> list[bytes]:
         """One stream per window of ``hidden``.
@@ -465,12 +375,7 @@ class TorchContextCodec(HiddenStateCodec):
         decoded = decode_payloads([s.payload for s in streams], counts, self._sections,
                                   self.lanes, self.device, rows_of)
         side, _, first = self._split_head(decoded[head], rest)
-        ids = None
-        if self.tokens:
-            ids = decoded[0] + self.model._id_width
-            if bool((ids < 0).any()) or bool((ids >= self.model.vocabulary).any()):
-                raise BitstreamError("data: a token id outside the vocabulary; the stream is "
-                                     "corrupted")
+        ids = self.model.symbols_of(decoded, tokens)[3] if self.tokens else None
         symbols = decoded[-1].reshape(len(streams), rest, channels)
         hidden = self._synthesise(first, side, symbols, ids if tokens > 1 else None)
         return hidden, None if ids is None else ids.cpu()

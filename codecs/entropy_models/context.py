@@ -1,8 +1,9 @@
 """A joint entropy model: causal context over tokens plus a per-token scale hyperprior.
 
-Length (≈500 lines): one class, ContextCodec, whose encoder and decoder must stay
-side by side (the causal loop, table indices and centroid reconstruction are shared
-by both and must agree bit for bit); its fit lives in ``context_fit.py``.
+Length (≈520 lines): one class, ContextCodec — its parameters, tables, sections
+of ``(values, table rows)`` that either coder writes, and the constriction coding of
+one window; the causal loop both coders run is :mod:`rdgap.codecs.entropy_models.
+context_loop`, the fit ``context_fit.py``.
 
 The codec works in the Fisher-whitened KLT domain of :mod:`rdgap.codecs.transforms.klt`
 (``Z = A (Y − μ)``, one step per component, T7 distortion isotropic), and adds
@@ -53,28 +54,18 @@ from ..coders import ans
 from .. import persist
 from ..base import HiddenStateCodec, check_hidden
 from ..coders.container import BitstreamError, Stream
-from ..quantizers import deadzone, uniform
+from ..coders.sections import grouped_columns, read_grouped
+from ..quantizers import deadzone
 from ..quantizers.deadzone import centroid_offset, rdo_symbols  # noqa: F401 (public here too)
+from .context_loop import (GAIN_LIMIT, GAIN_STEP, MAX_INDEX, MIN_INDEX,  # noqa: F401 (public)
+                           SCALE_RESOLUTION, CausalLoop, table_indices, table_scale)
 from .factorized import build_tables
 from .tables import discretised_table, half_width
 
 FORMAT_VERSION = 1
-#: Table indices per octave of scale.
-SCALE_RESOLUTION = 4
-#: Table indices per side-latent step (so h = GAIN_STEP / SCALE_RESOLUTION octaves).
-GAIN_STEP = 2
-#: Side latents are clipped to ``-GAIN_LIMIT..GAIN_LIMIT``.
-GAIN_LIMIT = 12
-#: Range of table indices: scales 2^-12 .. 2^14 steps.
-MIN_INDEX, MAX_INDEX = -12 * SCALE_RESOLUTION, 14 * SCALE_RESOLUTION
 _FLOAT_ARRAYS = ("mean", "analysis", "synthesis", "step", "predictor", "bias",
                  "side_probabilities", "first_mean", "first_scale", "first_step")
 _INT_ARRAYS = ("base_index", "group_starts")
-
-
-def table_scale(index: np.ndarray) -> np.ndarray:
-    """Laplace scale (in steps) of table ``index``: ``2^{index / SCALE_RESOLUTION}``."""
-    return np.exp2(np.asarray(index, dtype=np.float64) / SCALE_RESOLUTION)
 
 
 def scale_index(scale_in_steps: np.ndarray) -> np.ndarray:
@@ -187,6 +178,8 @@ class ContextCodec(HiddenStateCodec):
         indices = np.arange(MIN_INDEX, MAX_INDEX + 1)
         self._offsets = deadzone.centroid_offset(table_scale(indices), self.rounding)
         self._digest = self._hash()
+        self._loops: dict = {}      # CausalLoop per (device, dtype)
+        self._integers: dict = {}   # base_index, group_of as tensors per device
 
     # -- identity ----------------------------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -264,11 +257,27 @@ class ContextCodec(HiddenStateCodec):
         return {**self._arrays(), "rounding": self.rounding, "label": self.label,
                 "rdo": self.rdo}
 
-    # -- the causal loop ---------------------------------------------------------
-    def _indices(self, side: np.ndarray) -> np.ndarray:
-        """Table index of every component from the side latents ``(..., G)``."""
-        index = self.base_index + GAIN_STEP * side[..., self.group_of]
-        return np.minimum(np.maximum(index, MIN_INDEX), MAX_INDEX)
+    # -- the causal loop (one implementation: context_loop.CausalLoop) -------------------
+    def loop(self, device="cpu", dtype: torch.dtype = torch.float64) -> CausalLoop:
+        """The model's causal loop on ``device`` in ``dtype`` (built once per pair); the
+        CPU codec runs ``loop()`` (float64 on the CPU), the torch rANS coder its device's."""
+        key = (str(torch.device(device)), dtype)
+        loop = self._loops.get(key)
+        if loop is None:
+            loop = self._loops[key] = CausalLoop(self, torch.device(device), dtype)
+        return loop
+
+    def _indices(self, side):
+        """Table index of every component from the side latents ``(..., G)``, numpy or
+        torch (:func:`rdgap.codecs.entropy_models.context_loop.table_indices`)."""
+        if isinstance(side, torch.Tensor):
+            base, group_of = self._integers.get(side.device, (None, None))
+            if base is None:
+                base, group_of = self._integers[side.device] = (
+                    torch.from_numpy(self.base_index).to(side.device),
+                    torch.from_numpy(self.group_of).to(side.device))
+            return table_indices(base, group_of, side)
+        return table_indices(self.base_index, self.group_of, side)
 
     def _table_indices(self, side: np.ndarray) -> np.ndarray:
         """Index of the entropy-coding table of every component from the stream's side
@@ -277,69 +286,28 @@ class ContextCodec(HiddenStateCodec):
         reconstruction."""
         return self._indices(side)
 
-    def _dequantize_step(self, symbols: np.ndarray, index: np.ndarray) -> np.ndarray:
-        """``x̂`` in steps: 0, or ``sign(S)(|S| − offset)`` at the centroid of the cell
-        under table ``index``'s Laplace law (:func:`deadzone.dequantize`)."""
-        return deadzone.dequantize(symbols, self._offsets[index - MIN_INDEX])
-
     def analyse(self, z: np.ndarray, offset: np.ndarray | None = None) -> _Analysis:
-        """Run the encoder's causal loop on KLT components ``z`` ``(B, T-1, C)``;
-        ``offset`` ``(B, T-1, C)``, if given, is added to every prediction ``m_t`` (a
-        mean the decoder knows without decoding, e.g. from token ids)."""
-        batch, tokens, channels = z.shape
-        symbols = np.empty(z.shape, dtype=np.int64)
-        decoded = np.empty(z.shape)
-        residual = np.empty(z.shape)
-        side = np.empty((batch, tokens, self.group_starts.size), dtype=np.int64)
-        base = table_scale(self.base_index)
-        previous = np.zeros((batch, channels))
-        for t in range(tokens):
-            prediction = self._predict(previous)
-            if offset is not None:
-                prediction += offset[:, t]
-            r = z[:, t] - prediction
-            x = r / self.step
-            gain = np.add.reduceat(np.abs(x) / base, self.group_starts, axis=1) \
-                / np.diff(np.append(self.group_starts, channels))
-            k = np.rint(np.log2(np.maximum(gain, 1e-300)) * SCALE_RESOLUTION / GAIN_STEP)
-            side[:, t] = np.minimum(np.maximum(k, -GAIN_LIMIT), GAIN_LIMIT)
-            s = deadzone.quantize(x, self.rounding)
-            index = self._indices(side[:, t])
-            if self.rdo > 0:
-                s = deadzone.rdo_symbols(x, s, table_scale(index),
-                                         self._offsets[index - MIN_INDEX], self.rounding,
-                                         self.rdo)
-            uniform.check_range(s, ans.MAX_MAGNITUDE, "its prediction")
-            symbols[:, t] = s
-            previous = prediction + self.step * self._dequantize_step(
-                symbols[:, t], index)  # decoder: _synthesise
-            decoded[:, t] = previous
-            residual[:, t] = r
-        return _Analysis(symbols, side, decoded, residual)
+        """Run the encoder's causal loop (:meth:`CausalLoop.analyse`, float64 on the CPU)
+        on KLT components ``z`` ``(B, T-1, C)``; ``offset`` ``(B, T-1, C)``, if given, is
+        added to every prediction ``m_t`` (a mean the decoder knows without decoding,
+        e.g. from token ids)."""
+        result = self.loop().analyse(torch.from_numpy(np.asarray(z, dtype=np.float64)),
+                                     _tensor(offset))
+        return _Analysis(result.symbols.numpy(), result.side.numpy(), result.decoded.numpy(),
+                         result.residual.numpy())
 
     def _synthesise(self, symbols: np.ndarray, side: np.ndarray,
                     offset: np.ndarray | None = None) -> np.ndarray:
-        """The decoder's causal loop: ``Ẑ`` ``(T-1, C)`` from symbols and side latents
-        (and the prediction offsets ``(T-1, C)`` the encoder used)."""
-        tokens, channels = symbols.shape
-        steps = self.step * self._dequantize_step(symbols, self._indices(side))
-        decoded = np.empty(symbols.shape)
-        previous = np.zeros((1, channels))
-        for t in range(tokens):  # the same operations as analyse() with a batch of one
-            prediction = self._predict(previous)
-            if offset is not None:
-                prediction += offset[None, t]
-            previous = prediction + steps[t]
-            decoded[t] = previous[0]
-        return decoded
+        """The decoder's causal loop (:meth:`CausalLoop.synthesise`): ``Ẑ`` ``(T-1, C)``
+        from symbols and side latents (and the prediction offsets ``(T-1, C)`` the encoder
+        used)."""
+        return self.loop().synthesise(
+            torch.from_numpy(symbols)[None], torch.from_numpy(np.asarray(side))[None],
+            None if offset is None else _tensor(offset)[None])[0].numpy()
 
     def _predict(self, previous: np.ndarray) -> np.ndarray:
-        """``m_t = b + W Ẑ_{t−1}`` for a batch ``(B, C)`` of previous decoded tokens
-        (einsum: no BLAS threads, the same operations for every batch size)."""
-        prediction = np.repeat(self.bias[None], previous.shape[0], axis=0)
-        p = self.predicted
-        prediction[:, :p] += np.einsum("bi,oi->bo", previous[:, :p], self.predictor)
-        return prediction
+        """``m_t = b + W Ẑ_{t−1}`` for a batch ``(B, C)`` of previous decoded tokens."""
+        return self.loop().predict(torch.from_numpy(np.asarray(previous, np.float64))).numpy()
 
     # -- T10: the context model as a differentiable map ------------------------------
     def entropy_network(self, previous: torch.Tensor) -> torch.Tensor:
@@ -363,106 +331,147 @@ class ContextCodec(HiddenStateCodec):
         decoded = np.empty((0, self.channels)) if result is None else result.decoded[0]
         return torch.from_numpy(np.concatenate([np.zeros((1, self.channels)), decoded[:-1]]))
 
-    def _to_klt(self, x: np.ndarray) -> np.ndarray:
-        return (x - self.mean) @ self.analysis.T
-
-    def _first(self, x0: np.ndarray) -> np.ndarray:
-        return uniform.quantize(x0 - self.first_mean, self.first_step, ans.MAX_MAGNITUDE,
-                                "its position-0 mean")
-
-    def _output(self, first: np.ndarray, decoded: np.ndarray | None) -> torch.Tensor:
-        out = np.empty((1 + (0 if decoded is None else decoded.shape[0]), self.channels))
-        out[0] = self.first_mean + uniform.dequantize(first, self.first_step)
-        if decoded is not None:
-            out[1:] = self.mean + decoded @ self.synthesis.T
-        return torch.from_numpy(out.astype(np.float32))
-
     def _check_width(self, channels: int) -> None:
         if channels != self.channels:
             raise ValueError(f"hidden: expected {self.channels} channels (the codec was fitted "
                              f"on them), got {channels}")
 
     def _code(self, hidden: torch.Tensor, offset: np.ndarray | None = None):
-        """Symbols, side latents, decoded KLT components and the reconstruction
-        (``offset`` ``(T-1, C)``: see :meth:`analyse`)."""
-        x = hidden.numpy().astype(np.float64)
-        self._check_width(x.shape[1])
-        first = self._first(x[0])
-        if x.shape[0] == 1:
-            return first, None, self._output(first, None)
-        result = self.analyse(self._to_klt(x[1:])[None],
+        """Position-0 symbols, the loop's :class:`_Analysis` (None for one token) and the
+        reconstruction (``offset`` ``(T-1, C)``: see :meth:`analyse`)."""
+        self._check_width(hidden.shape[1])
+        loop = self.loop()
+        x = hidden.to(torch.float64)[None]
+        first = loop.first_symbols(x[:, 0])
+        if x.shape[1] == 1:
+            return first[0].numpy(), None, loop.output(first, None)[0]
+        result = self.analyse(loop.to_klt(x[:, 1:]).numpy(),
                               None if offset is None else offset[None])
-        return first, result, self._output(first, result.decoded[0])
+        return first[0].numpy(), result, loop.output(first, _tensor(result.decoded))[0]
 
     def reconstruct(self, hidden: torch.Tensor) -> torch.Tensor:
         """What decoding the stream of ``hidden`` returns, without entropy coding."""
         return self._code(check_hidden(hidden))[2]
 
-    # -- coding ------------------------------------------------------------------
-    def _columns(self, first: np.ndarray, result: _Analysis | None):
-        columns = []
-        tables = []
-        if result is not None:
-            side = result.side[0]
-            columns += [np.ascontiguousarray(side[:, g]) for g in range(side.shape[1])]
-            tables += self._side_tables
-        columns += [first[j:j + 1] for j in range(self.channels)]
-        tables += self._first_tables
-        if result is not None:
-            flat_index = self._table_indices(result.side[0]).ravel()
-            order = _group_order(flat_index)
-            values, starts = np.unique(flat_index[order], return_index=True)
-            flat = result.symbols[0].ravel()[order]
-            columns += np.split(flat, starts[1:])
-            tables += [self._table(int(i)) for i in values]
-        return columns, tables
+    # -- what either coder writes: sections of (values, table rows) ---------------------
+    # The model's stream is a list of sections; each symbol comes with the row of its
+    # section's table list that codes it. The constriction coder (here, one window) and
+    # the torch rANS coder (:mod:`rdgap.codecs.coders.torch_context`, many) write the same
+    # sections; only the bytes differ (:mod:`rdgap.codecs.coders.sections`).
+    def section_tables(self) -> list:
+        """Every section's float tables, in stream order: the head (side-latent groups,
+        then position 0's channels) and the body (table index ``i`` at row
+        ``i − MIN_INDEX``, built on first use)."""
+        return [list(self._side_tables) + list(self._first_tables), _IndexTables(self)]
+
+    def section_counts(self, tokens: int) -> list[int]:
+        """Symbols in each section of a window of ``tokens`` tokens."""
+        rest = tokens - 1
+        return [rest * len(self._side_tables) + self.channels, rest * self.channels]
+
+    def head_rows(self, rest: int, batch: int, device="cpu") -> torch.Tensor:
+        """Rows ``(batch, rest·S + C)`` of the head: side latent ``(t, g)`` (token-major)
+        with row ``g``, then position-0 channel ``j`` with row ``S + j``."""
+        width = len(self._side_tables)
+        rows = torch.cat([torch.arange(width, device=device).repeat(rest),
+                          torch.arange(width, width + self.channels, device=device)])
+        return rows.expand(batch, -1)
+
+    def head_values(self, first: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+        """The head's values ``(B, (T−1)·S + C)``: side latents (token-major), then
+        position 0's symbols."""
+        return torch.cat([side.reshape(side.shape[0], -1), first], 1)
+
+    def body_rows(self, side: torch.Tensor) -> torch.Tensor:
+        """Rows ``(B, (T−1)·C)`` of the body from side latents ``(B, T−1, S)``: the table
+        indices (:meth:`_table_indices`) less ``MIN_INDEX``."""
+        index = self._table_indices(side)
+        if not isinstance(index, torch.Tensor):  # a numpy rule (HyperpriorCodec)
+            index = torch.from_numpy(np.asarray(index)).to(side.device)
+        return (index - MIN_INDEX).reshape(side.shape[0], -1)
+
+    def split_head(self, values: torch.Tensor, rest: int):
+        """``(side (B, rest, S), first (B, C))`` of decoded head values; raises
+        BitstreamError on a side latent no encoder writes."""
+        width = len(self._side_tables)
+        side = values[:, :rest * width].reshape(values.shape[0], rest, width)
+        if side.numel() and bool((side.abs() > GAIN_LIMIT).any()):
+            raise BitstreamError("data: a side latent outside its range; the stream is "
+                                 "corrupted")
+        return side, values[:, rest * width:]
+
+    def sections(self, first: torch.Tensor, side: torch.Tensor, symbols: torch.Tensor,
+                 ids: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(values, rows)`` of every section, each ``(B, n)`` int64, for position-0
+        symbols ``(B, C)``, side latents ``(B, T−1, S)`` and body symbols ``(B, T−1, C)``."""
+        batch, rest = side.shape[:2]
+        return [(self.head_values(first, side), self.head_rows(rest, batch, first.device)),
+                (symbols.reshape(batch, -1), self.body_rows(side))]
+
+    def section_rows(self, k: int, decoded: list, tokens: int) -> torch.Tensor:
+        """Rows of section ``k`` for windows of ``tokens`` tokens, from the sections
+        ``decoded`` before it (``(B, n)`` each): what the decoder knows when it reads
+        section ``k``."""
+        batch = decoded[0].shape[0] if decoded else 1
+        if k == 0:
+            device = decoded[0].device if decoded else "cpu"
+            return self.head_rows(tokens - 1, batch, device)
+        return self.body_rows(self.split_head(decoded[0], tokens - 1)[0])
+
+    def symbols_of(self, decoded: list, tokens: int):
+        """``(first (B, C), side (B, T−1, S), symbols (B, T−1, C), ids or None)`` of
+        decoded sections."""
+        side, first = self.split_head(decoded[0], tokens - 1)
+        return first, side, decoded[1].reshape(first.shape[0], tokens - 1, self.channels), None
+
+    # -- coding (constriction, one window) ----------------------------------------
+    def _sections_of(self, first: np.ndarray, result: _Analysis | None, ids=None):
+        rest = 0 if result is None else result.side.shape[1]
+        side = torch.zeros((1, rest, len(self._side_tables)), dtype=torch.int64) \
+            if result is None else torch.from_numpy(result.side)
+        symbols = torch.zeros((1, 0, self.channels), dtype=torch.int64) if result is None \
+            else torch.from_numpy(result.symbols)
+        return self.sections(torch.from_numpy(first)[None], side, symbols,
+                             None if ids is None else torch.from_numpy(ids)[None])
 
     def _encode_payload(self, hidden):  # ``hidden`` was checked by encode()
         first, result, _ = self._code(hidden)
-        return ans.encode(*self._columns(first, result))
+        return ans.encode(*grouped_columns(self._sections_of(first, result),
+                                           self.section_tables()))
 
     def estimate_bits(self, hidden) -> float:
         """``Σ −log2 q`` of the payload: side latents, position 0 and every symbol
         under its table (escaped values at 33 bits each)."""
         first, result, _ = self._code(check_hidden(hidden))
-        return ans.estimate_bits(*self._columns(first, result))
+        return ans.estimate_bits(*grouped_columns(self._sections_of(first, result),
+                                                  self.section_tables()))
 
     def _decode_payload(self, stream: Stream):
         self._check_stream(stream)
-        return self._decode_body(ans.Decoder(stream.payload), stream.shape[0])
+        return self._decode_body(stream)[0]
 
     def _check_stream(self, stream: Stream) -> None:
         if stream.shape[1] != self.channels:
             raise BitstreamError(f"data: stream has {stream.shape[1]} channels, the codec "
                                  f"{self.channels}")
 
-    def _decode_body(self, decoder: ans.Decoder, tokens: int,
-                     offset: np.ndarray | None = None) -> torch.Tensor:
-        """Side latents, position 0 and the grouped symbols from ``decoder``, then the
-        causal loop (with the prediction ``offset`` the encoder used)."""
-        channels = self.channels
-        groups = len(self._side_tables)
-        side = None
-        if tokens > 1:
-            side = np.stack(decoder.columns([tokens - 1] * groups, self._side_tables), axis=1)
-            if np.abs(side).max() > GAIN_LIMIT:
-                raise BitstreamError("data: a side latent outside its range; the stream is "
-                                     "corrupted")
-        first_columns = decoder.columns([1] * channels, self._first_tables)
-        rest = None
-        if tokens > 1:
-            flat_index = self._table_indices(side).ravel()
-            order = _group_order(flat_index)
-            values, counts = np.unique(flat_index[order], return_counts=True)
-            rest = decoder.columns(counts.tolist(), [self._table(int(i)) for i in values])
-        decoder.finish()
-        first = np.concatenate(first_columns)
-        if rest is None:
-            return self._output(first, None)
-        symbols = np.empty(flat_index.shape, dtype=np.int64)
-        symbols[order] = np.concatenate(rest)
-        symbols = symbols.reshape(tokens - 1, channels)
-        return self._output(first, self._synthesise(symbols, side, offset))
+    def _decode_body(self, stream: Stream):
+        """Every section of the stream's payload, then the causal loop:
+        ``(hidden, ids or None)``."""
+        tokens = stream.shape[0]
+        decoded = read_grouped(ans.Decoder(stream.payload), self.section_counts(tokens),
+                               self.section_tables(),
+                               lambda k, done: self.section_rows(k, done, tokens),
+                               8 * len(stream.payload))
+        first, side, symbols, ids = self.symbols_of(decoded, tokens)
+        loop = self.loop()
+        offset = self._decoder_offsets(ids, tokens)
+        body = loop.synthesise(symbols, side, offset) if tokens > 1 else None
+        return loop.output(first, body)[0], ids
+
+    def _decoder_offsets(self, ids, tokens: int):
+        """The prediction offsets the decoder forms from decoded ids (none here)."""
+        return None
 
     # -- persistence -------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -483,9 +492,23 @@ class ContextCodec(HiddenStateCodec):
         return codec
 
 
-def _group_order(index: np.ndarray) -> np.ndarray:
-    """Stable order of symbols by table index (a radix sort on 16-bit keys)."""
-    return np.argsort(index.astype(np.int16), kind="stable")
+class _IndexTables:
+    """The body's tables as a lazy sequence: row ``r`` is table index ``MIN_INDEX + r``."""
+
+    def __init__(self, model: ContextCodec):
+        self.model = model
+
+    def __len__(self) -> int:
+        return MAX_INDEX - MIN_INDEX + 1
+
+    def __getitem__(self, row: int) -> ans.ChannelTable:
+        if not 0 <= row < len(self):
+            raise IndexError(row)
+        return self.model._table(MIN_INDEX + int(row))
+
+
+def _tensor(array: np.ndarray | None) -> torch.Tensor | None:
+    return None if array is None else torch.from_numpy(np.asarray(array, dtype=np.float64))
 
 
 def _array(values, shape: tuple, name: str, positive: bool = False) -> np.ndarray:

@@ -37,6 +37,7 @@ from ..coders import ans
 from .. import persist
 from ..base import check_hidden
 from ..coders.container import BitstreamError, pack
+from ..coders.sections import grouped_columns
 from .context import _FLOAT_ARRAYS, _INT_ARRAYS, FORMAT_VERSION, ContextCodec
 from .context_fit import fit_context_model
 
@@ -179,18 +180,56 @@ class TokenContextCodec(ContextCodec):
         return ids.astype(np.int64)
 
     def offsets(self, ids: np.ndarray) -> np.ndarray | None:
-        """``V f_t`` for positions ``1..T−1`` of one window's ids ``(T,)`` (None if T = 1)."""
+        """``V f_t`` for positions ``1..T−1`` of one window's ids ``(T,)`` (None if T = 1;
+        the causal loop's :meth:`~rdgap.codecs.entropy_models.context_loop.CausalLoop.token_offsets`,
+        which the torch coder runs too)."""
         if ids.shape[-1] < 2:
             return None
-        return token_features(self.embedding, ids, self.lags) @ self.token_weights.T
+        return self.loop().token_offsets(torch.from_numpy(np.asarray(ids, np.int64))[None])[0].numpy()
 
-    # -- coding ------------------------------------------------------------------
+    # -- sections: the token ids first, then the context model's --------------------
+    def section_tables(self) -> list:
+        """The ids' table, then :meth:`ContextCodec.section_tables`."""
+        return [[self._id_table]] + super().section_tables()
+
+    def section_counts(self, tokens: int) -> list[int]:
+        return [tokens] + super().section_counts(tokens)
+
+    def sections(self, first, side, symbols, ids=None) -> list:
+        """The ids ``(B, T)`` (one table, as ``id − w``), then the context model's."""
+        return [self.id_section(ids)] + super().sections(first, side, symbols)
+
+    def id_section(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(values, rows)`` of the ids ``(B, T)``: ``id − w``, all with row 0."""
+        if ids is None:
+            raise ValueError("ids: klt-context-tokens codes the windows' token ids; got None")
+        return ids - self._id_width, torch.zeros_like(ids)
+
+    def section_rows(self, k: int, decoded: list, tokens: int) -> torch.Tensor:
+        if k == 0:
+            return torch.zeros((1, tokens), dtype=torch.int64)
+        return super().section_rows(k - 1, decoded[1:], tokens)
+
+    def symbols_of(self, decoded: list, tokens: int):
+        """As :meth:`ContextCodec.symbols_of`, with the ids (checked against the
+        vocabulary)."""
+        ids = decoded[0] + self._id_width
+        if bool((ids < 0).any()) or bool((ids >= self.vocabulary).any()):
+            raise BitstreamError("data: a token id outside the vocabulary; the stream is "
+                                 "corrupted")
+        return super().symbols_of(decoded[1:], tokens)[:3] + (ids,)
+
+    def _decoder_offsets(self, ids, tokens: int):
+        return self.loop().token_offsets(ids) if tokens > 1 else None
+
+    # -- coding (constriction, one window) ---------------------------------------------
     def _prepared(self, hidden, input_ids):
         hidden = check_hidden(hidden)
         ids = self._ids(input_ids, hidden.shape[0])
         first, result, recon = self._code(hidden, self.offsets(ids))
-        columns, tables = self._columns(first, result)
-        return hidden, recon, [ids - self._id_width] + columns, [self._id_table] + tables
+        columns, tables = grouped_columns(self._sections_of(first, result, ids),
+                                          self.section_tables())
+        return hidden, recon, columns, tables
 
     def encode(self, hidden: torch.Tensor, input_ids=None) -> bytes:
         """One stream holding ``hidden`` (tokens × channels) and its ``input_ids`` (tokens,)."""
@@ -218,13 +257,8 @@ class TokenContextCodec(ContextCodec):
         """``(hidden, input_ids)`` of a stream; raises BitstreamError on a bad stream."""
         stream = self._unpack_tokens(data)
         self._check_stream(stream)
-        decoder = ans.Decoder(stream.payload)
-        ids = decoder.columns([stream.shape[0]], [self._id_table])[0] + self._id_width
-        if ids.min() < 0 or ids.max() >= self.vocabulary:
-            raise BitstreamError("data: a token id outside the vocabulary; the stream is "
-                                 "corrupted")
-        hidden = self._decode_body(decoder, stream.shape[0], self.offsets(ids))
-        return hidden, torch.from_numpy(ids)
+        hidden, ids = self._decode_body(stream)
+        return hidden, ids[0]
 
     # -- persistence -------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
