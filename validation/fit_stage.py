@@ -31,9 +31,9 @@ def fit_job(arch: Architecture, job: Job, config: ValidateConfig,
     recipe = recipes.recipe(job.codec)
     ids = arch.window_set("fit").inputs["input_ids"][:context.hidden.shape[0]] \
         if recipe.needs_token_ids else None
-    # cap=None: validate measures the recipes' codecs without issue 14's rate cap (as
-    # before it); a window-controlled recipe keeps its own cap
-    fitted = recipe.fit(context, ids, job.level, cap=None)
+    # issue 14's rate cap (config.rate_cap, default 2 × the fitted rate; None: the recipes'
+    # own codecs): B of the held-out interval is the cap; a -wc recipe keeps its own cap
+    fitted = recipe.fit(context, ids, job.level, cap=config.rate_cap)
     work.add(arch.task.name, "calibration", time.perf_counter() - start,
              len(fitted.calibration.trace))
     primary = arch.task.metrics_names[0]
