@@ -28,7 +28,7 @@ def fitted():
     split, fit_ids, fit_hidden, _, eval_hidden = golden.tiny_input()
     torch.manual_seed(0)
     context = FitContext.build(split, fit_ids, fit_hidden, statistics_windows=6)
-    model = recipe("klt-hyperprior").fit(context, fit_ids[:6], golden.LEVEL,
+    model = recipe("klt-hyperprior").fit(context, fit_ids[:6], golden.LEVEL, cap=None,
                                          **golden.TRAINING["klt-hyperprior"]).codec
     return model, eval_hidden
 
