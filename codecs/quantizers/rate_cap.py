@@ -12,7 +12,10 @@ Encoding a window
     LADDER`, ``2^{k/16}`` up to 8) are tried on real bytes, never an estimate, and the
     finest that fits is used, flagged :data:`FLAG_CAP`; if even factor 8 does not fit,
     the window is not coded (:data:`FLAG_FALLBACK`, empty base payload) and decodes to
-    the base's per-channel means. No distortion control: a window the cap does not
+    the base's per-channel means — for windows of at most :data:`MAX_FALLBACK_TOKENS`
+    tokens (a fallback holds no data, so its declared shape alone sizes the output; a
+    longer window that needs one is refused at the encoder, a longer declared one at
+    the decoder). No distortion control: a window the cap does not
     bind on is the base's stream plus a two-byte header, and decodes to exactly the
     base's reconstruction. So the distortion takes the excess, only on the windows
     where the cap binds.
@@ -55,6 +58,10 @@ from .window_ladder import (FLAG_CAP, FLAG_FALLBACK, LADDER, UNIT_INDEX, WINDOW_
                             first_fitting, read_window_header, window_header)
 
 FORMAT_VERSION = 1
+#: The longest window coded as a fallback (its means, no data): a fallback stream's
+#: declared shape alone sizes the decoder's output, so it is bounded by this constant
+#: (4,096 tokens; ``rdgap validate``'s windows are 128–256).
+MAX_FALLBACK_TOKENS = 4096
 #: The default cap: this multiple of the fitted rate (``Recipe.fit(cap=...)``).
 DEFAULT_CAP_MULTIPLE = DEFAULT_CAP
 
@@ -128,10 +135,16 @@ class RateCappedCodec(HiddenStateCodec):
         module): ``max(⌊B_cap·T / 8⌋, H + 2)``."""
         return max(int(self.cap_bits_per_token * tokens // 8), self._container_bytes())
 
-    #: The reconstruction of a window not coded: the base's per-channel means, at most
-    #: ``MAX_STREAM_SYMBOLS`` values like any stream (a crafted header declaring more is a
-    #: BitstreamError): the window-controlled codecs' fallback.
-    _fallback = WindowControlledCodec._fallback
+    def _fallback(self, tokens: int) -> torch.Tensor:
+        """The reconstruction of a window not coded: the base's per-channel means, for at
+        most :data:`MAX_FALLBACK_TOKENS` tokens (a fallback stream holds no data, so its
+        declared shape alone would size the output; a crafted header declaring more is a
+        BitstreamError)."""
+        if tokens > MAX_FALLBACK_TOKENS:
+            raise BitstreamError(f"data: a fallback (not coded) window declares {tokens} "
+                                 f"tokens; the encoder writes one for at most "
+                                 f"{MAX_FALLBACK_TOKENS}; the stream is corrupted")
+        return WindowControlledCodec._fallback(self, tokens)
 
     def decide(self, hidden: torch.Tensor) -> tuple[int, int, bytes]:
         """``(ladder index, flags, payload)`` of one window (see the module)."""
@@ -152,6 +165,12 @@ class RateCappedCodec(HiddenStateCodec):
             return UNIT_INDEX, 0, bytes([0, UNIT_INDEX]) + payloads[UNIT_INDEX]
         index = first_fitting(UNIT_INDEX, fits)
         if index is None:
+            if hidden.shape[0] > MAX_FALLBACK_TOKENS:
+                raise ValueError(f"hidden: not even step factor 8 fits the cap of "
+                                 f"{self.cap_bits_per_token:g} bits/token on this window of "
+                                 f"{hidden.shape[0]} tokens, and a window of more than "
+                                 f"{MAX_FALLBACK_TOKENS} tokens is never coded as a fallback "
+                                 f"(its means); raise the cap or code shorter windows")
             return 0, FLAG_CAP | FLAG_FALLBACK, bytes([FLAG_CAP | FLAG_FALLBACK, 0])
         return index, FLAG_CAP, bytes([FLAG_CAP, index]) + payloads[index]
 

@@ -250,3 +250,19 @@ def test_a_fallback_stream_declaring_too_many_values_is_refused(fitted, source):
                    bytes([FLAG_CAP | FLAG_FALLBACK, 0]))
     with pytest.raises(BitstreamError):
         codec.decode(crafted)
+
+
+def test_a_fallback_is_refused_beyond_its_token_limit_on_both_sides(fitted, source):
+    from rdgap.codecs.quantizers.rate_cap import MAX_FALLBACK_TOKENS
+
+    codec = RateCappedCodec(fitted["gaussian-fisher"].codec.base, 1.0)
+    crafted = pack(codec.codec_id, codec.digest, (MAX_FALLBACK_TOKENS + 1, CHANNELS),
+                   bytes([FLAG_CAP | FLAG_FALLBACK, 0]))
+    with pytest.raises(BitstreamError, match="fallback"):
+        codec.decode(crafted)
+    ok = pack(codec.codec_id, codec.digest, (MAX_FALLBACK_TOKENS, CHANNELS),
+              bytes([FLAG_CAP | FLAG_FALLBACK, 0]))
+    assert codec.decode(ok).shape == (MAX_FALLBACK_TOKENS, CHANNELS)
+    long_window = source[1][0].repeat(MAX_FALLBACK_TOKENS // TOKENS + 1, 1)
+    with pytest.raises(ValueError, match="never coded as a fallback"):
+        codec.encode(long_window)
