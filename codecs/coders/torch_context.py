@@ -274,7 +274,7 @@ class TorchContextCodec(HiddenStateCodec):
     def _split_head(self, values: torch.Tensor, rest: int):
         """``(side (B, rest, G), hyper or None, first (B, C))`` of a decoded head; raises
         BitstreamError on a side latent no encoder writes."""
-        side, first = self.model.split_head(values, rest)
+        side, first = self.model.split_head(values, rest, len(self._groups))
         return side, None, first
 
     def _body_rows(self, side: torch.Tensor, hyper: torch.Tensor | None) -> torch.Tensor:

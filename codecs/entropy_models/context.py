@@ -390,10 +390,11 @@ class ContextCodec(HiddenStateCodec):
             index = torch.from_numpy(np.asarray(index)).to(side.device)
         return (index - MIN_INDEX).reshape(side.shape[0], -1)
 
-    def split_head(self, values: torch.Tensor, rest: int):
-        """``(side (B, rest, S), first (B, C))`` of decoded head values; raises
+    def split_head(self, values: torch.Tensor, rest: int, width: int | None = None):
+        """``(side (B, rest, S), first and what follows (B, ·))`` of decoded head values,
+        ``S = width`` side latents a token (default: every side table's); raises
         BitstreamError on a side latent no encoder writes."""
-        width = len(self._side_tables)
+        width = len(self._side_tables) if width is None else width
         side = values[:, :rest * width].reshape(values.shape[0], rest, width)
         if side.numel() and bool((side.abs() > GAIN_LIMIT).any()):
             raise BitstreamError("data: a side latent outside its range; the stream is "
