@@ -115,6 +115,33 @@ def predict(ds, fit_hidden: torch.Tensor, texts: dict, estimated, own: dict, wei
     return rows
 
 
+def baseline_rows(path: Path, split: int, level: float, codecs: list[str]) -> list[dict]:
+    """λ = 0 rows of ``domain_shift.py``'s result (same windows, same fit, the step scale
+    that ``codec_bench.py``'s calibration chose on the same probe windows), marked with
+    their source, for a run that did not fit λ = 0 itself."""
+    document = json.loads(path.read_text())
+    if document.get("level") != level:
+        return []
+    rows = []
+    for result in document["results"]:
+        if result["split"] != split:
+            continue
+        for row in result["rows"]:
+            if row["codec"] in codecs:
+                rows.append({"codec": row["codec"], "shrinkage": 0.0, "text": row["text"],
+                             "bits_per_token": row["bits_per_token"],
+                             "bits_kind": row.get("bits_kind", "actual stream"),
+                             "delta_ce_nats": row["delta_ce_nats"],
+                             "delta_ce_nats_stderr": row["delta_ce_nats_stderr"],
+                             "windows": len(row["per_window_delta_ce"]),
+                             "windows_over_level": row["windows_over_level"],
+                             "held": bool(row["delta_ce_nats"] <= level + 2 * (
+                                 row["delta_ce_nats_stderr"] or 0.0)),
+                             "t7_estimated_fisher_nats": row["t7_news_fisher_nats"],
+                             "source": f"{path.name} (λ = 0 not refitted here)"})
+    return rows
+
+
 def plot(rows: list[dict], level: float, path: Path) -> None:
     """ΔCE ± 2 s.e. against ``λ`` per text and codec, and news bits/token against ``λ``."""
     import matplotlib
@@ -162,6 +189,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cache", default=None, help="domain_shift.py's cache folder")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--tiny", action="store_true", help="tiny random model (smoke test)")
+    parser.add_argument("--baseline-from", default=str(HERE / "results" / "domain_shift.json"),
+                        help="λ = 0 rows taken from domain_shift.py's result when λ = 0 is "
+                             "not in --shrinkage ('' for none)")
+    parser.add_argument("--plot-only", action="store_true",
+                        help="redraw --out's figure from its JSON")
     parser.add_argument("--predict-only", action="store_true",
                         help="T7 screening with each text's own Fisher (no ΔCE measured)")
     args = parser.parse_args(argv)
@@ -171,6 +203,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.level > 0:
         parser.error(f"--level: expected a ΔCE level > 0 nats/token, got {args.level}")
     codecs = [c for c in args.codecs.split(",") if c]
+    if args.plot_only:
+        document = json.loads(Path(args.out).read_text())
+        plot(document["rows"], document["level"], Path(args.out).with_suffix(".png"))
+        return document
     ds = _domain_shift()
     started = time.perf_counter()
     torch.manual_seed(0)
@@ -222,6 +258,8 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, fits = [], []
+    if 0.0 not in weights and args.baseline_from:
+        rows = baseline_rows(Path(args.baseline_from), k, args.level, codecs)
     for weight in weights:
         fisher = shrink_toward_diagonal(estimated, weight) if weight else estimated
         context = FitContext(split, hidden[:count], fisher, probe)
