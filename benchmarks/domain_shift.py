@@ -386,7 +386,9 @@ def run_split(model, k: int, fit, texts: dict[str, Text], level: float, statisti
     for name in CODECS:
         start = time.perf_counter()
         if scales_from is None:
-            fitted[name] = RECIPES[name].fit(context, fit.input_ids[:statistics], level, "fit")
+            # the recipe's own codec (cap=None): the mechanism reads its transform and steps
+            fitted[name] = RECIPES[name].fit(context, fit.input_ids[:statistics], level, "fit",
+                                             cap=None)
             how[name] = {"scale": fitted[name].calibration.scale, "how": "calibrated here",
                          "fit_delta_ce_nats": fitted[name].calibration.delta_ce,
                          "fit_delta_ce_nats_stderr": fitted[name].calibration.stderr,

@@ -229,8 +229,8 @@ from .rademacher_statistics import RADEMACHER_DRAWS, _t9  # noqa: F401
 from .rate_bounds import _disjoint, _heldout, _t8_documents_needed, interval_status  # noqa: F401
 from .rate_prediction import rate_prediction
 from .rate_statistics import _per_document, _rate_statistics  # noqa: F401
-from .stream_range import (_FIXED_BITS, ESCAPE_WORST_BITS, stream_bound_bits,  # noqa: F401
-                           stream_bound_parts)
+from .stream_range import (_FIXED_BITS, ESCAPE_WORST_BITS, fixed_header_bits,  # noqa: F401
+                           stream_bound_bits, stream_bound_parts)
 from .symbol_statistics import (T6_COV_TOKENS, T7_CURVE_POINTS,  # noqa: F401
                                 TARGET_RELATIVE_RADIUS, _gibbs_sample, _per_token, _shared,
                                 _t3, _t4, _t6, smallest_sample_size, split_logdet)
@@ -359,7 +359,7 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
         out.update(_t9(codec, None, None, fit_hidden, bound, delta, seed, fit_input_ids))
         out.update(_t7(None, None, fit_hidden, None))
         out.update(rate_prediction(codec, fit_hidden, tokens, out["rate_actual"],
-                                   header_bits=float((parts or {}).get("header", 0.0))))
+                                   header_bits=fixed_header_bits(codec, parts, tokens)))
         return out
     notes = []
     keep = max(2, min(windows, max_tokens // tokens))
@@ -391,5 +391,5 @@ def _codec_statistics(codec, fit_hidden, eval_hidden, eval_bits, eval_documents,
     measured = out["rate_estimated"] if estimated is not None else out["rate_actual"]
     out.update(_t7(quantizer, fisher, fit_hidden, measured))
     out.update(rate_prediction(codec, fit_hidden, tokens, out["rate_actual"],
-                               header_bits=float((parts or {}).get("header", 0.0))))
+                               header_bits=fixed_header_bits(codec, parts, tokens)))
     return out

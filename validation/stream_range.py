@@ -44,6 +44,29 @@ def _table_layout(codec, quantizer):
     return None
 
 
+def fixed_header_bits(codec, parts: dict | None, tokens: int) -> float:
+    """Bits per token every stream of ``codec`` spends outside its entropy-coded
+    payload: the container header (and, for the per-window ladder formats — the
+    rate-capped and window-controlled codecs — their window header), as the rate
+    prediction adds them to the payload it models.
+
+    ``parts`` is :func:`stream_bound_parts` of the codec; its ``"header"`` part is
+    used where it has one. The ladder formats' parts are ``{"rate_cap"}`` (their
+    bound is the cap), so their header is computed from the format:
+    ``header_size(codec_id, 2) + WINDOW_HEADER_BYTES`` bytes.
+
+    >>> fixed_header_bits(object(), {"header": 3.5}, 128)
+    3.5
+    """
+    if parts and "header" in parts:
+        return float(parts["header"])
+    if callable(getattr(codec, "stream_bytes_bound", None)):
+        from rdgap.codecs.quantizers.window_ladder import WINDOW_HEADER_BYTES
+
+        return 8.0 * (header_size(codec.codec_id, 2) + WINDOW_HEADER_BYTES) / tokens
+    return 0.0
+
+
 def stream_bound_parts(codec, quantizer, tokens: int, channels: int) -> dict | None:
     """Where the worst case ``B`` of one stream comes from, in bits per token.
 

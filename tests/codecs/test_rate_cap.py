@@ -266,3 +266,22 @@ def test_a_fallback_is_refused_beyond_its_token_limit_on_both_sides(fitted, sour
     long_window = source[1][0].repeat(MAX_FALLBACK_TOKENS // TOKENS + 1, 1)
     with pytest.raises(ValueError, match="never coded as a fallback"):
         codec.encode(long_window)
+
+
+@pytest.mark.parametrize("name", ["gaussian-fisher", "klt-context"])
+def test_the_rate_prediction_counts_every_byte_outside_the_payload(fitted, source, name):
+    """Where the cap does not bind, a capped stream is the container, the window
+    header and the base's payload, so the bits the rate prediction adds to its
+    modelled payload are exactly ``len(stream) − len(base payload)`` (they were once
+    dropped for capped codecs: predictions 3–5 bits/token low on the quick run)."""
+    from rdgap.validation.stream_range import fixed_header_bits, stream_bound_parts
+
+    codec = fitted[name].codec
+    window = source[1][0]
+    tokens, width = window.shape
+    data = codec.encode(window)
+    assert not cap_binds(data)
+    base = unpack(codec.base.encode(window), codec.base.codec_id, codec.base.digest)
+    parts = stream_bound_parts(codec, None, tokens, width)
+    assert fixed_header_bits(codec, parts, tokens) * tokens == pytest.approx(
+        8 * (len(data) - len(base.payload)))
