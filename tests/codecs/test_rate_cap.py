@@ -22,45 +22,10 @@ from rdgap.codecs.quantizers.window_ladder import window_header
 from rdgap.codecs.recipes import DEFAULT_CAP, RECIPES, load_codec, recipe
 from rdgap.codecs.transforms.fisher import fisher_diagonal
 
+from linear_split import KLProbe, LinearReadout
+
 CHANNELS, VOCAB, TOKENS = 12, 24, 32
 LEVEL = 0.05
-
-
-class LinearReadout:
-    """A stand-in split model: ``logits = hidden @ W``."""
-
-    def __init__(self, seed: int = 0):
-        generator = torch.Generator().manual_seed(seed)
-        self.weight = 0.1 * torch.randn(CHANNELS, VOCAB, generator=generator,
-                                        dtype=torch.float64)
-
-    def suffix_differentiable(self, hidden):
-        return hidden.double() @ self.weight
-
-    def suffix(self, hidden):
-        with torch.no_grad():
-            return self.suffix_differentiable(hidden)
-
-
-class KLProbe:
-    """Per token KL(p_exact ‖ p_reconstruction): ΔCE's expectation, without label noise."""
-
-    def __init__(self, split, hidden):
-        self.split, self.hidden = split, hidden
-        self.documents = np.arange(hidden.shape[0])
-        self.exact = torch.log_softmax(split.suffix(hidden), -1)
-
-    def per_window(self, reconstruct, with_ids=False):
-        recon = torch.stack([reconstruct(window) for window in self.hidden])
-        log_q = torch.log_softmax(self.split.suffix(recon), -1)
-        return (self.exact.exp() * (self.exact - log_q)).sum(-1)[:, 1:]
-
-    def delta_ce(self, reconstruct):
-        return float(self.per_window(reconstruct).mean())
-
-    def estimate(self, reconstruct):
-        values = self.per_window(reconstruct).mean(1).numpy()
-        return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
 
 
 def states(windows: int, seed: int) -> torch.Tensor:
@@ -76,7 +41,7 @@ def states(windows: int, seed: int) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def source():
-    split = LinearReadout()
+    split = LinearReadout(CHANNELS, VOCAB)
     hidden = states(36, seed=0)
     fisher = fisher_diagonal(split, hidden[:12], samples=4, full=True)
     context = FitContext(split, hidden[:12], fisher, KLProbe(split, hidden[12:24]))

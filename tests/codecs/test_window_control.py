@@ -25,47 +25,11 @@ from rdgap.codecs.quantizers.window_control_fit import fit_controlled, pooled_ra
 from rdgap.codecs.recipes import load_codec, recipe
 from rdgap.codecs.transforms.fisher import fisher_diagonal
 
+from linear_split import KLProbe, LinearReadout
+
 CHANNELS, VOCAB, TOKENS = 16, 32, 40
 LEVEL = 0.05
 STATISTICS, PROBE, EVALUATION = 16, 16, 16
-
-
-class LinearReadout:
-    """A stand-in for a split model: ``logits = hidden @ W`` (what FitContext and the
-    Fisher need: ``suffix`` and ``suffix_differentiable``)."""
-
-    def __init__(self, seed: int = 0, gain: float = 0.1):
-        generator = torch.Generator().manual_seed(seed)
-        self.weight = gain * torch.randn(CHANNELS, VOCAB, generator=generator,
-                                         dtype=torch.float64)
-
-    def suffix_differentiable(self, hidden):
-        return hidden.double() @ self.weight
-
-    def suffix(self, hidden):
-        with torch.no_grad():
-            return self.suffix_differentiable(hidden)
-
-
-class KLProbe:
-    """ΔCE's expectation over labels drawn from the model: per token, KL(p_exact ‖ p_recon)."""
-
-    def __init__(self, split, hidden):
-        self.split, self.hidden = split, hidden
-        self.documents = np.arange(hidden.shape[0])
-        self.exact = torch.log_softmax(split.suffix(hidden), -1)
-
-    def per_window(self, reconstruct, with_ids=False):
-        recon = torch.stack([reconstruct(window) for window in self.hidden])
-        log_q = torch.log_softmax(self.split.suffix(recon), -1)
-        return (self.exact.exp() * (self.exact - log_q)).sum(-1)[:, 1:]
-
-    def delta_ce(self, reconstruct):
-        return float(self.per_window(reconstruct).mean())
-
-    def estimate(self, reconstruct):
-        values = self.per_window(reconstruct).mean(1).numpy()
-        return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
 
 
 def states(windows: int, seed: int, memory: float = 0.7) -> torch.Tensor:
@@ -83,7 +47,7 @@ def states(windows: int, seed: int, memory: float = 0.7) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def source():
-    split = LinearReadout()
+    split = LinearReadout(CHANNELS, VOCAB)
     hidden = states(STATISTICS + PROBE + EVALUATION, seed=0)
     fisher = fisher_diagonal(split, hidden[:STATISTICS], samples=4, full=True)
     context = FitContext(split, hidden[:STATISTICS], fisher,
