@@ -146,7 +146,9 @@ def test_an_estimate_3_percent_low_fails_t2_and_gibbs(tiny_model_folder, cache, 
     broken = real_run(tiny_model_folder, cache, low)
     # validate fits with the rate cap: its 2-byte window header is counted outside the
     # patched estimate of the base codec
-    header = 16 * clean["row"]["windows"] / clean["row"]["tokens"]
+    from rdgap.codecs.quantizers.window_ladder import WINDOW_HEADER_BYTES
+
+    header = 8 * WINDOW_HEADER_BYTES * clean["row"]["windows"] / clean["row"]["tokens"]
     assert broken["row"]["bits_per_token_estimated"] == pytest.approx(
         0.97 * (clean["row"]["bits_per_token_estimated"] - header) + header, rel=1e-9)
     assert broken["row"]["bits_per_token_actual"] == clean["row"]["bits_per_token_actual"]
