@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import zstandard
 
-from .base import HiddenStateCodec
-from .coders.container import BitstreamError, Stream
+from ..base import HiddenStateCodec
+from ..coders.container import BitstreamError, Stream
 
 FP16_MAX = float(torch.finfo(torch.float16).max)
 BF16_MAX = float(torch.finfo(torch.bfloat16).max)
