@@ -46,12 +46,12 @@ from tqdm.auto import tqdm
 
 from rdgap.codecs.coders import ans
 from rdgap.codecs.baselines import baseline_codecs
-from rdgap.codecs.capture import logits_and_hidden
+from rdgap.split import logits_and_hidden
 from rdgap.codecs.coders.container import header_size
 from rdgap.codecs.transforms.fisher import FisherDiagonal
 from rdgap.codecs.fit import FitContext
 from rdgap.codecs.recipes import RECIPES
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents, split_documents,
                                      token_windows)
 from rdgap.validation.distortion import document_estimate, exact_log_probs, per_window_metrics

@@ -33,7 +33,7 @@ from rdgap.codecs.entropy_models.context_fit import fit_context_codec
 from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
 from rdgap.codecs.transforms.fisher import fisher_diagonal
 from rdgap.codecs.fit import FitContext, base_steps, unit_delta_ce
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.codecs.entropy_models.token_context import fit_token_context_codec
 from rdgap.codecs.entropy_models.token_fit import embedding_table
 from rdgap.codecs.coders.torch_context import TorchContextCodec

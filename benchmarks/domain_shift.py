@@ -55,7 +55,7 @@ from rdgap.codecs.entropy_models.factorized import ChannelStatistics, Factorized
 from rdgap.codecs.fit import KLT_RIDGE, FitContext
 from rdgap.codecs.quantizers.calibrate import calibrate_scale
 from rdgap.codecs.recipes import RECIPES
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.codecs.transforms.fisher import FisherDiagonal, fisher_diagonal
 from rdgap.codecs.transforms.klt import fisher_klt
 from rdgap.validation.distortion import document_estimate, next_token_cross_entropy
@@ -173,7 +173,7 @@ def zero_fraction(codec, hidden: torch.Tensor) -> np.ndarray | None:
 # -- texts ----------------------------------------------------------------------------------
 def capture(model, input_ids: torch.Tensor, splits: list[int]):
     """States at every split and the exact next-token CE, logits never kept."""
-    from rdgap.codecs.capture import logits_and_hidden
+    from rdgap.split import logits_and_hidden
 
     hidden, ce = {k: [] for k in splits}, []
     for start in range(0, len(input_ids), BATCH):

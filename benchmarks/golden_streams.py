@@ -40,7 +40,7 @@ TRAINING = {"klt-context-learned": {"iterations": 4, "crop": 32, "progress": Fal
 
 def tiny_input():
     """``(split, fit_ids, fit_hidden, eval_ids, eval_hidden)`` of the fixed tiny input."""
-    from rdgap.codecs.split import SplitModel
+    from rdgap.split import SplitModel
     from rdgap.validation.models import tiny_llama
 
     torch.manual_seed(0)

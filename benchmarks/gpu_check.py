@@ -111,7 +111,7 @@ def check_rans(device: torch.device) -> dict:
 def joint_models(choice: str, windows: int):
     """``(description, [klt-context, klt-context-tokens], hidden, ids)``: the fitted joint
     codecs and ``windows`` evaluation windows (CPU tensors)."""
-    from rdgap.codecs.split import SplitModel
+    from rdgap.split import SplitModel
     from rdgap.paths import cache_dir
     from rdgap.validation.models import CACHE_FORMAT, DEFAULT_MODEL, tiny_llama
 

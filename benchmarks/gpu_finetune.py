@@ -49,7 +49,7 @@ from codec_bench import (BATCH, PROBE_WINDOWS, STATISTICS_WINDOWS,  # noqa: E402
 
 from rdgap.codecs.quantizers.finetune import finetune, fit_finetuned_codec  # noqa: E402
 from rdgap.codecs.fit import FitContext, fit_codec  # noqa: E402
-from rdgap.codecs.split import SplitModel  # noqa: E402
+from rdgap.split import SplitModel  # noqa: E402
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents,  # noqa: E402
                                      split_documents, token_windows)
 from rdgap.validation.distortion import (document_estimate, exact_log_probs,  # noqa: E402

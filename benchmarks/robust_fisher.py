@@ -43,7 +43,7 @@ import torch
 
 from rdgap.codecs.fit import FitContext, fit_codec
 from rdgap.codecs.quantizers.calibrate import DistortionProbe
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.codecs.transforms.fisher import fisher_diagonal, shrink_toward_diagonal
 
 HERE = Path(__file__).resolve().parent

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 import rdgap
 from rdgap.codecs.fit import FitContext, fit_codec
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.distributed.config import SplitRunConfig
 from rdgap.distributed.launch import run_local
 from rdgap.distributed.summary import LINKS

@@ -9,7 +9,7 @@ the statistics windows (one backward pass through the suffix per window), fits
 :func:`rdgap.codecs.entropy_models.token_fit.fit_at_t7_scale`), codes every evaluation window as
 one real stream and measures bits/token and ΔCE ± s.e. over documents
 (:func:`codec_bench.measure`). The hidden states of every split come from one
-forward pass per batch (:func:`rdgap.codecs.capture.logits_and_hidden`).
+forward pass per batch (:func:`rdgap.split.logits_and_hidden`).
 
 Since T7's scale misses the level by a split-dependent factor, each rate is also
 moved to the level along T7's high-resolution law (an approximation, not a
@@ -45,10 +45,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rdgap.codecs.capture import logits_and_hidden
+from rdgap.split import logits_and_hidden
 from rdgap.codecs.transforms.fisher import fisher_diagonal
 from rdgap.codecs.fit import FitContext
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.codecs.entropy_models.token_fit import fit_at_t7_scale, t7_start
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents, split_documents,
                                      token_windows)

@@ -48,7 +48,7 @@ sys.path.remove(str(HERE))
 import rdgap.codecs.fit as fit_module  # noqa: E402
 from rdgap.codecs.fit import FitContext  # noqa: E402
 from rdgap.codecs.recipes import RECIPES, recipe  # noqa: E402
-from rdgap.codecs.split import SplitModel  # noqa: E402
+from rdgap.split import SplitModel  # noqa: E402
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents,  # noqa: E402
                                      split_documents, token_windows)
 from rdgap.validation.distortion import document_estimate, per_window_metrics  # noqa: E402

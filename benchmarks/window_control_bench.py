@@ -37,7 +37,7 @@ from rdgap.codecs.quantizers.window_control import (FLAG_CAP, FLAG_FALLBACK,  # 
                                                     FLAG_LEVEL_UNREACHED, LADDER,
                                                     window_header)
 from rdgap.codecs.recipes import recipe  # noqa: E402
-from rdgap.codecs.split import SplitModel  # noqa: E402
+from rdgap.split import SplitModel  # noqa: E402
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents,  # noqa: E402
                                      split_documents, token_windows)
 from rdgap.codecs.transforms.fisher import FisherDiagonal  # noqa: E402

@@ -9,8 +9,9 @@
   rANS (any device), the stream container;
 - :mod:`rdgap.codecs.recipes` — every variant as a named recipe of those parts, the one
   registry; :mod:`rdgap.codecs.fit` fits and calibrates them;
-- :mod:`rdgap.codecs.baselines`, :mod:`rdgap.codecs.symbol_zstd` — fixed baselines;
-  :mod:`rdgap.codecs.split` — the split harness.
+- :mod:`rdgap.codecs.baselines`, :mod:`rdgap.codecs.symbol_zstd` — fixed baselines.
+
+The split harness the codecs are measured through is no codec: :mod:`rdgap.split`.
 
 The old flat module names (``rdgap.codecs.context``, ...) are deprecation aliases of the
 moved modules for one release: one table, :mod:`rdgap.codecs._moved`, and an import hook.

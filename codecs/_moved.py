@@ -1,7 +1,8 @@
 """The old flat module names of ``rdgap.codecs``, kept for one release (issue 16).
 
 The codec's modules moved into the pipeline folders (``transforms/``, ``quantizers/``,
-``entropy_models/``, ``coders/``). :data:`MOVED` maps each old name to its new one, and
+``entropy_models/``, ``coders/``), and the split harness, which is no codec, into its own
+package :mod:`rdgap.split`. :data:`MOVED` maps each old name to its new one, and
 :class:`MovedModuleFinder` (installed on ``sys.meta_path`` by ``rdgap.codecs``) makes
 ``import rdgap.codecs.context`` give the moved module itself — the same object, so
 monkeypatching and private names keep working — with a DeprecationWarning at the
@@ -19,7 +20,8 @@ import warnings
 
 PACKAGE = "rdgap.codecs"
 
-#: Old module under ``rdgap.codecs`` → its new path under ``rdgap.codecs``.
+#: Old module under ``rdgap.codecs`` → its new path under ``rdgap.codecs``, or its full
+#: new name when it left ``rdgap.codecs`` (``"rdgap.…"``).
 MOVED: dict[str, str] = {
     "transform": "transforms.klt", "fisher": "transforms.fisher",
     "calibrate": "quantizers.calibrate", "ste": "quantizers.ste",
@@ -32,13 +34,18 @@ MOVED: dict[str, str] = {
     "hyperprior": "entropy_models.hyperprior", "hyperprior_fit": "entropy_models.hyperprior_fit",
     "ans": "coders.ans", "rans_torch": "coders.rans_torch", "container": "coders.container",
     "torch_context": "coders.torch_context", "torch_factorized": "coders.torch_factorized",
+    "split": "rdgap.split.model", "capture": "rdgap.split.capture",
+    "layer_stack": "rdgap.split.layers",
 }
 
 
 def new_name(old: str) -> str | None:
     """The full new name of the full old module name ``old``, or None if it did not move."""
     head, _, tail = old.rpartition(".")
-    return f"{PACKAGE}.{MOVED[tail]}" if head == PACKAGE and tail in MOVED else None
+    if head != PACKAGE or tail not in MOVED:
+        return None
+    new = MOVED[tail]
+    return new if new.startswith("rdgap.") else f"{PACKAGE}.{new}"
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):

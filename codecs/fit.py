@@ -41,7 +41,7 @@ from .quantizers.calibrate import Calibration, DistortionProbe, calibrate_scale
 from .entropy_models.context_fit import fit_context_codec, refit_side_density
 from .entropy_models.factorized import ChannelStatistics, FactorizedCodec
 from .transforms.fisher import FisherDiagonal, fisher_diagonal, shrink_toward_diagonal
-from .split import SplitModel
+from rdgap.split import SplitModel
 from .transforms.klt import fisher_klt
 
 #: The recipes of :mod:`rdgap.codecs.recipes` that :func:`fit_codec` fits by name.

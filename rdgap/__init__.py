@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load_model": "rdgap.validation.models",
-    "SplitModel": "rdgap.codecs.split",
+    "SplitModel": "rdgap.split",
     "baseline_codecs": "rdgap.codecs.baselines",
     "FactorizedCodec": "rdgap.codecs.entropy_models.factorized",
     "fit_codec": "rdgap.codecs.fit",

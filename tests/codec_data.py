@@ -62,7 +62,7 @@ def tiny_fit_context(windows: int, tokens: int, statistics: int, model_seed: int
     their hidden states and the FitContext of the first ``statistics`` windows:
     ``(model, ids, hidden, context)``."""
     from rdgap.codecs.fit import FitContext
-    from rdgap.codecs.split import SplitModel
+    from rdgap.split import SplitModel
     from rdgap.validation.models import tiny_llama
 
     model = tiny_llama(num_layers=4, hidden_size=64, vocab_size=128, seed=model_seed)

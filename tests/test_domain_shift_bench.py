@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.codecs.transforms.fisher import FisherDiagonal, fisher_diagonal
 from rdgap.codecs.transforms.klt import fisher_klt
 from rdgap.validation.models import tiny_llama

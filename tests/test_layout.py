@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import rdgap
-from rdgap.codecs._moved import MOVED  # issue 16: old module name → new name
+from rdgap.codecs._moved import MOVED, PACKAGE, new_name  # issue 16: old → new name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,11 +39,11 @@ def test_version_and_cli_entry_point():
 
 
 def test_public_namespace_resolves_every_export():
-    import rdgap.codecs.split
+    import rdgap.split
 
     for name in rdgap.__all__:
         assert getattr(rdgap, name) is not None
-    assert rdgap.SplitModel is rdgap.codecs.split.SplitModel
+    assert rdgap.SplitModel is rdgap.split.SplitModel
     try:
         rdgap.no_such_thing
     except AttributeError as error:
@@ -58,13 +58,14 @@ def test_old_module_paths_are_the_moved_modules_with_a_deprecation_warning():
     import importlib
     import warnings
 
-    for old, new in MOVED.items():
-        moved = importlib.import_module(f"rdgap.codecs.{new}")
+    for old in MOVED:
+        new = new_name(f"{PACKAGE}.{old}")
+        moved = importlib.import_module(new)
         code = (f"import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
                 f"try:\n    import rdgap.codecs.{old}\nexcept DeprecationWarning as w:\n"
                 f"    print(w)\nelse:\n    raise SystemExit('no warning')")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        assert f"rdgap.codecs.{new}" in out.stdout, (old, out.stdout, out.stderr)
+        assert new in out.stdout, (old, out.stdout, out.stderr)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             assert importlib.import_module(f"rdgap.codecs.{old}") is moved
@@ -77,3 +78,19 @@ def test_the_codec_folders_show_the_pipeline():
     assert (ROOT / "codecs" / "recipes.py").is_file()
     for old in MOVED:  # an old name is an entry of the one table, not a file beside them
         assert not (ROOT / "codecs" / f"{old}.py").exists(), old
+
+
+def test_the_split_harness_is_its_own_package_beside_its_tests():
+    """The model-splitting harness is no codec: ``rdgap/split/`` (``rdgap.split``), one
+    module per job, its tests in ``tests/split/``; ``rdgap.codecs`` holds none of it."""
+    import rdgap.split
+
+    assert Path(rdgap.split.__file__).resolve().parent == ROOT / "rdgap" / "split"
+    for module in ("layers", "model", "capture"):
+        assert (ROOT / "rdgap" / "split" / f"{module}.py").is_file(), module
+    for name in ("SplitModel", "logits_and_hidden", "LayerSplit", "find_layers"):
+        assert getattr(rdgap.split, name).__module__.startswith("rdgap.split."), name
+    for test in ("test_split_model.py", "test_architectures.py"):
+        assert (ROOT / "tests" / "split" / test).is_file(), test
+    for old in ("split", "capture", "layer_stack"):
+        assert new_name(f"{PACKAGE}.{old}").startswith("rdgap.split."), old

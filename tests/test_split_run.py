@@ -17,7 +17,7 @@ import pytest
 from rdgap.cli import main
 from rdgap.codecs.coders.container import BitstreamError
 from rdgap.codecs.entropy_models.factorized import ChannelStatistics, FactorizedCodec
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.distributed.codec_spec import describe_mismatch, resolve_codec
 from rdgap.distributed.config import SplitRunConfig
 from rdgap.distributed.framing import (BATCH, END, HEADER_BYTES, body_limit, framing_bytes,

@@ -19,7 +19,7 @@ the original embeddings, is the one the original query finds.
 Any other encoder folder (BERT, RoBERTa, ...; ``rdgap validate --model FOLDER``
 picks this task when the config is a masked-LM encoder, see
 :func:`.tasks.task_kind`) is loaded with ``AutoModel`` and split at its layer
-stack (:func:`rdgap.codecs.split.find_layers`), with the same pooling and
+stack (:func:`rdgap.split.find_layers`), with the same pooling and
 distortion.
 """
 
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rdgap.codecs.split import LayerSplit, find_layers
+from rdgap.split import LayerSplit, find_layers
 
 from .corpus import DEFAULT_CORPUS
 from .local_files import package_folder

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from rdgap.codecs.split import decoder_layers
+from rdgap.split import decoder_layers
 
 
 class _StopForward(Exception):

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from rdgap.codecs.capture import logits_and_hidden
-from rdgap.codecs.split import SplitModel, find_layers
+from rdgap.split import logits_and_hidden
+from rdgap.split import SplitModel, find_layers
 
 from .corpus import DEFAULT_CORPUS, load_documents, split_documents, token_windows
 from .distortion import ExactOutputs, per_window_metrics

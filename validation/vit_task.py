@@ -227,7 +227,7 @@ class ImageClassifierTask(DigitsViTTask):
     otherwise they are the *unsplit model's own top-1 class* (so ΔCE is the
     cross-entropy change at the reference prediction and ``accuracy_change``
     the change of agreement with it), stated in ``labels``. The split is
-    :class:`rdgap.codecs.split.SplitModel`'s (bit-exact at every layer).
+    :class:`rdgap.split.SplitModel`'s (bit-exact at every layer).
 
     Parameters
     ----------
@@ -242,7 +242,7 @@ class ImageClassifierTask(DigitsViTTask):
     default_images = 16
 
     def __init__(self, model, name: str, seed: int = 0):
-        from rdgap.codecs.split import SplitModel
+        from rdgap.split import SplitModel
 
         self.model, self.name, self.seed = model.eval(), name, seed
         self.model_type = str(model.config.model_type)
@@ -301,7 +301,7 @@ class ImageClassifierTask(DigitsViTTask):
 
     def suffix_differentiable(self, k: int, inputs: dict, hidden: torch.Tensor) -> torch.Tensor:
         """:meth:`suffix` with autograd on (``inputs`` is not needed)."""
-        from rdgap.codecs.split import SplitModel
+        from rdgap.split import SplitModel
 
         self._check(k)
         self._check_hidden(hidden)

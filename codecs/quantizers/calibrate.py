@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..split import SplitModel
+from rdgap.split import SplitModel
 
 
 class DistortionProbe:

@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from .calibrate import DistortionProbe
 from ..fit import FitContext, FittedCodec
 from .learned_steps import LearnedSteps, fit_learned_codec, optimise, step_problem
-from ..split import SplitModel
+from rdgap.split import SplitModel
 
 TRAINABLE = ("none", "suffix")
 

@@ -79,7 +79,7 @@ class StepObjective:
 
     Parameters
     ----------
-    split : rdgap.codecs.split.SplitModel
+    split : rdgap.split.SplitModel
         The split model whose suffix measures ΔCE (its parameters may be trained by
         the caller, e.g. :mod:`rdgap.codecs.quantizers.finetune`; the exact CE is computed once,
         at construction, so ΔCE stays against the model as it was then).

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..split import SplitModel
+from rdgap.split import SplitModel
 
 
 @dataclass

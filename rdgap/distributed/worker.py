@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from rdgap.codecs.baselines import Float16Cast
 from rdgap.codecs.coders.container import BitstreamError, unpack
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.validation.corpus import load_documents, split_documents, token_windows
 from rdgap.validation.models import load_model
 

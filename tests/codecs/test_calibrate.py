@@ -8,7 +8,7 @@ import torch
 
 from rdgap.codecs.quantizers.calibrate import DistortionProbe, calibrate_scale, power_law
 from rdgap.codecs.fit import FitContext, fit_codec
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 
 
 def _noisy_square(seed: int, sigma: float, c: float = 0.3):

@@ -12,7 +12,7 @@ from rdgap.codecs.coders import ans
 from rdgap.codecs.quantizers.calibrate import DistortionProbe, calibrate_scale
 from rdgap.codecs.coders.container import BitstreamError
 from rdgap.codecs.transforms.fisher import fisher_diagonal
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.codecs.entropy_models.tables import PROBABILITY_FLOOR, discretised_table, half_width
 from rdgap.codecs.transforms.klt import fisher_klt
 

@@ -184,7 +184,7 @@ def test_property_suite_passes():
 def test_fit_codec_registers_the_variant(tiny_model):
     """``klt-context`` is fitted and calibrated by fit_codec like every variant."""
     from rdgap.codecs.fit import VARIANTS, FitContext, fit_codec
-    from rdgap.codecs.split import SplitModel
+    from rdgap.split import SplitModel
 
     assert "klt-context" in VARIANTS
     ids = torch.randint(0, 128, (12, 48), generator=torch.Generator().manual_seed(0))

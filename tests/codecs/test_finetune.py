@@ -13,7 +13,7 @@ import torch
 from rdgap.codecs.quantizers.finetune import (finetune, finetuned_context, fit_finetuned_codec,
                                    load_state, trainable_parameters)
 from rdgap.codecs.quantizers.learned_steps import learn_steps
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.validation.distortion import document_estimate
 from rdgap.validation.models import tiny_llama
 

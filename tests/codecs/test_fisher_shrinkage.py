@@ -109,7 +109,7 @@ def test_on_a_shifted_source_the_shrunk_fit_holds_the_level_and_the_plain_fit_mi
 def test_the_fit_option_shrinks_the_estimated_fisher(tiny_model):
     """``FitContext.build(..., fisher_shrinkage=λ)`` on a tiny Llama: the context's Fisher
     is the estimate shrunk by ``λ`` (diagonal kept), and the default leaves it as it is."""
-    from rdgap.codecs.split import SplitModel
+    from rdgap.split import SplitModel
 
     split = SplitModel(tiny_model, 2)
     ids = torch.randint(3, 128, (4, 48), generator=torch.Generator().manual_seed(3))

@@ -10,7 +10,7 @@ import torch
 
 from rdgap.codecs.transforms.fisher import fisher_diagonal
 from rdgap.codecs.fit import FitContext, base_steps, unit_delta_ce
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.codecs.entropy_models.token_fit import VARIANT, fit_at_t7_scale, t7_start
 
 

@@ -202,7 +202,7 @@ def test_the_variant_reconstructs_as_the_calibrated_klt_context(tiny_model):
     ΔCE on the probe is klt-context's, exactly, and its streams round-trip."""
     from rdgap.codecs.fit import FitContext, fit_codec
     from rdgap.codecs.entropy_models.hyperprior_fit import VARIANT, fit_hyperprior_codec
-    from rdgap.codecs.split import SplitModel
+    from rdgap.split import SplitModel
 
     ids = torch.randint(0, 128, (12, 48), generator=torch.Generator().manual_seed(0))
     split = SplitModel(tiny_model, 2)

@@ -196,7 +196,7 @@ def test_without_token_information_it_costs_only_the_ids():
 def _tiny_context(tiny_model):
     """``(ids, hidden, FitContext)`` of 12 random windows of 48 ids at split 2."""
     from rdgap.codecs.fit import FitContext
-    from rdgap.codecs.split import SplitModel
+    from rdgap.split import SplitModel
 
     ids = torch.randint(0, 128, (12, 48), generator=torch.Generator().manual_seed(0))
     split = SplitModel(tiny_model, 2)

@@ -160,7 +160,7 @@ def test_real_hidden_states_of_the_tiny_model(tiny_model):
     """Both joint codecs fitted and calibrated by fit_codec / fit_token_codec on split 2 of
     the tiny Llama; 8 windows coded in one batch decode to the CPU codec's reconstruction."""
     from rdgap.codecs.fit import FitContext, fit_codec
-    from rdgap.codecs.split import SplitModel
+    from rdgap.split import SplitModel
     from rdgap.codecs.entropy_models.token_fit import fit_token_codec
 
     ids = torch.randint(0, 128, (20, 48), generator=torch.Generator().manual_seed(0))

@@ -94,7 +94,7 @@ def fake_gemma_wheels(tmp_path, monkeypatch):
 
 
 def test_gemma3_loader_assembles_the_parts_and_caches_safetensors(fake_gemma_wheels):
-    from rdgap.codecs.split import SplitModel
+    from rdgap.split import SplitModel
     from rdgap.validation.models import GEMMA_NAME, load_gemma3_270m
 
     original, site, cache = fake_gemma_wheels

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rdgap.bounds import jacobian_spectral_norm
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.validation.prefix_map import causal_lm_prefix_map, prefix_map
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from rdgap.codecs.capture import logits_and_hidden
+from rdgap.split import logits_and_hidden
 from rdgap.codecs.fit import fit_codec
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.validation.corpus import load_documents, split_documents, token_windows
 from rdgap.validation.distortion import per_window_metrics
 from rdgap.validation.models import load_model

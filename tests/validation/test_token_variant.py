@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rdgap.codecs.fit import FitContext
-from rdgap.codecs.split import SplitModel
+from rdgap.split import SplitModel
 from rdgap.codecs.entropy_models.token_fit import fit_token_codec
 from rdgap.validation import architecture, statistics
 from rdgap.validation.models import LoadedModel, tiny_llama

@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from rdgap.codecs import layer_stack
-from rdgap.codecs.capture import logits_and_hidden
-from rdgap.codecs.split import SplitModel, find_layers
+from rdgap.split import SplitModel, find_layers, logits_and_hidden
+from rdgap.split import layers as layer_stack
 
 from tiny_architectures import ARCHITECTURES, build, image_batch, text_batch
 
-TABLE_PAGE = Path(__file__).resolve().parents[1] / "docs" / "architectures.md"
-BEGIN, END = "<!-- table: tests/test_architectures.py -->", "<!-- end table -->"
+TABLE_PAGE = Path(__file__).resolve().parents[2] / "docs" / "architectures.md"
+BEGIN, END = "<!-- table: tests/split/test_architectures.py -->", "<!-- end table -->"
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .split import SplitModel
+from .model import SplitModel
 
 
 @torch.no_grad()

@@ -1,11 +1,11 @@
 """The layer stack of a model and the split of any layer list, without editing the model.
 
 :func:`find_layers` finds the stack generically; :class:`LayerSplit` is the
-mechanism :class:`rdgap.codecs.split.SplitModel` uses for every transformers
+mechanism :class:`rdgap.split.SplitModel` uses for every transformers
 model (and the validation tasks for custom forwards): forward hooks capture or
 stop after a layer, and stand-ins that return what the real layers return
 replace the layers before the split for a suffix pass (module docstring of
-:mod:`rdgap.codecs.split`).
+:mod:`rdgap.split.model`).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rdgap.codecs.capture import logits_and_hidden
-from rdgap.codecs.split import SplitModel, position_ids_from_mask
+from rdgap.split import logits_and_hidden
+from rdgap.split import SplitModel, position_ids_from_mask
 
 
 def _batch(vocab: int, generator: torch.Generator):

@@ -26,7 +26,7 @@ One mechanism for every architecture, not a list of families:
 
 Layers ``k..L-1``, the final norm and the head then see exactly the tensors
 of the unsplit pass, so ``suffix(prefix(x))`` equals ``model(x)`` bit for bit
-(``tests/test_architectures.py`` checks every split of 14 architectures).
+(``tests/split/test_architectures.py`` checks every split of 14 architectures).
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .layer_stack import (_RETURNS, LayerSplit, _StopForward, check_split_point,  # noqa: F401
-                          decoder_layers, find_layers)
+# _RETURNS, _StopForward and decoder_layers are re-exported for the deprecated alias
+# rdgap.codecs.split (this module), whose users imported them from there
+from .layers import (_RETURNS, LayerSplit, _StopForward, check_split_point,  # noqa: F401
+                     decoder_layers, find_layers)
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
