@@ -9,7 +9,11 @@ that calibrates the step scale) and of ≥ 32 evaluation windows (256 tokens,
 documents never used for fitting), the :class:`rdgap.codecs.fit.FitContext`,
 then every requested reference-codec variant fitted and calibrated at every
 level (the calibration's ΔCE is reported with its standard error over
-documents), and (optionally) the baseline codecs. Every evaluation window is one real stream: the row reports the actual
+documents), and (optionally) the baseline codecs and the published baselines users would
+pick instead (``--published-baselines``: Q8_0, Q4_0, Hadamard int4, and at every level
+a KVTC-style transform coder, SZ3 and ZFP, their knob calibrated on the same probe
+windows as rdgap's codecs; rows marked ``"baseline": true``, never counted for the
+targets). Every evaluation window is one real stream: the row reports the actual
 and estimated bits per token, ΔCE with its standard error over documents, KL,
 top-1 agreement, encode / decode seconds and T2 violations. Per split it prints
 the BD-rate of each variant against the ``gaussian-std`` anchor, the codec time
@@ -26,6 +30,7 @@ Usage::
 
     python benchmarks/codec_bench.py [--splits 8,15] [--variants klt-laplace,klt-context]
                                      [--levels 0.05,0.01] [--windows 32] [--baselines]
+                                     [--published-baselines]
                                      [--statistics-windows 22] [--probe-windows 32]
                                      [--method fit|bracket] [--margin Z] [--cache DIR]
                                      [--out FILE] [--no-merge]
@@ -46,10 +51,14 @@ from tqdm.auto import tqdm
 
 from rdgap.codecs.coders import ans
 from rdgap.codecs.baselines import baseline_codecs
+from rdgap.codecs.baselines.blockwise import blockwise_codecs
+from rdgap.codecs.baselines.float_compressors import SZ3Codec, ZFPCodec
+from rdgap.codecs.baselines.transform_coder import fit_transform_coder
 from rdgap.split import logits_and_hidden
 from rdgap.codecs.coders.container import header_size
 from rdgap.codecs.transforms.fisher import FisherDiagonal
 from rdgap.codecs.fit import FitContext
+from rdgap.codecs.quantizers.calibrate import calibrate_scale
 from rdgap.codecs.recipes import RECIPES
 from rdgap.split import SplitModel
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents, split_documents,
@@ -89,6 +98,44 @@ def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) 
     log_a = np.interp(grid, [d for d, _ in a], [math.log(r) for _, r in a])
     log_t = np.interp(grid, [d for d, _ in t], [math.log(r) for _, r in t])
     return float(100.0 * (math.exp(np.mean(log_t - log_a)) - 1.0))
+
+
+#: Published baselines with a knob, calibrated to each level like rdgap's codecs.
+KNOB_BASELINES = ("kvtc", "sz3", "zfp")
+
+
+def calibrated_baseline(name: str, context: FitContext, level: float, method: str = "fit"):
+    """The published baseline ``name`` with its knob set so that the probe ΔCE of the fit
+    windows meets ``level``, as :func:`rdgap.codecs.fit.fit_codec` sets rdgap's step scale.
+
+    The knob is driven through a scale ``α`` whose ΔCE grows about as ``α²`` (THEORY.md
+    T7), so :func:`calibrate_scale` and its power law apply: SZ3 and ZFP's absolute
+    error bound is ``α`` itself (ZFP's snapped down to a power of two, as ZFP does,
+    and bracketed at ratio 2), the KVTC-style coder's budget is ``−C·log2 α`` bits per
+    token (its distortion falls as ``2^(−2B/C)``). The first scale tried comes from the
+    Fisher (an error uniform on ±α has the variance of a step 2α).
+    Returns ``(codec, calibration)``.
+    """
+    channels = context.hidden.shape[-1]
+    unit = context.fisher.predicted_delta_ce(np.full(channels, 2.0), np.full(channels, 2.0))
+    initial = math.sqrt(level / unit)
+    ratio = 1.02 if method == "fit" else 1.08
+    if name == "kvtc":
+        fitted = fit_transform_coder(context.hidden)
+        limit = 12 * channels
+        make = lambda a: fitted.at_budget(  # noqa: E731
+            int(min(max(round(-channels * math.log2(a)), 0), limit)))
+        initial = 2.0 ** -2
+    elif name == "sz3":
+        make = SZ3Codec
+    elif name == "zfp":
+        make = lambda a: ZFPCodec(2.0 ** math.floor(math.log2(a)))  # noqa: E731
+        initial, ratio, method = 2.0 ** math.floor(math.log2(initial)), 2.0, "bracket"
+    else:
+        raise ValueError(f"name: expected one of {KNOB_BASELINES}, got {name!r}")
+    calibration = calibrate_scale(lambda a: context.probe.estimate(make(a).reconstruct),
+                                  level, initial, evaluations=6, ratio=ratio, method=method)
+    return make(calibration.scale), calibration
 
 
 def _states(model, input_ids: torch.Tensor, splits: list[int]):
@@ -168,7 +215,7 @@ def measure(codec, split: SplitModel, hidden: torch.Tensor, input_ids: torch.Ten
 
 
 def run(splits: list[int], variants: list[str], levels: list[float], windows: int,
-        baselines: bool, partial: Path | None = None, statistics_windows: int = STATISTICS_WINDOWS,
+        baselines: bool, partial: Path | None = None, published: bool = False, statistics_windows: int = STATISTICS_WINDOWS,
         probe_windows: int = PROBE_WINDOWS, method: str = "fit",
         cache: Path | None = None, margin: float = 0.0) -> tuple[list[dict], dict]:
     """Rows for every (split, codec, level) requested, and facts about the run (the rows
@@ -191,7 +238,8 @@ def run(splits: list[int], variants: list[str], levels: list[float], windows: in
     log_p = exact_log_probs(exact)
     docs = ev.document.numpy()
     rows, prefix, fit_s = [], {}, {}
-    bar = tqdm(total=len(splits) * (len(variants) * len(levels) + (6 if baselines else 0)),
+    bar = tqdm(total=len(splits) * (len(variants) * len(levels) + (6 if baselines else 0)
+                                    + (3 + 6 * len(levels) if published else 0)),
                desc="bench", unit="codec")
     for k in splits:
         split = SplitModel(model, k)
@@ -208,6 +256,24 @@ def run(splits: list[int], variants: list[str], levels: list[float], windows: in
             _save_fit_state(cache, tag, k, fit_hidden[k], context.fisher)
         fit_s[f"{k}:fisher"] = time.perf_counter() - start
         jobs = [(c, c.codec_id, None, {}) for c in (baseline_codecs() if baselines else [])]
+        jobs += [(c, c.codec_id, None, {"baseline": True})
+                 for c in (blockwise_codecs() if published else [])]
+        for name in KNOB_BASELINES if published else ():
+            for level in levels:
+                bar.set_postfix_str(f"split {k} calibrate {name} ΔCE≤{level}")
+                start = time.perf_counter()
+                codec, calibration = calibrated_baseline(name, context, level, method)
+                seconds = time.perf_counter() - start
+                fit_s[f"{k}:{name}:{level:g}"] = seconds
+                jobs.append((codec, name, f"dce<={level:g}",
+                             {"baseline": True, "knob": codec.params().get(
+                                 "tolerance", getattr(codec, "budget", None)),
+                              "fit_delta_ce_nats": calibration.delta_ce,
+                              "fit_delta_ce_nats_stderr": calibration.stderr,
+                              "scale": calibration.scale,
+                              "calibration_trace": calibration.trace, "method": method,
+                              "fit_s": seconds}))
+                bar.update()
         for variant in variants:
             for level in levels:
                 bar.set_postfix_str(f"split {k} fit {variant} ΔCE≤{level}")
@@ -289,7 +355,8 @@ def summarise(rows: list[dict]) -> tuple[dict, dict]:
     print("\nTargets (issue 4, best split, actual bits at measured eval ΔCE ≤ level):")
     targets = {}
     for level, target in TARGETS.items():
-        meeting = [r for r in rows if r["level"] and r["delta_ce_nats"] <= level]
+        meeting = [r for r in rows if r["level"] and not r.get("baseline")
+                   and r["delta_ce_nats"] <= level]
         best = min(meeting, key=lambda r: r["bits_per_token_actual"], default=None)
         targets[str(level)] = {"target_bits": target, "best": best and {
             "split": best["split"], "codec": best["codec"], "level": best["level"],
@@ -364,6 +431,9 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=32)
     parser.add_argument("--baselines", action="store_true",
                         help="also measure fp16, bf16, int8/int4 absmax and zstd")
+    parser.add_argument("--published-baselines", action="store_true",
+                        help="also measure Q8_0, Q4_0, Hadamard int4, and the KVTC-style "
+                             "coder, SZ3 and ZFP calibrated to every level")
     parser.add_argument("--statistics-windows", type=int, default=STATISTICS_WINDOWS,
                         help="fit windows for statistics, Fisher and entropy models")
     parser.add_argument("--probe-windows", type=int, default=PROBE_WINDOWS,
@@ -397,6 +467,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, facts = run(splits, variants, levels, args.windows, args.baselines,
+                      published=args.published_baselines,
                       partial=Path("/tmp") / f"codec_bench.{out.stem}.partial.json",
                       statistics_windows=args.statistics_windows,
                       probe_windows=args.probe_windows, method=args.method,
@@ -405,7 +476,8 @@ def main() -> None:
     rows = merge(previous.get("rows", []), rows)
     runs = previous.get("runs", []) + [{
         "splits": splits, "variants": variants, "levels": levels, "windows": args.windows,
-        "baselines": args.baselines, "statistics_windows": args.statistics_windows,
+        "baselines": args.baselines, "published_baselines": args.published_baselines,
+        "statistics_windows": args.statistics_windows,
         "probe_windows": args.probe_windows, "method": args.method,
         "margin": args.margin, "seconds": time.perf_counter() - started,
         "fit_s": facts["fit_s"]}]
