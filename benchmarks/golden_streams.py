@@ -9,7 +9,8 @@ for the recipes that have one, the torch rANS coder (``lanes=4``), and records
 the SHA-256 of every stream and of every codec's parameter hash. Recipes are fitted with
 ``cap=None`` (their own format); the rate-capped format of each rescalable one
 (:mod:`rdgap.codecs.quantizers.rate_cap`, ``Recipe.fit``'s default) has its own entry,
-``<recipe>+cap`` (CPU coder).
+``<recipe>+cap`` (CPU coder, and the torch coder of the capped format:
+:class:`~rdgap.codecs.coders.torch_window.TorchWindowCodec`).
 
 ``python benchmarks/golden_streams.py`` prints the digests;
 ``--write`` stores them in ``tests/codecs/golden_streams.json``, which
@@ -61,7 +62,7 @@ def _torch_codec(codec):
 
     try:
         return torch_codec(codec, device="cpu", lanes=4)
-    except ValueError:  # no torch coder (klt-hyperprior)
+    except ValueError:  # no torch coder
         return None
 
 
@@ -85,8 +86,10 @@ def record(fitters: dict | None = None) -> dict:
                         **TRAINING.get(name, {}))
         if uncapped and capable(fitted.codec) and not name.endswith("-wc"):
             capped = cap_fitted(fitted, context.probe.hidden, DEFAULT_CAP_MULTIPLE).codec
+            coder = _torch_codec(capped)
             figures[f"{name}+cap"] = {"codec": capped.digest.hex(), "cpu": [
-                _sha(capped.encode(h)) for h in eval_hidden], "torch": None,
+                _sha(capped.encode(h)) for h in eval_hidden], "torch": None if coder is None
+                else [_sha(coder.encode(h)) for h in eval_hidden],
                 "cap_bits_per_token": repr(capped.cap_bits_per_token)}
         codec = fitted.codec
         tokens = getattr(codec, "needs_input_ids", False)

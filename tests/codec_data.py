@@ -71,3 +71,17 @@ def tiny_fit_context(windows: int, tokens: int, statistics: int, model_seed: int
                         generator=torch.Generator().manual_seed(ids_seed))
     hidden = split.prefix(ids)
     return model, ids, hidden, FitContext.build(split, ids, hidden, statistics_windows=statistics)
+
+
+def codec_test_module(name: str):
+    """The test module ``tests/codecs/<name>.py``, loaded under a private name (the suite
+    imports in importlib mode: test folders are no packages), to reuse its fixtures and
+    data."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent / "codecs" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_codec_test_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

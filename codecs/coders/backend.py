@@ -4,7 +4,7 @@
 >>> torch_codec(object())
 Traceback (most recent call last):
 ...
-ValueError: codec: no torch coder for object; expected a factorized codec (FactorizedCodec and its subclasses) or a joint ContextCodec / TokenContextCodec / HyperpriorCodec
+ValueError: codec: no torch coder for object; expected a factorized codec (FactorizedCodec and its subclasses), a joint ContextCodec / TokenContextCodec / HyperpriorCodec, or a RateCappedCodec / WindowControlledCodec of one
 """
 
 from __future__ import annotations
@@ -15,19 +15,27 @@ def torch_codec(codec, device="cpu", lanes: int | None = None):
     TorchFactorizedCodec` for factorized codecs (``klt-deep``'s learned tables
     included), :class:`~rdgap.codecs.coders.torch_context.TorchContextCodec` for the
     joint ``klt-context`` / ``klt-context-tokens``, :class:`~rdgap.codecs.coders.
-    torch_hyperprior.TorchHyperpriorCodec` for ``klt-hyperprior``.
+    torch_hyperprior.TorchHyperpriorCodec` for ``klt-hyperprior``, and
+    :class:`~rdgap.codecs.coders.torch_window.TorchWindowCodec` for the rate-capped
+    format (``Recipe.fit``'s default) and the window-controlled ``*-wc`` recipes (their
+    base on one of the above).
 
     Raises
     ------
     ValueError
-        For a codec without a torch coder.
+        For a codec without a torch coder (a wrapper's: for its base).
     """
     from ..entropy_models.context import ContextCodec
     from ..entropy_models.factorized import FactorizedCodec
     from ..entropy_models.token_context import TokenContextCodec
+    from ..quantizers.rate_cap import RateCappedCodec
+    from ..quantizers.window_control import WindowControlledCodec
     from . import rans_torch
 
     options = {"device": device, "lanes": rans_torch.DEFAULT_LANES if lanes is None else lanes}
+    if isinstance(codec, (RateCappedCodec, WindowControlledCodec)):
+        from .torch_window import TorchWindowCodec
+        return TorchWindowCodec(codec, **options)
     if isinstance(codec, FactorizedCodec):
         from .torch_factorized import TorchFactorizedCodec
         return TorchFactorizedCodec(codec, **options)
@@ -40,5 +48,6 @@ def torch_codec(codec, device="cpu", lanes: int | None = None):
         from .torch_context import TorchContextCodec
         return TorchContextCodec(codec, **options)
     raise ValueError(f"codec: no torch coder for {type(codec).__name__}; expected a factorized "
-                     f"codec (FactorizedCodec and its subclasses) or a joint ContextCodec / "
-                     f"TokenContextCodec / HyperpriorCodec")
+                     f"codec (FactorizedCodec and its subclasses), a joint ContextCodec / "
+                     f"TokenContextCodec / HyperpriorCodec, or a RateCappedCodec / "
+                     f"WindowControlledCodec of one")

@@ -55,7 +55,7 @@ from ..base import HiddenStateCodec, check_hidden
 from ..coders.container import BitstreamError, Stream, header_size
 from .window_control import WindowControlledCodec, _check_rescalable
 from .window_ladder import (FLAG_CAP, FLAG_FALLBACK, LADDER, UNIT_INDEX, WINDOW_HEADER_BYTES,
-                            first_fitting, read_window_header, window_header)
+                            first_fitting, split_window_payload, window_header)
 
 FORMAT_VERSION = 1
 #: The longest window coded as a fallback (its means, no data): a fallback stream's
@@ -127,8 +127,8 @@ class RateCappedCodec(HiddenStateCodec):
     #: kept, least recently used dropped): the window-controlled codecs' cache.
     at = WindowControlledCodec.at
 
-    def _container_bytes(self) -> int:
-        return header_size(self.codec_id, 2) + WINDOW_HEADER_BYTES
+    def _container_bytes(self, codec_id: str | None = None) -> int:
+        return header_size(codec_id or self.codec_id, 2) + WINDOW_HEADER_BYTES
 
     def stream_bytes_bound(self, tokens: int) -> int:
         """The most bytes a stream of ``tokens`` tokens can have (the theorem of the
@@ -146,19 +146,27 @@ class RateCappedCodec(HiddenStateCodec):
                                  f"{MAX_FALLBACK_TOKENS}; the stream is corrupted")
         return WindowControlledCodec._fallback(self, tokens)
 
-    def decide(self, hidden: torch.Tensor) -> tuple[int, int, bytes]:
-        """``(ladder index, flags, payload)`` of one window (see the module)."""
+    def decide(self, hidden: torch.Tensor, payload_of=None, codec_id: str | None = None
+               ) -> tuple[int, int, bytes]:
+        """``(ladder index, flags, payload)`` of one window (see the module).
+
+        ``payload_of(index, hidden)`` writes the base payload at ``LADDER[index]`` and
+        ``codec_id`` names the stream (for its container's size): by default this
+        codec's (the CPU coder); the torch coder
+        (:class:`rdgap.codecs.coders.torch_window.TorchWindowCodec`) passes its own, so
+        the cap is decided on the bytes it writes."""
         hidden = check_hidden(hidden)
         if hidden.shape[1] != self.channels:
             raise ValueError(f"hidden: expected {self.channels} channels (the codec was fitted "
                              f"on them), got {hidden.shape[1]}")
         budget = self.cap_bits_per_token * hidden.shape[0]
-        container = self._container_bytes()
+        container = self._container_bytes(codec_id)
         payloads: dict[int, bytes] = {}
+        payload_of = payload_of or (lambda k, h: self.at(k)._encode_payload(h))
 
         def fits(k: int) -> bool:
             if k not in payloads:
-                payloads[k] = self.at(k)._encode_payload(hidden)
+                payloads[k] = payload_of(k, hidden)
             return 8.0 * (container + len(payloads[k])) <= budget
 
         if fits(UNIT_INDEX):
@@ -194,25 +202,9 @@ class RateCappedCodec(HiddenStateCodec):
         return None if bits is None else bits + 8.0 * WINDOW_HEADER_BYTES
 
     def _decode_payload(self, stream: Stream) -> torch.Tensor:
-        tokens, channels = stream.shape
-        if channels != self.channels:
-            raise BitstreamError(f"data: stream has {channels} channels, the codec "
-                                 f"{self.channels}")
-        flags, index = read_window_header(stream.payload)
-        body = stream.payload[WINDOW_HEADER_BYTES:]
-        if flags & ~(FLAG_CAP | FLAG_FALLBACK):
-            raise BitstreamError(f"data: window flags {flags:#04x} include distortion control, "
-                                 f"which a rate-capped stream never sets; the stream is "
-                                 f"corrupted")
+        flags, index, body = split_window_payload(stream, self.channels, cap_only=True)
         if flags & FLAG_FALLBACK:
-            if body or index != 0 or not flags & FLAG_CAP:
-                raise BitstreamError("data: a window flagged 'not coded' (fallback) carries "
-                                     "a payload or a ladder index; the stream is corrupted")
-            return self._fallback(tokens)
-        if (index == UNIT_INDEX) == bool(flags & FLAG_CAP) or index < UNIT_INDEX:
-            raise BitstreamError(f"data: ladder index {index} with flags {flags:#04x}: a "
-                                 f"rate-capped stream uses factor 1 unless the cap flag is set, "
-                                 f"then a coarser one; the stream is corrupted")
+            return self._fallback(stream.shape[0])
         scaled = self.at(index)
         return scaled._decode_payload(Stream(scaled.codec_id, stream.shape, body))
 

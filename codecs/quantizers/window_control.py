@@ -58,12 +58,12 @@ import torch
 
 from .. import persist
 from ..base import HiddenStateCodec, check_hidden
-from ..coders.container import BitstreamError, Stream, header_size
+from ..coders.container import Stream, header_size
 from ..coders.limits import check_cap
 from .window_ladder import (FLAG_CAP, FLAG_FALLBACK, FLAG_LEVEL_UNREACHED,  # noqa: F401
                             LADDER, LADDER_EXPONENTS, STEPS_PER_OCTAVE, UNIT_INDEX,
                             WINDOW_HEADER_BYTES, coarsest_feasible, first_fitting, guess_index,
-                            read_window_header, window_header)
+                            read_window_header, split_window_payload, window_header)
 
 FORMAT_VERSION = 1
 #: Rescaled codecs kept by :meth:`WindowControlledCodec.at` (least recently used dropped).
@@ -252,8 +252,16 @@ class WindowControlledCodec(HiddenStateCodec):
         return max(int(self.cap_bits_per_token * tokens // 8), floor)
 
     # -- the encoder's choice ------------------------------------------------------
-    def decide(self, hidden: torch.Tensor) -> WindowDecision:
-        """The factor, flags, prediction and payload of one window (see the module)."""
+    def decide(self, hidden: torch.Tensor, payload_of=None,
+               codec_id: str | None = None) -> WindowDecision:
+        """The factor, flags, prediction and payload of one window (see the module).
+
+        ``payload_of(index, hidden)`` writes the base payload at ``LADDER[index]`` and
+        ``codec_id`` names the stream (for its container's size): by default this
+        codec's (the CPU coder); the torch coder
+        (:class:`rdgap.codecs.coders.torch_window.TorchWindowCodec`) passes its own, so
+        the cap is decided on the bytes it writes. The distortion search does not
+        depend on the coder (both decode to the base's reconstruction)."""
         hidden = check_hidden(hidden)
         if hidden.shape[1] != self.channels:
             raise ValueError(f"hidden: expected {self.channels} channels (the codec was fitted "
@@ -272,12 +280,13 @@ class WindowControlledCodec(HiddenStateCodec):
         feasible(UNIT_INDEX)
         index, flags = coarsest_feasible(feasible, guess_index(predicted[UNIT_INDEX], target))
         budget = self.cap_bits_per_token * tokens
-        container = header_size(self.codec_id, 2) + WINDOW_HEADER_BYTES
+        container = header_size(codec_id or self.codec_id, 2) + WINDOW_HEADER_BYTES
         payloads: dict[int, bytes] = {}
+        payload_of = payload_of or (lambda k, h: self.at(k)._encode_payload(h))
 
         def stream_bits(k: int) -> float:
             if k not in payloads:
-                payloads[k] = self.at(k)._encode_payload(hidden)
+                payloads[k] = payload_of(k, hidden)
             return 8.0 * (container + len(payloads[k]))
 
         if stream_bits(index) > budget:
@@ -310,17 +319,9 @@ class WindowControlledCodec(HiddenStateCodec):
         return None if bits is None else bits + 8.0 * WINDOW_HEADER_BYTES
 
     def _decode_payload(self, stream: Stream) -> torch.Tensor:
-        tokens, channels = stream.shape
-        if channels != self.channels:
-            raise BitstreamError(f"data: stream has {channels} channels, the codec "
-                                 f"{self.channels}")
-        flags, index = read_window_header(stream.payload)
-        body = stream.payload[WINDOW_HEADER_BYTES:]
+        flags, index, body = split_window_payload(stream, self.channels)
         if flags & FLAG_FALLBACK:
-            if body or index != 0:
-                raise BitstreamError("data: a window flagged 'not coded' (fallback) carries "
-                                     "a payload or a ladder index; the stream is corrupted")
-            return self._fallback(tokens)
+            return self._fallback(stream.shape[0])
         scaled = self.at(index)
         return scaled._decode_payload(Stream(scaled.codec_id, stream.shape, body))
 

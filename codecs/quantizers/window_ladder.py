@@ -4,7 +4,8 @@ searches over the ladder (:mod:`rdgap.codecs.quantizers.window_control`).
 A window-controlled stream's payload starts with two bytes, ``flags`` and the ladder
 index ``k`` of the step factor ``LADDER[k] = 2^{(k − 48)/16}`` (1/8 … 8), before the
 base codec's payload. :func:`read_window_header` refuses unknown flags and indices
-outside the ladder.
+outside the ladder; :func:`split_window_payload` also checks the header against the
+rest of the payload (the decoder checks of both wrappers and their torch coders).
 """
 
 from __future__ import annotations
@@ -151,3 +152,45 @@ def window_header(data: bytes) -> tuple[int, int]:
     except (IndexError, struct.error):
         raise BitstreamError(f"data: {len(data)} bytes are not a whole rdgap stream") from None
     return read_window_header(data[at + 4:at + 4 + length])
+
+
+def split_window_payload(stream, channels: int, cap_only: bool = False
+                         ) -> tuple[int, int, bytes]:
+    """``(flags, ladder index, base payload)`` of a window-controlled (``cap_only``:
+    rate-capped) stream, checked before any work sized by the stream.
+
+    Parameters
+    ----------
+    stream : rdgap.codecs.coders.container.Stream
+        The unpacked stream (its shape and payload).
+    channels : int
+        The wrapper's channels.
+    cap_only : bool
+        A rate-capped stream (:mod:`rdgap.codecs.quantizers.rate_cap`): no distortion
+        flag, factor 1 unless the cap flag is set, then a coarser one.
+
+    Raises
+    ------
+    BitstreamError
+        For another number of channels, a bad header (:func:`read_window_header`), a
+        fallback with a payload or a ladder index, and (``cap_only``) the flag / index
+        combinations a rate-capped encoder never writes.
+    """
+    if stream.shape[1] != channels:
+        raise BitstreamError(f"data: stream has {stream.shape[1]} channels, the codec "
+                             f"{channels}")
+    flags, index = read_window_header(stream.payload)
+    body = stream.payload[WINDOW_HEADER_BYTES:]
+    if cap_only and flags & ~(FLAG_CAP | FLAG_FALLBACK):
+        raise BitstreamError(f"data: window flags {flags:#04x} include distortion control, "
+                             f"which a rate-capped stream never sets; the stream is "
+                             f"corrupted")
+    if flags & FLAG_FALLBACK:
+        if body or index != 0 or (cap_only and not flags & FLAG_CAP):
+            raise BitstreamError("data: a window flagged 'not coded' (fallback) carries "
+                                 "a payload or a ladder index; the stream is corrupted")
+    elif cap_only and ((index == UNIT_INDEX) == bool(flags & FLAG_CAP) or index < UNIT_INDEX):
+        raise BitstreamError(f"data: ladder index {index} with flags {flags:#04x}: a "
+                             f"rate-capped stream uses factor 1 unless the cap flag is set, "
+                             f"then a coarser one; the stream is corrupted")
+    return flags, index, body
