@@ -2,7 +2,8 @@
 coder and the joint codecs' torch path on CUDA against the CPU, and CUDA throughput.
 
     python benchmarks/gpu_check.py [--model auto|tiny|smollm2] [--device cuda|cpu]
-                                   [--windows 64] [--out DIR] [--rans-only | --joint-only]
+                                   [--windows 64] [--out DIR]
+                                   [--rans-only | --joint-only | --wrappers-only]
 
 Checks, each printed and written to ``gpu_check.json`` under ``--out`` (default: ``$OUT``
 when set):
@@ -19,6 +20,12 @@ when set):
    the other side (the same symbols, read from the stream, and a reconstruction within the
    tests' tolerance of the CPU codec's ``reconstruct``); device throughput of
    ``encode_batch`` / ``decode_batch`` for ``--windows`` windows at lanes 16/64/256.
+3. The window wrappers of ``klt-context`` on the torch coder
+   (:class:`rdgap.codecs.coders.torch_window.TorchWindowCodec`): the rate-capped format
+   (``Recipe.fit``'s default) at a cap that binds on some windows, and a window-controlled
+   codec (a stand-in Fisher, the identity, at a level near the base's own): the same
+   ladder index and bytes on the device and the CPU, each side's streams decoded on the
+   other side within tolerance of the CPU wrapper's reconstruction.
 
 Exits 0 with a message when CUDA is not available (``--device cuda``); ``--device cpu``
 runs every check with the CPU as the "device" (a self-check of this script's logic).
@@ -199,6 +206,59 @@ def check_joint(model, hidden: torch.Tensor, ids, device: torch.device, windows:
     return report
 
 
+def check_wrappers(model, hidden: torch.Tensor, device: torch.device) -> list[dict]:
+    """Device against CPU for the rate-capped and window-controlled formats of ``model``
+    (klt-context) on the torch coder (see the module docstring)."""
+    import numpy as np
+
+    from rdgap.codecs.coders.torch_window import TorchWindowCodec
+    from rdgap.codecs.quantizers.rate_cap import RateCappedCodec
+    from rdgap.codecs.quantizers.window_control import WindowControlledCodec
+    from rdgap.codecs.quantizers.window_ladder import window_header
+
+    windows = hidden[:8]
+    tokens = windows.shape[1]
+    rates = [8 * len(TorchContextCodec(model).encode(w)) / tokens for w in windows]
+    eye = np.eye(model.channels)
+    probe = WindowControlledCodec(model, eye, np.ones(model.channels), 1.0, 1.0, 1e9)
+    level = float(np.median([probe.predicted_delta_ce(w, model.reconstruct(w))
+                             for w in windows]))
+    wrappers = [RateCappedCodec(model, float(np.median(rates))),
+                WindowControlledCodec(model, eye, np.ones(model.channels), level, 1.0,
+                                      1.2 * float(np.median(rates)))]
+    reports = []
+    for wrapper in wrappers:
+        cpu, dev = TorchWindowCodec(wrapper, "cpu"), TorchWindowCodec(wrapper, device)
+        on_cpu = [cpu.encode(w) for w in windows]
+        on_device = [dev.encode(w) for w in windows]   # coded on the device
+        headers = [window_header(d) for d in on_cpu]
+        require(headers == [window_header(d) for d in on_device],
+                f"{cpu.codec_id}: ladder indices differ between the device and the CPU")
+        identical = sum(a == b for a, b in zip(on_cpu, on_device))
+        # what decoding returns: the CPU model's reconstruction at the torch stream's
+        # factor (the cap is decided on the torch coder's own bytes)
+        reference = torch.stack([cpu.reconstruct(w) for w in windows])
+        decided = [wrapper.decide(w) for w in windows]
+        as_cpu = sum((d[:2] if isinstance(d, tuple) else (d.index, d.flags)) == h[::-1]
+                     for d, h in zip(decided, headers))
+        excess = {}
+        for label, codec, streams in (("cpu_decodes_device", cpu, on_device),
+                                      ("device_decodes_cpu", dev, on_cpu)):
+            decoded = torch.stack([codec.decode(d) for d in streams])
+            excess[label] = _max_excess(decoded, reference)
+            require(excess[label] <= 1.0, f"{cpu.codec_id} {label}: beyond tolerance")
+        binds = sum(bool(flags & 1) for flags, _ in headers)
+        print(f"{cpu.codec_id}: cap binds on {binds} of {len(windows)} windows; the "
+              f"constriction coder's factor on {as_cpu}; identical bytes on both devices in "
+              f"{identical} of {len(windows)}; max error / tolerance "
+              f"{max(excess.values()):.3g}")
+        require(identical == len(windows), f"{cpu.codec_id}: device and CPU bytes differ")
+        reports.append({"codec": cpu.codec_id, "windows": len(windows), "cap_binds": binds,
+                        "factor_as_constriction_coder": as_cpu,
+                        "identical_streams": identical, "error_over_tolerance": excess})
+    return reports
+
+
 def main(argv=None) -> int:
     """Run the checks the arguments ask for (see the module) and write ``gpu_check.json``.
 
@@ -224,6 +284,8 @@ def main(argv=None) -> int:
                        help="only the rans_torch checks (what gpu_check_rans.py ran)")
     parts.add_argument("--joint-only", action="store_true",
                        help="only the joint codecs' checks")
+    parts.add_argument("--wrappers-only", action="store_true",
+                       help="only the rate-capped / window-controlled formats' checks")
     parser.add_argument("--out", default=os.environ.get("OUT"),
                         help="folder for gpu_check.json (default: $OUT)")
     args = parser.parse_args(argv)
@@ -238,14 +300,18 @@ def main(argv=None) -> int:
         report["device_name"] = torch.cuda.get_device_name(0)
     print(f"device: {report.get('device_name', 'cpu (self-check)')}, torch {torch.__version__}")
     start = time.perf_counter()
-    if not args.joint_only:
+    if not (args.joint_only or args.wrappers_only):
         report["rans"] = check_rans(device)
     if not args.rans_only:
         name, models, hidden, ids = joint_models(args.model, args.windows)
         print(f"joint codecs: {name}")
-        report["joint"] = {"data": name,
-                           "codecs": [check_joint(m, hidden, ids, device, args.windows)
-                                      for m in models]}
+        if not args.wrappers_only:
+            report["joint"] = {"data": name,
+                               "codecs": [check_joint(m, hidden, ids, device, args.windows)
+                                          for m in models]}
+        if not args.joint_only:
+            report["wrappers"] = {"data": name, "codecs": check_wrappers(models[0], hidden,
+                                                                         device)}
     report["seconds"] = time.perf_counter() - start
     _write(report, args.out)
     print(f"gpu_check: OK ({report['seconds']:.0f} s)")
