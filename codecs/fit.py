@@ -1,5 +1,11 @@
 """Fit reference codecs on fit windows and set their steps for a target ΔCE.
 
+The one fit pipeline (:func:`fit_codec`): the recipe's transform fits itself
+(:data:`rdgap.codecs.recipes.TRANSFORM_FITS`), its step rule gives the base steps and
+THEORY.md T7 the starting scale; its entropy model fits itself at that start (its
+module's ``fit_model``, :data:`rdgap.codecs.recipes.ENTROPY_MODEL_FITS`,
+:mod:`rdgap.codecs.entropy_models.model_fit`); one calibration chooses the scale.
+
 A *variant* names an entropy-model family and a step rule:
 
 ``gaussian-std``
@@ -35,19 +41,24 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rdgap.split import SplitModel
+
 from . import recipes
 from .base import HiddenStateCodec
+from .entropy_models.factorized import ChannelStatistics
+from .entropy_models.model_fit import FitStart
 from .quantizers.calibrate import Calibration, DistortionProbe, calibrate_scale
-from .entropy_models.context_fit import fit_context_codec, refit_side_density
-from .entropy_models.factorized import ChannelStatistics, FactorizedCodec
 from .transforms.fisher import FisherDiagonal, fisher_diagonal, shrink_toward_diagonal
-from rdgap.split import SplitModel
-from .transforms.klt import fisher_klt
+from .transforms.klt import KLT_RIDGE  # noqa: F401 (its old home)
 
-#: The recipes of :mod:`rdgap.codecs.recipes` that :func:`fit_codec` fits by name.
-VARIANTS = recipes.names(fitter=recipes.GENERIC_FITTER)
-KLT_VARIANTS = recipes.names(fitter=recipes.GENERIC_FITTER, transform="fisher-klt")
-KLT_RIDGE = 1e-4
+#: Every recipe :func:`fit_codec` fits (the one pipeline; :meth:`Recipe.fit
+#: <rdgap.codecs.recipes.Recipe.fit>` calls it for them).
+PIPELINE_VARIANTS = recipes.names(fitter=recipes.GENERIC_FITTER)
+#: Those that refine no other recipe: the parametric and closed-form ones, fitted from
+#: hidden states alone (``rdgap validate --zstd-symbols-of`` accepts them).
+VARIANTS = recipes.names(fitter=recipes.GENERIC_FITTER, parent=None)
+KLT_VARIANTS = recipes.names(fitter=recipes.GENERIC_FITTER, parent=None,
+                             transform="fisher-klt")
 
 
 @dataclass
@@ -118,25 +129,26 @@ class FittedCodec:
 
 
 def base_steps(variant: str, context: FitContext, name: str | None = None):
-    """Statistics, per-channel base steps (rest, first), and optional transform.
+    """Statistics, per-channel base steps (rest, first), and the fitted transform.
 
+    The recipe's transform fits itself (``fisher-klt``:
+    :func:`rdgap.codecs.transforms.klt.fit`; ``identity``: none), the statistics are
+    taken in its domain, and the recipe's step rule gives the base steps (``std``:
+    ``σ_j``; ``fisher``: T7's ``1/√F_jj``, one step in the whitened KLT domain).
     ``name`` is the variant named in errors (default ``variant``), for variants built on
-    another one's steps (e.g. ``klt-context-tokens`` on ``klt-context``'s)."""
-    family = "gaussian" if variant.startswith("gaussian") else "laplace"
+    another one's steps (e.g. ``klt-context-tokens`` on ``klt-context``'s).
+
+    Returns ``(stats, step, first_step, transform or None, family)``."""
+    r = recipes.recipe(variant)
+    family = "gaussian" if r.entropy_model == "gaussian" else "laplace"
     fisher = context.fisher
-    if variant in KLT_VARIANTS:
-        rest = context.hidden[:, 1:].reshape(-1, context.hidden.shape[-1]).double().numpy()
-        if rest.shape[0] < 4 * rest.shape[1]:
-            raise ValueError(f"variant: {name or variant} estimates a {rest.shape[1]}×{rest.shape[1]} "
-                             f"Fisher matrix and needs ≥ {4 * rest.shape[1]} fit tokens in the "
-                             f"first half of the fit windows, got {rest.shape[0]}; use more or "
-                             f"longer fit windows")
-        klt = fisher_klt(np.cov(rest, rowvar=False), fisher.matrix, ridge=KLT_RIDGE)
+    transform = recipes.transform_fit(r.transform)
+    if transform is not None:
+        klt = transform(context, name or variant)
         stats = ChannelStatistics.fit(context.hidden, family, analysis=klt.analysis)
-        channels = rest.shape[1]
-        return stats, np.ones(channels), 1 / np.sqrt(fisher.first), klt, family
+        return stats, np.ones(context.hidden.shape[-1]), 1 / np.sqrt(fisher.first), klt, family
     stats = ChannelStatistics.fit(context.hidden, family)
-    if variant == "gaussian-std":
+    if r.steps == "std":
         return stats, stats.scale, stats.first_scale, None, family
     return stats, 1 / np.sqrt(fisher.rest), 1 / np.sqrt(fisher.first), None, family
 
@@ -146,7 +158,7 @@ def unit_delta_ce(variant: str, fisher: FisherDiagonal, step, first_step) -> flo
     and ``first_step`` (position 0): ``Σ F_jj Δ_j² / 24`` per token, with ``F = I`` in
     the Fisher-whitened KLT domain. A prediction (second order, uniform independent
     errors), not a bound; ΔCE at scale ``α`` is predicted as ``α²`` times this."""
-    if variant in KLT_VARIANTS:  # isotropic distortion in the whitened domain (F_Z = I)
+    if recipes.recipe(variant).transform == "fisher-klt":  # isotropic in the whitened domain
         rest = float(np.sum(step ** 2) / 24.0) * (fisher.tokens - 1) / fisher.tokens
         return rest + float(np.sum(fisher.first * first_step ** 2) / 24.0) / fisher.tokens
     return fisher.predicted_delta_ce(step, first_step)
@@ -154,13 +166,24 @@ def unit_delta_ce(variant: str, fisher: FisherDiagonal, step, first_step) -> flo
 
 def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
               evaluations: int = 6, method: str = "fit", margin: float = 0.0,
-              steps: np.ndarray | None = None, label: str | None = None) -> FittedCodec:
+              steps: np.ndarray | None = None, label: str | None = None, *,
+              input_ids: torch.Tensor | None = None, ratio: float | None = None,
+              model_options: dict | None = None) -> FittedCodec:
     """The cheapest codec of ``variant`` whose ΔCE on the fit windows meets the target.
+
+    The one fit pipeline of every recipe in :data:`PIPELINE_VARIANTS`: the recipe's
+    transform and step rule (:func:`base_steps`) and T7's predicted scale give a
+    :class:`~rdgap.codecs.entropy_models.model_fit.FitStart`; the recipe's entropy model
+    fits itself from it (its ``fit_model``,
+    :data:`rdgap.codecs.recipes.ENTROPY_MODEL_FITS`); the one calibration
+    (:func:`rdgap.codecs.quantizers.calibrate.calibrate_scale`) chooses the step scale on
+    the probe windows; the entropy model finishes the codec at that scale.
 
     Parameters
     ----------
     variant : str
-        One of :data:`VARIANTS`.
+        One of :data:`PIPELINE_VARIANTS` (or a recipe registered since with
+        :data:`~rdgap.codecs.recipes.GENERIC_FITTER`).
     context : FitContext
         Statistics, Fisher and the calibration probe at the split.
     target_delta_ce : float
@@ -181,54 +204,61 @@ def fit_codec(variant: str, context: FitContext, target_delta_ce: float,
         scale is calibrated as for the variant's own steps.
     label : str, optional
         The codec's label (default: ``variant``).
+    input_ids : torch.Tensor, optional
+        Token ids of the statistics windows, for an entropy model that predicts from
+        them (``klt-context-tokens``).
+    ratio : float, optional
+        The calibration's resolution in scale (default 1.02 for ``"fit"``, 1.08 for
+        ``"bracket"``).
+    model_options : dict, optional
+        Keyword options of the entropy model's ``fit_model`` (e.g. a hyperprior's
+        training budget).
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
-    stats, base, first_base, klt, family = base_steps(variant, context)
+    fitted_here = recipes.names(fitter=recipes.GENERIC_FITTER)  # registered ones included
+    if variant not in fitted_here:
+        raise ValueError(f"variant: expected one of {fitted_here}, got {variant!r}")
+    stats, base, first_base, transform, family = base_steps(variant, context)
     if steps is not None:
         base = np.asarray(steps, dtype=np.float64)
         if base.shape != first_base.shape or not np.all(np.isfinite(base) & (base > 0)):
             raise ValueError(f"steps: expected {first_base.shape[0]} finite steps > 0, got "
                              f"shape {base.shape}")
-    label = variant if label is None else label
-    analysis = synthesis = None
-    if klt is not None:
-        analysis, synthesis = klt.analysis, klt.synthesis
-
     unit = unit_delta_ce(variant, context.fisher, base, first_base)
     initial = float(np.sqrt(target_delta_ce / unit))  # T7: ΔCE ∝ α²
-    reference = None
-    if variant == "klt-context":  # fitted once, at T7's scale; other scales only rescale it
-        reference = fit_context_codec(context.hidden, stats.mean, analysis, synthesis,
-                                      initial * base, stats.first_mean, stats.first_scale,
-                                      initial * first_base, label=label)
-
-    def make(alpha: float) -> HiddenStateCodec:
-        if reference is not None:
-            return reference.rescaled(alpha / initial,
-                                      label=f"{reference.label} scale={alpha:.6g}")
-        return FactorizedCodec(stats, alpha * base, alpha * first_base, family,
-                               label=f"{label} scale={alpha:.6g}",
-                               analysis=analysis, synthesis=synthesis)
+    start = FitStart(variant, stats, base, first_base, transform, family, initial,
+                     variant if label is None else label)
+    model = recipes.entropy_model_fit(recipes.recipe(variant).entropy_model)(
+        start, context, input_ids, **(model_options or {}))
 
     def measure(alpha: float) -> float | tuple[float, float | None]:
-        reconstruct = make(alpha).reconstruct
+        codec = model.at(alpha)
+        if model.with_ids:  # each probe window reconstructed with its own token ids
+            reconstruct = lambda window, ids: codec.reconstruct(window, input_ids=ids)  # noqa: E731
+            if not hasattr(context.probe, "estimate"):
+                return context.probe.delta_ce(reconstruct, with_ids=True)
+            return context.probe.estimate(reconstruct, with_ids=True)
         if not hasattr(context.probe, "estimate"):  # e.g. validate's task probes
-            return context.probe.delta_ce(reconstruct)
-        return context.probe.estimate(reconstruct)
+            return context.probe.delta_ce(codec.reconstruct)
+        return context.probe.estimate(codec.reconstruct)
 
+    if ratio is None:
+        ratio = 1.02 if method == "fit" else 1.08
     calibration = calibrate_scale(measure, target_delta_ce, initial, evaluations=evaluations,
-                                  ratio=1.02 if method == "fit" else 1.08, method=method,
-                                  margin=margin)
-    codec = make(calibration.scale)
-    if reference is not None:  # densities of the chosen scale's side latents: rate only
-        codec = refit_side_density(codec, context.hidden)
+                                  ratio=ratio, method=method, margin=margin)
+    codec = model.finish(model.at(calibration.scale))
     return FittedCodec(variant, codec, calibration, unit * calibration.scale ** 2)
+
+
+#: Options of :func:`fit_codec` itself; every other option of :func:`fit_recipe` is the
+#: entropy model's (``steps`` included: a training budget, e.g. ``klt-deep``'s).
+_PIPELINE_OPTIONS = ("evaluations", "label", "ratio")
 
 
 def fit_recipe(context: FitContext, input_ids, target_delta_ce: float, method: str = "fit",
                margin: float = 0.0, *, variant: str, **options) -> FittedCodec:
-    """:func:`fit_codec` with the signature of :meth:`rdgap.codecs.recipes.Recipe.fit`
-    (``input_ids`` unused): the fitter of the recipes in :data:`VARIANTS`."""
+    """:func:`fit_codec` with the signature of :meth:`rdgap.codecs.recipes.Recipe.fit`:
+    the fitter of the recipes in :data:`PIPELINE_VARIANTS` (``input_ids`` reach the
+    entropy models that predict from them)."""
+    own = {key: options.pop(key) for key in _PIPELINE_OPTIONS if key in options}
     return fit_codec(variant, context, target_delta_ce, method=method, margin=margin,
-                     **options)
+                     input_ids=input_ids, model_options=options, **own)

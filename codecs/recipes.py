@@ -13,7 +13,10 @@ Every consumer reads :data:`RECIPES`: :mod:`rdgap.codecs.fit` (``VARIANTS``),
 any recipe) and the golden-stream and property tests.
 
 Adding a variant is one :class:`Recipe` line below (and, for a new entropy model,
-one module under ``codecs/entropy_models/``; see ``docs/adding-an-entropy-model.md``).
+one module under ``codecs/entropy_models/`` whose ``fit_model`` is named in
+:data:`ENTROPY_MODEL_FITS`; see ``docs/adding-an-entropy-model.md``). Each part fits
+itself (:data:`TRANSFORM_FITS`, :data:`ENTROPY_MODEL_FITS`); one pipeline,
+:func:`rdgap.codecs.fit.fit_codec`, and one calibration drive them.
 
 >>> from rdgap.codecs.recipes import RECIPES, recipe
 >>> recipe("klt-context").entropy_model
@@ -59,6 +62,25 @@ ENTROPY_MODELS = {
     "hyperprior": "context + a learned scale hyperprior with integer hyper-synthesis",
 }
 
+#: Where each transform fits itself from cached hidden states: ``"module:function"``,
+#: ``fit(context, name) -> transform`` (None: nothing to fit).
+TRANSFORM_FITS = {
+    "identity": None,
+    "fisher-klt": "rdgap.codecs.transforms.klt:fit",
+}
+#: Where each entropy model fits itself from cached hidden states: ``"module:function"``,
+#: ``fit_model(start, context, input_ids=None, **options) -> ModelFit``
+#: (:mod:`rdgap.codecs.entropy_models.model_fit`), called by the one fit pipeline,
+#: :func:`rdgap.codecs.fit.fit_codec`.
+ENTROPY_MODEL_FITS = {
+    "gaussian": "rdgap.codecs.entropy_models.factorized:fit_model",
+    "laplace": "rdgap.codecs.entropy_models.factorized:fit_model",
+    "deep-factorized": "rdgap.codecs.entropy_models.deep_factorized:fit_model",
+    "context": "rdgap.codecs.entropy_models.context_fit:fit_model",
+    "context-tokens": "rdgap.codecs.entropy_models.token_fit:fit_model",
+    "hyperprior": "rdgap.codecs.entropy_models.hyperprior_fit:fit_model",
+}
+
 #: The default rate cap of :meth:`Recipe.fit`: this multiple of the fitted rate (issue 14;
 #: see docs/codec.md, "A rate cap on every recipe").
 DEFAULT_CAP = 2.0
@@ -67,6 +89,24 @@ DEFAULT_CAP = 2.0
 def _resolve(path: str):
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def transform_fit(name: str):
+    """The function that fits the transform ``name`` (:data:`TRANSFORM_FITS`), or None."""
+    if name not in TRANSFORM_FITS:
+        raise ValueError(f"transform: no fit known for {name!r}; expected one of "
+                         f"{sorted(TRANSFORM_FITS)} (add it to TRANSFORM_FITS)")
+    path = TRANSFORM_FITS[name]
+    return None if path is None else _resolve(path)
+
+
+def entropy_model_fit(name: str):
+    """The ``fit_model`` of the entropy model ``name`` (:data:`ENTROPY_MODEL_FITS`)."""
+    if name not in ENTROPY_MODEL_FITS:
+        raise ValueError(f"entropy_model: no fit_model known for {name!r}; expected one of "
+                         f"{sorted(ENTROPY_MODEL_FITS)} (add its module:function to "
+                         f"ENTROPY_MODEL_FITS, or give the recipe its own fitter)")
+    return _resolve(ENTROPY_MODEL_FITS[name])
 
 
 @dataclass(frozen=True)
@@ -84,7 +124,10 @@ class Recipe:
         ``"module:function"`` with the signature
         ``fitter(context, input_ids, level, method="fit", margin=0.0, **options)``
         returning a :class:`rdgap.codecs.fit.FittedCodec`; resolved on first use,
-        so that importing the registry imports no codec.
+        so that importing the registry imports no codec. :data:`GENERIC_FITTER` (most
+        recipes): the one fit pipeline, in which the transform
+        (:data:`TRANSFORM_FITS`) and the entropy model (:data:`ENTROPY_MODEL_FITS`) fit
+        themselves; others wrap a recipe (learned steps, window control).
     codec : str
         ``"module:Class"`` of the fitted codec (its ``load`` reads a saved folder).
     saved_kind : str or None
@@ -176,18 +219,16 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("klt-context", "fisher-klt", "deadzone-centroid", "fisher", "context", _FIT,
            _CONTEXT, "context", in_validate=True, learnable_steps=True, torch_coder=True),
     Recipe("klt-context-tokens", "fisher-klt", "deadzone-centroid", "fisher",
-           "context-tokens", "rdgap.codecs.entropy_models.token_fit:fit_token_recipe",
+           "context-tokens", _FIT,
            "rdgap.codecs.entropy_models.token_context:TokenContextCodec", "context-tokens", in_validate=True,
            parent="klt-context", torch_coder=True, needs_token_ids=True),
     Recipe("klt-context-learned", "fisher-klt", "deadzone-centroid", "learned", "context",
            "rdgap.codecs.quantizers.learned_steps:fit_learned_codec", _CONTEXT, "context",
            parent="klt-context", torch_coder=True),
-    Recipe("klt-hyperprior", "fisher-klt", "deadzone-centroid", "fisher", "hyperprior",
-           "rdgap.codecs.entropy_models.hyperprior_fit:fit_hyperprior_codec",
+    Recipe("klt-hyperprior", "fisher-klt", "deadzone-centroid", "fisher", "hyperprior", _FIT,
            "rdgap.codecs.entropy_models.hyperprior:HyperpriorCodec", "hyperprior", parent="klt-context",
            torch_coder=True),
-    Recipe("klt-deep", "fisher-klt", "uniform", "fisher", "deep-factorized",
-           "rdgap.codecs.entropy_models.deep_factorized:fit_deep_factorized_codec",
+    Recipe("klt-deep", "fisher-klt", "uniform", "fisher", "deep-factorized", _FIT,
            "rdgap.codecs.entropy_models.deep_factorized:DeepFactorizedCodec", "deep-factorized",
            parent="klt-laplace", torch_coder=True),
     # Window-controlled variants: the parent fitted as above, then a per-window step factor

@@ -15,6 +15,7 @@ import torch
 from ..quantizers import deadzone
 from .context import GAIN_LIMIT, GAIN_STEP, SCALE_RESOLUTION, ContextCodec, scale_index, table_scale
 from .deep_density import fit_deep_density
+from .model_fit import ModelFit
 
 #: Ridge strengths tried, relative to the mean diagonal of ``XᵀX``; ``inf`` means no predictor.
 RIDGES = (1e-3, 1e-2, 1e-1, 1.0, np.inf)
@@ -253,3 +254,20 @@ def _fit_means(z: np.ndarray, step: np.ndarray, rounding: float, p: int,
         token_weights[p:], bias[p:], ridge = fit_ridge(features, z[..., p:], step[p:], rounding)
         ridges.append(ridge)
     return weights, bias, token_weights, "/".join(f"{r:g}" for r in ridges)
+
+
+def fit_model(start, context, input_ids=None, **options) -> ModelFit:
+    """The ``context`` entropy model at a fit start (the pipeline's interface,
+    :mod:`rdgap.codecs.entropy_models.model_fit`): fitted once on ``context.hidden`` at
+    T7's scale (:func:`fit_context_codec`, ``**options``); another scale only rescales
+    its steps and table indices (:meth:`ContextCodec.rescaled`), so ΔCE is a
+    deterministic, near-monotone function of the scale; at the chosen scale the
+    side-latent densities are re-estimated (:func:`refit_side_density`: rate only).
+    ``input_ids`` is unused."""
+    stats, klt, initial = start.stats, start.transform, start.scale
+    reference = fit_context_codec(context.hidden, stats.mean, klt.analysis, klt.synthesis,
+                                  initial * start.step, stats.first_mean, stats.first_scale,
+                                  initial * start.first_step, label=start.label, **options)
+    return ModelFit(lambda alpha: reference.rescaled(
+                        alpha / initial, label=f"{reference.label} scale={alpha:.6g}"),
+                    lambda codec: refit_side_density(codec, context.hidden))

@@ -41,6 +41,8 @@ from ..coders import ans
 from .. import persist
 from .deep_density import DeepFactorizedDensity, PRECISION, integer_table
 from .factorized import _ARRAYS, ChannelStatistics, FactorizedCodec
+from .factorized import fit_model as factorized_model
+from .model_fit import ModelFit, every_fit_window
 from .tables import MAX_HALF_WIDTH
 
 VARIANT = "klt-deep"
@@ -224,22 +226,28 @@ def fit_deep_codec(codec: FactorizedCodec, windows: torch.Tensor, **training
                                           label=f"{VARIANT} ({codec.label})")
 
 
+def fit_model(start, context, input_ids=None, **training) -> ModelFit:
+    """The ``deep-factorized`` entropy model at a fit start (the pipeline's interface,
+    :mod:`rdgap.codecs.entropy_models.model_fit`): the calibration measures
+    ``klt-laplace``'s tables (:func:`rdgap.codecs.entropy_models.factorized.fit_model`),
+    and at the chosen steps the tables of positions ≥ 1 are learned
+    (:func:`fit_deep_codec`, ``**training``) on every fit window: the statistics windows
+    and the probe's (the tables do not change the reconstruction the probe calibrated).
+    Held-out documents differ from the fit ones: on SmolLM2 split 15 (T7's klt-laplace
+    steps for 0.05, last 10 of 54 fit windows held out) tables learned on 22 windows lost
+    to klt-laplace's Laplace tables, on 44 they won by ≈ 0.4 %. Reconstruction and ΔCE
+    are the calibrated klt-laplace's; only the rate differs. ``input_ids`` is unused."""
+    parent = factorized_model(replace(start, label="klt-laplace"), context)  # its label
+    return ModelFit(parent.at, lambda codec: fit_deep_codec(codec, every_fit_window(context),
+                                                            **training))
+
+
 def fit_deep_factorized_codec(context, input_ids, target_delta_ce: float, method: str = "fit",
                               margin: float = 0.0, **training):
-    """``klt-deep`` at a ΔCE level: ``klt-laplace`` fitted and calibrated by
-    :func:`rdgap.codecs.fit.fit_codec` (``method``, ``margin``), then its tables of
-    positions ≥ 1 learned at the chosen steps (:func:`fit_deep_codec`) on every fit
-    window: the statistics windows and the probe's (the tables do not change the
-    reconstruction the probe calibrated). Held-out documents differ from the fit ones:
-    on SmolLM2 split 15 (T7's klt-laplace steps for 0.05, last 10 of 54 fit windows
-    held out) tables learned on 22 windows lost to klt-laplace's Laplace tables, on 44
-    they won by ≈ 0.4 %. Reconstruction and ΔCE are the calibrated klt-laplace's; only
-    the rate differs. ``input_ids`` is unused (the
-    signature of ``benchmarks/codec_bench.py``'s ``FITTERS``)."""
+    """``klt-deep`` at a ΔCE level: :func:`rdgap.codecs.fit.fit_codec` of the recipe
+    (``method``, ``margin``; :func:`fit_model` is this model's part of it, ``**training``
+    its options). ``input_ids`` is unused."""
     from ..fit import fit_codec  # fit imports the codecs; keep this module importable alone
 
-    fitted = fit_codec("klt-laplace", context, target_delta_ce, method=method, margin=margin)
-    probe = getattr(context.probe, "hidden", None)
-    windows = context.hidden if probe is None else torch.cat([context.hidden, probe])
-    return replace(fitted, variant=VARIANT,
-                   codec=fit_deep_codec(fitted.codec, windows, **training))
+    return fit_codec(VARIANT, context, target_delta_ce, method=method, margin=margin,
+                     input_ids=input_ids, model_options=training)

@@ -37,6 +37,7 @@ from .. import persist
 from ..base import HiddenStateCodec, check_hidden
 from ..coders.container import BitstreamError, Stream
 from ..quantizers import uniform
+from .model_fit import ModelFit
 from .tables import FAMILIES, discretised_table, half_width
 
 FORMAT_VERSION = 1
@@ -272,3 +273,16 @@ def _positive(values, channels: int, name: str) -> np.ndarray:
     if not np.all(np.isfinite(array)) or not np.all(array > 0):
         raise ValueError(f"{name}: expected finite positive steps")
     return array
+
+
+def fit_model(start, context, input_ids=None) -> ModelFit:
+    """The ``gaussian`` / ``laplace`` entropy models at a fit start: the statistics'
+    family per channel (position 0 its own), nothing more to fit; the pipeline's
+    interface (:mod:`rdgap.codecs.entropy_models.model_fit`). ``context`` and
+    ``input_ids`` are unused."""
+    analysis = synthesis = None
+    if start.transform is not None:
+        analysis, synthesis = start.transform.analysis, start.transform.synthesis
+    return ModelFit(lambda alpha: FactorizedCodec(
+        start.stats, alpha * start.step, alpha * start.first_step, start.family,
+        label=f"{start.label} scale={alpha:.6g}", analysis=analysis, synthesis=synthesis))

@@ -36,10 +36,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .context import GAIN_LIMIT, GAIN_STEP, MAX_INDEX, MIN_INDEX, SCALE_RESOLUTION, ContextCodec
+from .context_fit import fit_model as context_model
 from .context_fit import side_probabilities
 from ..fit import FitContext, FittedCodec, fit_codec
 from .hyperprior import (DELTA_LIMIT, FRACTION_BITS, HIDDEN_LIMIT, HyperpriorCodec,
                          residual_features)
+from .model_fit import ModelFit, every_fit_window
 from ..quantizers.ste import round_ste
 
 VARIANT = "klt-hyperprior"
@@ -297,23 +299,33 @@ def fit_hyperprior(codec: ContextCodec, hidden: torch.Tensor, latents: int = LAT
                          history)
 
 
+def fit_model(start, context: FitContext, input_ids=None, **training) -> ModelFit:
+    """The ``hyperprior`` entropy model at a fit start (the pipeline's interface,
+    :mod:`rdgap.codecs.entropy_models.model_fit`): the calibration measures
+    ``klt-context``'s model (:func:`rdgap.codecs.entropy_models.context_fit.fit_model`;
+    the reconstruction — hence ΔCE — is its), and at the chosen scale the hyperprior is
+    trained (:func:`fit_hyperprior`, ``**training``) on every fit window: the statistics
+    windows and the probe's (the last quarter of them held out for early stopping).
+    Measured on SmolLM2 split 15 (level 0.05, 10 held-out fit windows): trained on 22
+    windows it cost 0.5 % *more* than klt-context, on 44 windows 0.4 % less; only the
+    rate differs. ``input_ids`` is unused."""
+    parent = context_model(replace(start, label="klt-context"), context)  # its label
+
+    def finish(codec: ContextCodec) -> HyperpriorCodec:
+        trained = fit_hyperprior(parent.finish(codec), every_fit_window(context), **training)
+        tqdm.write(f"{VARIANT}: trained in {trained.seconds:.1f} s; fit windows "
+                   f"{trained.bits_per_token_before:.1f} → {trained.bits_per_token_after:.1f} "
+                   f"bits/token (klt-context → hyperprior)")
+        return trained.codec
+
+    return ModelFit(parent.at, finish)
+
+
 def fit_hyperprior_codec(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
                          method: str = "fit", margin: float = 0.0,
                          **training) -> FittedCodec:
-    """``klt-hyperprior`` at a ΔCE level: ``klt-context`` fitted and calibrated by
-    :func:`rdgap.codecs.fit.fit_codec` (``method``, ``margin``), then the hyperprior
-    trained at the calibrated steps (:func:`fit_hyperprior`, ``**training``) on every fit
-    window: the statistics windows and the probe's (the last quarter of them held out
-    for early stopping). Measured on SmolLM2 split 15 (level 0.05, 10 held-out fit
-    windows): trained on 22 windows it cost 0.5 % *more* than klt-context, on 44
-    windows 0.4 % less. The reconstruction — hence ΔCE — is the calibrated klt-context's;
-    only the rate differs. ``input_ids`` is unused (the signature of
-    ``benchmarks/codec_bench.py``'s ``FITTERS``)."""
-    fitted = fit_codec("klt-context", context, target_delta_ce, method=method, margin=margin)
-    probe = getattr(context.probe, "hidden", None)
-    hidden = context.hidden if probe is None else torch.cat([context.hidden, probe])
-    trained = fit_hyperprior(fitted.codec, hidden, **training)
-    tqdm.write(f"{VARIANT}: trained in {trained.seconds:.1f} s; fit windows "
-               f"{trained.bits_per_token_before:.1f} → {trained.bits_per_token_after:.1f} "
-               f"bits/token (klt-context → hyperprior)")
-    return replace(fitted, variant=VARIANT, codec=trained.codec)
+    """``klt-hyperprior`` at a ΔCE level: :func:`rdgap.codecs.fit.fit_codec` of the
+    recipe (``method``, ``margin``; :func:`fit_model` is this model's part of it,
+    ``**training`` its options). ``input_ids`` is unused."""
+    return fit_codec(VARIANT, context, target_delta_ce, method=method, margin=margin,
+                     input_ids=input_ids, model_options=training)

@@ -1,11 +1,14 @@
-"""Fit and calibrate ``klt-context-tokens`` (:mod:`rdgap.codecs.entropy_models.token_context`) at a split.
+"""Fit the ``context-tokens`` entropy model (:mod:`rdgap.codecs.entropy_models.token_context`).
 
-The same recipe as ``klt-context`` in :func:`rdgap.codecs.fit.fit_codec`: the
-Fisher-whitened KLT and T7's steps from the first fit windows, the codec fitted
-once at T7's predicted scale (THEORY.md T7: ``ΔCE ≈ Σ Δ²/24`` in the whitened
-domain), the step scale calibrated on the probe windows by rescaling only, the
-side-latent densities refitted at the chosen scale. The only difference: the
-windows' token ids are needed (to fit, to calibrate, and by every ``encode``).
+:func:`fit_model` is this entropy model's part of the one fit pipeline
+(:func:`rdgap.codecs.fit.fit_codec`), as ``klt-context``'s is
+:func:`rdgap.codecs.entropy_models.context_fit.fit_model`: the Fisher-whitened KLT and
+T7's steps from the first fit windows, the codec fitted once at T7's predicted scale
+(THEORY.md T7: ``ΔCE ≈ Σ Δ²/24`` in the whitened domain), the step scale calibrated on
+the probe windows by rescaling only, the side-latent densities refitted at the chosen
+scale. The only difference: the windows' token ids are needed (to fit, to calibrate,
+and by every ``encode``). :func:`t7_start` and :func:`fit_at_t7_scale` give T7's
+uncalibrated start (the split screen's).
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..quantizers.calibrate import calibrate_scale
 from .context import ContextCodec
 from .context_fit import fit_context_codec, refit_side_density
-from ..fit import FitContext, FittedCodec, base_steps, unit_delta_ce
+from ..fit import FitContext, FittedCodec, base_steps, fit_codec, unit_delta_ce
+from .model_fit import ModelFit
 from .token_context import TokenContextCodec, fit_token_context_codec
 
 VARIANT = "klt-context-tokens"
@@ -87,24 +90,22 @@ def fit_at_t7_scale(context: FitContext, input_ids: torch.Tensor, target_delta_c
                                          label=f"{VARIANT} T7 scale={alpha:.4g}")}
 
 
-def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
-                    evaluations: int = 6, embedding=None, lags=(0,), rdo: float = 0.0,
-                    method: str = "fit", margin: float = 0.0,
-                    ratio: float | None = None) -> FittedCodec:
-    """The cheapest ``klt-context-tokens`` codec whose ΔCE on the probe windows meets
-    the target.
+def fit_model(start, context: FitContext, input_ids: torch.Tensor, embedding=None,
+              lags=(0,), rdo: float = 0.0) -> ModelFit:
+    """The ``context-tokens`` entropy model at a fit start (the pipeline's interface,
+    :mod:`rdgap.codecs.entropy_models.model_fit`): fitted once on ``context.hidden`` and
+    its token ids at T7's scale, rescaled by the calibration, which reconstructs each
+    probe window with its own ids; at the chosen scale the side-latent densities are
+    re-estimated (rate only).
 
     Parameters
     ----------
+    start : rdgap.codecs.entropy_models.model_fit.FitStart
     context : FitContext
-        Statistics, Fisher and the calibration probe at the split.
+        Statistics windows (``hidden``) and the split's model (its embeddings).
     input_ids : torch.Tensor
         ``(windows, tokens)`` token ids of ``context.hidden`` (the statistics windows,
         e.g. ``fit_ids[:count]`` for ``FitContext.build(..., statistics_windows=count)``).
-    target_delta_ce : float
-        ΔCE level in nats/token (> 0).
-    evaluations : int
-        At most this many probe passes for the calibration.
     embedding : (V, D) array, optional
         The token-embedding table (default: the split model's input embeddings).
     lags : tuple of int
@@ -112,6 +113,47 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
     rdo : float
         Encoder-only rate–distortion optimised quantization
         (:class:`rdgap.codecs.entropy_models.context.ContextCodec`; 0: off).
+    """
+    if input_ids is None or tuple(input_ids.shape) != tuple(context.hidden.shape[:2]):
+        raise ValueError(f"input_ids: expected the ids of the statistics windows, shape "
+                         f"{tuple(context.hidden.shape[:2])}, got "
+                         f"{None if input_ids is None else tuple(input_ids.shape)}")
+    table = embedding_table(context) if embedding is None else embedding
+    stats, klt, initial = start.stats, start.transform, start.scale
+    reference = fit_token_context_codec(context.hidden, input_ids, table, stats.mean,
+                                        klt.analysis, klt.synthesis, initial * start.step,
+                                        stats.first_mean, stats.first_scale,
+                                        initial * start.first_step, lags=lags,
+                                        label=start.label)
+    if rdo:
+        reference = TokenContextCodec(**{**reference._constructor_arguments(), "rdo": rdo})
+    return ModelFit(lambda alpha: reference.rescaled(
+                        alpha / initial, label=f"{reference.label} scale={alpha:.6g}"),
+                    lambda codec: refit_side_density(codec, context.hidden,
+                                                     input_ids=input_ids),
+                    with_ids=True)
+
+
+def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
+                    evaluations: int = 6, embedding=None, lags=(0,), rdo: float = 0.0,
+                    method: str = "fit", margin: float = 0.0,
+                    ratio: float | None = None) -> FittedCodec:
+    """The cheapest ``klt-context-tokens`` codec whose ΔCE on the probe windows meets
+    the target: :func:`rdgap.codecs.fit.fit_codec` of the recipe (the one pipeline and
+    calibration; :func:`fit_model` is this entropy model's part of it).
+
+    Parameters
+    ----------
+    context : FitContext
+        Statistics, Fisher and the calibration probe at the split.
+    input_ids : torch.Tensor
+        ``(windows, tokens)`` token ids of ``context.hidden``.
+    target_delta_ce : float
+        ΔCE level in nats/token (> 0).
+    evaluations : int
+        At most this many probe passes for the calibration.
+    embedding, lags, rdo
+        As :func:`fit_model`.
     method : {"fit", "bracket"}
         How :func:`rdgap.codecs.quantizers.calibrate.calibrate_scale` chooses the step
         scale, as in :func:`rdgap.codecs.fit.fit_codec`.
@@ -125,38 +167,6 @@ def fit_token_codec(context: FitContext, input_ids: torch.Tensor, target_delta_c
         the benchmark with 1.02: a coarser stop, so a smaller scale than the other
         variants' at the same level.)
     """
-    if tuple(input_ids.shape) != tuple(context.hidden.shape[:2]):
-        raise ValueError(f"input_ids: expected the ids of the statistics windows, shape "
-                         f"{tuple(context.hidden.shape[:2])}, got {tuple(input_ids.shape)}")
-    table = embedding_table(context) if embedding is None else embedding
-    stats, base, first_base, klt, unit, initial = t7_start(context, target_delta_ce)
-    reference = fit_token_context_codec(context.hidden, input_ids, table, stats.mean,
-                                        klt.analysis, klt.synthesis, initial * base,
-                                        stats.first_mean, stats.first_scale,
-                                        initial * first_base, lags=lags, label=VARIANT)
-    if rdo:
-        reference = TokenContextCodec(**{**reference._constructor_arguments(), "rdo": rdo})
-    probe = context.probe
-
-    def make(alpha: float) -> TokenContextCodec:
-        return reference.rescaled(alpha / initial, label=f"{reference.label} scale={alpha:.6g}")
-
-    def measure(alpha: float) -> tuple[float, float | None]:
-        codec = make(alpha)
-        return probe.estimate(lambda window, ids: codec.reconstruct(window, input_ids=ids),
-                              with_ids=True)
-
-    if ratio is None:
-        ratio = 1.02 if method == "fit" else 1.08
-    result = calibrate_scale(measure, target_delta_ce, initial, evaluations=evaluations,
-                             ratio=ratio, method=method, margin=margin)
-    codec = refit_side_density(make(result.scale), context.hidden, input_ids=input_ids)
-    return FittedCodec(VARIANT, codec, result, unit * result.scale ** 2)
-
-
-def fit_token_recipe(context: FitContext, input_ids: torch.Tensor, target_delta_ce: float,
-                     method: str = "fit", margin: float = 0.0, **options) -> FittedCodec:
-    """:func:`fit_token_codec` with the signature of
-    :meth:`rdgap.codecs.recipes.Recipe.fit` (the same fit as ``rdgap validate``'s)."""
-    return fit_token_codec(context, input_ids, target_delta_ce, method=method, margin=margin,
-                           **options)
+    return fit_codec(VARIANT, context, target_delta_ce, evaluations=evaluations,
+                     method=method, margin=margin, ratio=ratio, input_ids=input_ids,
+                     model_options={"embedding": embedding, "lags": lags, "rdo": rdo})

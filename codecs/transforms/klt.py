@@ -80,3 +80,34 @@ def fisher_klt(covariance: np.ndarray, fisher: np.ndarray,
     analysis = basis.T @ lower.T
     synthesis = np.linalg.solve(lower.T, basis)  # A^{-1} = L^{-T} U
     return FisherKLT(analysis=analysis, synthesis=synthesis, variances=variances)
+
+
+#: Ridge of the Fisher the fit pipeline whitens (relative to its mean diagonal).
+KLT_RIDGE = 1e-4
+
+
+def fit(context, name: str = "fisher-klt") -> FisherKLT:
+    """The ``fisher-klt`` transform fitted from cached hidden states: :func:`fisher_klt`
+    of the covariance of positions ≥ 1 of the statistics windows and the full Fisher
+    (ridge :data:`KLT_RIDGE`).
+
+    Parameters
+    ----------
+    context : rdgap.codecs.fit.FitContext
+        Its ``hidden`` ``(windows, tokens, C)`` and ``fisher.matrix`` ``(C, C)``.
+    name : str
+        The recipe named in errors.
+
+    Raises
+    ------
+    ValueError
+        With fewer than ``4 C`` tokens at positions ≥ 1 (too few to estimate a
+        ``C × C`` matrix), naming ``name`` and the fix.
+    """
+    rest = context.hidden[:, 1:].reshape(-1, context.hidden.shape[-1]).double().numpy()
+    if rest.shape[0] < 4 * rest.shape[1]:
+        raise ValueError(f"variant: {name} estimates a {rest.shape[1]}×{rest.shape[1]} "
+                         f"Fisher matrix and needs ≥ {4 * rest.shape[1]} fit tokens in the "
+                         f"first half of the fit windows, got {rest.shape[0]}; use more or "
+                         f"longer fit windows")
+    return fisher_klt(np.cov(rest, rowvar=False), context.fisher.matrix, ridge=KLT_RIDGE)

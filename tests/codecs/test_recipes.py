@@ -28,13 +28,18 @@ def _benchmark(module: str):
 
 
 def test_every_consumer_reads_the_registry():
-    from rdgap.codecs.fit import KLT_VARIANTS, VARIANTS
+    from rdgap.codecs.fit import KLT_VARIANTS, PIPELINE_VARIANTS, VARIANTS
     from rdgap.codecs.quantizers.learned_steps import BASE_VARIANTS
     from rdgap.validation.runner import FITTED_VARIANTS
 
     FITTERS = _benchmark("codec_bench").FITTERS
     assert set(FITTERS) == set(RECIPES)
-    assert VARIANTS == recipes.names(fitter=recipes.GENERIC_FITTER)
+    assert PIPELINE_VARIANTS == recipes.names(fitter=recipes.GENERIC_FITTER)
+    assert VARIANTS == recipes.names(fitter=recipes.GENERIC_FITTER, parent=None)
+    # one pipeline fits every recipe that wraps no other (learned steps, window control)
+    assert set(PIPELINE_VARIANTS) == {n for n, r in RECIPES.items()
+                                      if r.steps != "learned"
+                                      and r.quantizer != "window-controlled"}
     assert set(KLT_VARIANTS) == {n for n in VARIANTS if RECIPES[n].transform == "fisher-klt"}
     assert set(FITTED_VARIANTS) == {n for n, r in RECIPES.items() if r.in_validate}
     assert BASE_VARIANTS == tuple(n for n, r in RECIPES.items() if r.learnable_steps)
@@ -55,6 +60,54 @@ def test_every_recipe_names_parts_and_resolves():
                "rdgap.codecs.entropy_models.factorized:FactorizedCodec")
     with pytest.raises(ValueError, match="variant: expected one of"):
         recipe("no-such-variant")
+
+
+def test_every_part_of_a_pipeline_recipe_knows_how_to_fit_itself():
+    """Each transform and entropy model of the recipes fitted by the one pipeline names
+    the function that fits it; an entropy model without one is refused by name."""
+    from rdgap.codecs.fit import PIPELINE_VARIANTS
+
+    for name in PIPELINE_VARIANTS:
+        r = RECIPES[name]
+        transform = recipes.transform_fit(r.transform)
+        assert transform is None if r.transform == "identity" else callable(transform), name
+        assert callable(recipes.entropy_model_fit(r.entropy_model)), name
+    with pytest.raises(ValueError, match="ENTROPY_MODEL_FITS"):
+        recipes.entropy_model_fit("no-such-model")
+    with pytest.raises(ValueError, match="TRANSFORM_FITS"):
+        recipes.transform_fit("no-such-transform")
+
+
+@pytest.mark.parametrize("name", ["laplace-fisher", "klt-context", "klt-hyperprior"])
+def test_the_pipeline_fits_each_entropy_model_through_the_registry(name, monkeypatch):
+    """Recipe.fit → fit_codec → the entropy model's registered ``fit_model``, with T7's
+    start and the recipe's options: a stand-in registered for the model is the one called
+    (the defect this catches: a fitter that bypasses the part, as the per-variant fitters
+    did before issue 16)."""
+    import torch
+    from rdgap.codecs.fit import FitContext
+
+    golden = _benchmark("golden_streams")
+    split, fit_ids, fit_hidden, _, _ = golden.tiny_input()
+    context = FitContext.build(split, fit_ids, fit_hidden, statistics_windows=6)
+    seen = []
+
+    class Called(Exception):
+        pass
+
+    def stand_in(start, context, input_ids=None, **options):
+        seen.append((start, input_ids, options))
+        raise Called
+
+    monkeypatch.setitem(recipes.ENTROPY_MODEL_FITS, RECIPES[name].entropy_model,
+                        f"{__name__}:_STAND_IN")
+    monkeypatch.setitem(globals(), "_STAND_IN", stand_in)
+    with pytest.raises(Called):
+        recipe(name).fit(context, fit_ids[:6], 1e-3, cap=None, probe_option=1)
+    (start, input_ids, options), = seen
+    assert start.variant == name and start.scale > 0 and options == {"probe_option": 1}
+    assert torch.equal(input_ids, fit_ids[:6])
+    assert (start.transform is None) == (RECIPES[name].transform == "identity")
 
 
 @pytest.fixture(scope="module")

@@ -245,8 +245,7 @@ def test_validate_and_the_registry_calibrate_the_token_variant_alike(tiny_model,
         seen.append(settings)
         raise Stop
 
-    monkeypatch.setattr(token_fit, "calibrate_scale", spy)
-    monkeypatch.setattr(fit_module, "calibrate_scale", spy)
+    monkeypatch.setattr(fit_module, "calibrate_scale", spy)  # the one calibration of all three
     ids, _, context = _tiny_context(tiny_model)
     half = context.hidden.shape[0]
     for fit in (lambda: token_fit.fit_token_codec(context, ids[:half], 0.02),
