@@ -34,6 +34,16 @@ def _split_list(text: str) -> list[int]:
     return values
 
 
+def _window_count(text: str) -> int | str:
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--windows: expected a count such as 32 or 'all', got {text!r}") from None
+
+
 def _add_validate(commands) -> None:
     from rdgap.validation.report import DEFAULT_OUT
 
@@ -79,7 +89,10 @@ def _add_validate(commands) -> None:
                         help="cap on the bits of every window of each fitted codec, as a "
                              "multiple of its fitted rate (default 2: the held-out interval's "
                              "range B is then the cap); 'none' for the recipes' own codecs")
-    parser.add_argument("--windows", type=int, default=None, help="evaluation windows")
+    parser.add_argument("--windows", type=_window_count, default=None,
+                        help="evaluation windows, one per document: a count or 'all' (every "
+                             "evaluation document with a full window; the full run's default; "
+                             "--quick: 8)")
     parser.add_argument("--variants", default=None,
                         help="comma-separated reference-codec variants to fit (default: "
                              "gaussian-std,gaussian-fisher,klt-laplace; 'none' for baselines "
@@ -117,9 +130,12 @@ def _validate_config(args):
 
     overrides = {name: value for name, value in {
         "splits": args.splits, "corpus": args.corpus, "fit_corpus": args.fit_corpus,
-        "eval_corpus": args.eval_corpus, "windows": args.windows,
+        "eval_corpus": args.eval_corpus,
+        "windows": args.windows,
         "window_length": args.window_length, "cache_dir": args.cache_dir}.items()
         if value is not None}
+    if overrides.get("windows") == "all":
+        overrides["windows"] = None
     if args.model is not None and args.architectures is not None:
         raise ValueError("--model: expected either --model or --architectures, not both")
     if args.model is not None:
@@ -131,7 +147,8 @@ def _validate_config(args):
                              f"{args.architectures!r}")
         overrides["architectures"] = names
     for name in ("windows", "window_length"):
-        if name in overrides and overrides[name] < (2 if name == "window_length" else 1):
+        if overrides.get(name) is not None \
+                and overrides[name] < (2 if name == "window_length" else 1):
             raise ValueError(f"--{name.replace('_', '-')}: expected a positive count, "
                              f"got {overrides[name]}")
     if args.variants is not None:

@@ -14,6 +14,7 @@ from rdgap.codecs.base import HiddenStateCodec
 from rdgap.codecs.coders import ans
 from rdgap.codecs.coders.container import header_size
 
+from .cap_binding import window_flags
 from .stream_length import container_mismatch, proven_payload_bound
 
 
@@ -46,6 +47,10 @@ class CodedCodec:
     corpus_metrics: dict = field(default_factory=dict)
     #: why the codec could not code a state (e.g. fp16 out of range); then no row
     refused: str | None = None
+    #: window flags of a rate-capped codec's streams (empty otherwise), and per metric
+    #: the capped − uncapped difference on each window where the cap bound (.cap_binding)
+    cap_flags: list[int] = field(default_factory=list)
+    cap_cost: dict[str, list[float]] = field(default_factory=dict)
 
 
 def code_windows(coded: CodedCodec, hidden: torch.Tensor,
@@ -69,6 +74,9 @@ def code_windows(coded: CodedCodec, hidden: torch.Tensor,
         coded.encode_s += middle - start
         coded.bytes += len(data)
         coded.window_bits.append(8.0 * len(data))
+        flags = window_flags(codec, data)
+        if flags is not None:
+            coded.cap_flags.append(flags)
         coded.container_mismatches += container_mismatch(
             data, header_size(codec.codec_id, hidden[w].dim()))
         coded.tokens += window_tokens(hidden[w])

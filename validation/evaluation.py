@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import cap_binding
 from .architecture import Architecture, batches
 from .cache import tensor_digest
 from .coding import CodedCodec, code_windows
@@ -42,7 +43,7 @@ def evaluate(archs: dict[str, Architecture], mine: list[Job],
         for batch in batches(len(windows), config.batch_size):
             inputs = windows.select(batch).inputs
             documents = windows.document[batch].tolist()
-            # bit-exact with the unsplit model (tested in codecs/split)
+            # bit-exact with the unsplit model (tested in tests/split)
             with work(name, "suffix"), torch.inference_mode():
                 reference = arch.task.suffix(deepest, inputs, arch.hidden[(part, deepest)][batch])
             seen: dict[tuple[int, str], tuple[dict, object]] = {}
@@ -70,6 +71,11 @@ def evaluate(archs: dict[str, Architecture], mine: list[Job],
                         with work(name, "metrics"):
                             seen[key] = (arch.task.metrics(reference, output, inputs), output)
                     metrics, output = seen[key]
+                    bound = cap_binding.bound_windows(coded.cap_flags, hidden.shape[0])
+                    if bound:  # what the cap cost on these windows (issue 14)
+                        with work(name, "cap cost"):
+                            cap_binding.binding_cost(coded, arch.task, job.split, inputs,
+                                                     hidden, recon, reference, metrics, bound)
                     if keep and coded.outputs is not None:
                         coded.outputs.append(output)
                     else:

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import cap_binding
 from .corpus import NAMED_CORPORA
 from .distortion import document_estimate
 from .tasks import TextWindows
@@ -86,8 +87,8 @@ def _evaluating_on(task: TextWindows, corpus: str):
         task.sources.update(saved)
 
 
-def other_windows(task: TextWindows, corpus: str, count: int, length: int):
-    """Up to ``count`` windows of ``length`` tokens, one per evaluation document of
+def other_windows(task: TextWindows, corpus: str, count: int | None, length: int):
+    """Up to ``count`` (None: every document with one) windows of ``length`` tokens, one per evaluation document of
     ``corpus`` (its split by the task's seed), cut exactly as the task cuts its own."""
     with _evaluating_on(task, corpus):
         return task.windows("eval", count, length)
@@ -113,7 +114,7 @@ def summary(coded, task, level: float) -> dict:
             "bits_per_token_estimated": None if coded.window_estimates is None
             else float(sum(coded.window_estimates)) / coded.tokens,
             "windows": len(coded.documents), "documents": estimate["documents"],
-            "tokens": coded.tokens}
+            "tokens": coded.tokens, "rate_cap": cap_binding.summary(coded)}
 
 
 class _Prefixed:
@@ -177,7 +178,8 @@ def evaluate_other_text(archs: dict, mine: list, coded_jobs: dict, config, corpo
                        desc=f"hidden states ({corpus})", unit="window")
             arch.hidden_states(part, splits, bar)
             bar.close()
-            clones = {job: [CodedCodec(c.codec, c.name, c.level) for c in coded_list]
+            clones = {job: [CodedCodec(c.codec, c.name, c.level, fitted=c.fitted)
+                            for c in coded_list]
                       for job, coded_list in live.items()}
             evaluation.evaluate({name: arch}, jobs, clones, config, progress, _Prefixed(work),
                                 part=part)

@@ -90,6 +90,7 @@ import platform
 import tempfile
 from pathlib import Path
 
+from .cap_binding import cap_section
 from .levels import levels_section
 from .report_claims import (_claims_section, _coverage_section, _fmt,  # noqa: F401
                             _markdown_table, claims_section, failed_gates)
@@ -166,6 +167,7 @@ def report_markdown(results: dict) -> str:
               f"intervals. Corpus `{config['corpus']}` for the text models.", ""]
     lines += _markdown_table(TABLE_COLUMNS, table_rows(results["runs"]))
     lines += levels_section(results)  # rdgap.validation.levels: levels met, refused codecs
+    lines += cap_section(results)  # rdgap.validation.cap_binding: how often the cap bound
     lines += claims_section(results)
     plots = results.get("plots") or []
     if plots:

@@ -11,6 +11,7 @@ import numpy as np
 
 from rdgap.codecs.coders.container import header_size
 
+from . import cap_binding
 from .architecture import Architecture
 from .coding import CodedCodec
 from .distortion import document_estimate
@@ -67,6 +68,9 @@ class RunRow:
     #: streams whose booked header + declared payload != length, and Σ 8 len(stream)
     container_mismatches: int | None = None
     stream_bits: float | None = None
+    #: a rate-capped codec's B_cap, on how many windows it bound and what that cost in
+    #: each metric (:func:`.cap_binding.summary`); None for codecs without a cap
+    rate_cap: dict | None = None
 
 
 def _estimate_dict(values: list[float], documents: list[int]) -> dict:
@@ -144,6 +148,7 @@ def job_rows(arch: Architecture, job: Job, coded_list: list[CodedCodec]) -> list
             fit_corpus=getattr(task, "sources", {}).get("fit"),
             eval_corpus=getattr(task, "sources", {}).get("eval"),
             container_mismatches=coded.container_mismatches,
-            stream_bits=float(sum(coded.window_bits)))
+            stream_bits=float(sum(coded.window_bits)),
+            rate_cap=cap_binding.summary(coded))
         rows.append(asdict(row))
     return rows
