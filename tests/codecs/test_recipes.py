@@ -192,8 +192,8 @@ def test_the_torch_coder_flag_is_true(fitted, name):
     from rdgap.codecs.coders.backend import torch_codec
 
     codecs, eval_hidden, eval_ids = fitted
-    # the recipe's own format (its rate-capped format, Recipe.fit's default, has no torch
-    # coder: the CPU coder writes it)
+    # the recipe's own format (the torch coder of the rate-capped format, Recipe.fit's
+    # default, is tested in tests/codecs/test_torch_window.py)
     codec = codecs[name].uncapped or codecs[name].codec
     if not recipe(name).torch_coder:
         with pytest.raises(ValueError, match=type(codec).__name__):
