@@ -36,6 +36,7 @@ import importlib.util
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,81 @@ def _domain_shift():
     return module
 
 
+@dataclass
+class Setup:
+    """What a run fits and evaluates with: ``domain_shift.py`` as ``ds``, the model split,
+    the news fit windows (``fit``), the evaluation texts (news first), and the estimated
+    news Fisher of the statistics windows (``own``: the per-text Fishers of the cache)."""
+
+    ds: object
+    model: object
+    name: str
+    split: SplitModel
+    fit: object
+    texts: dict
+    missing: dict
+    cache: Path | None
+    tag: str
+    estimated: object
+    own: dict
+    fisher_source: str
+    statistics_windows: int
+
+    def document(self, generator: str, args, fits: list, rows: list, started: float,
+                 **fit) -> dict:
+        """The result JSON of a run: ``fit`` adds to its description of the fit."""
+        return {"schema_version": 1, "generator": generator, "model": self.name,
+                "split": self.split.split, "level": args.level,
+                "fit": {"corpus": "lee_background fit documents",
+                        "statistics_windows": self.statistics_windows,
+                        "probe_windows": args.probe_windows, **fit,
+                        "fisher": self.fisher_source},
+                "texts_missing": self.missing, "fits": fits, "rows": rows,
+                "seconds": time.perf_counter() - started}
+
+    def probe(self) -> DistortionProbe:
+        """The calibration probe: the fit windows after the statistics windows."""
+        count, k = self.statistics_windows, self.split.split
+        return DistortionProbe(self.split, self.fit.input_ids[count:],
+                               self.fit.hidden[k][count:],
+                               documents=torch.as_tensor(self.fit.documents[count:]))
+
+
+def setup(args, ds=None) -> Setup:
+    """Model, texts and news Fisher of ``args`` (``--split``, ``--tiny``, ``--texts``,
+    ``--windows``, ``--statistics-windows``, ``--probe-windows``, ``--cache``); states and
+    Fishers come from ``domain_shift.py``'s cache where it has them."""
+    ds = ds or _domain_shift()
+    torch.manual_seed(0)
+    k = args.split
+    if args.tiny:
+        model, name, fit_w, windows, missing = ds.tiny_setup(
+            args.windows, args.statistics_windows, args.probe_windows)
+    else:
+        model, name, fit_w, windows, missing = ds.real_setup(
+            [n for n in args.texts.split(",") if n], args.windows, args.statistics_windows,
+            args.probe_windows)
+    cache = Path(args.cache) if args.cache else None
+    tag = f"{name}-{args.statistics_windows}+{args.probe_windows}"
+    fit = ds.cached_text(model, "fit", fit_w.input_ids, fit_w.document.numpy(), [k], cache,
+                         tag, "news fit documents")
+    texts = {n: ds.cached_text(model, n, w.input_ids, w.document.numpy(), [k], cache, tag, s)
+             for n, (w, s) in windows.items()}
+    split = SplitModel(model, k)
+    saved, own = None, {}
+    for path in ((cache / f"{tag}-fisher8-split{k}.pt", cache / f"{tag}-fisher16-split{k}.pt")
+                 if cache else ()):
+        if path.is_file():
+            own = torch.load(path, weights_only=False)
+            saved = own.get("fit")
+            break
+    estimated = saved or fisher_diagonal(split, fit.hidden[k][:args.statistics_windows],
+                                         full=True)
+    return Setup(ds, model, name, split, fit, texts, missing, cache, tag, estimated, own,
+                 "from the cache of domain_shift.py" if saved else "estimated here",
+                 args.statistics_windows)
+
+
 def evaluate(ds, split: SplitModel, codec, text, estimated, level: float, real: bool) -> dict:
     """Bits/token, ΔCE ± s.e. over documents, windows over ``level`` and T7 (estimated
     news Fisher) of ``codec`` on ``text``."""
@@ -74,6 +150,13 @@ def evaluate(ds, split: SplitModel, codec, text, estimated, level: float, real: 
             "held": bool(mean <= level + 2 * (stderr or 0.0)),
             "t7_estimated_fisher_nats": float(ds.t7_per_window(hidden, recon, estimated).mean()),
             "per_window_delta_ce": dce.round(5).tolist()}
+
+
+def describe(arm: str, codec: str, row: dict) -> str:
+    """One printed line of an evaluated row."""
+    return (f"{arm} {codec:<12} {row['text']:<11} {row['bits_per_token']:7.1f} b  ΔCE "
+            f"{row['delta_ce_nats']:.4f} ± {row['delta_ce_nats_stderr'] or 0:.4f}  >lvl "
+            f"{row['windows_over_level']}/{row['windows']}")
 
 
 def predict(ds, fit_hidden: torch.Tensor, texts: dict, estimated, own: dict, weight: float,
@@ -207,34 +290,12 @@ def main(argv: list[str] | None = None) -> dict:
         document = json.loads(Path(args.out).read_text())
         plot(document["rows"], document["level"], Path(args.out).with_suffix(".png"))
         return document
-    ds = _domain_shift()
     started = time.perf_counter()
-    torch.manual_seed(0)
-    k = args.split
-    if args.tiny:
-        model, name, fit_w, windows, missing = ds.tiny_setup(
-            args.windows, args.statistics_windows, args.probe_windows)
-    else:
-        model, name, fit_w, windows, missing = ds.real_setup(
-            [n for n in args.texts.split(",") if n], args.windows, args.statistics_windows,
-            args.probe_windows)
-    cache = Path(args.cache) if args.cache else None
-    tag = f"{name}-{args.statistics_windows}+{args.probe_windows}"
-    fit = ds.cached_text(model, "fit", fit_w.input_ids, fit_w.document.numpy(), [k], cache,
-                         tag, "news fit documents")
-    texts = {n: ds.cached_text(model, n, w.input_ids, w.document.numpy(), [k], cache, tag, s)
-             for n, (w, s) in windows.items()}
-    split = SplitModel(model, k)
+    run = setup(args)
+    ds, split, texts, estimated, own = run.ds, run.split, run.texts, run.estimated, run.own
+    name, missing, fit, k = run.name, run.missing, run.fit, args.split
     count = args.statistics_windows
     hidden = fit.hidden[k]
-    saved, own = None, {}
-    for path in ((cache / f"{tag}-fisher8-split{k}.pt", cache / f"{tag}-fisher16-split{k}.pt")
-                 if cache else ()):
-        if path.is_file():
-            own = torch.load(path, weights_only=False)
-            saved = own.get("fit")
-            break
-    estimated = saved or fisher_diagonal(split, hidden[:count], full=True)
     if args.predict_only:
         for name_, text in texts.items():  # the oracle Fisher of each text (diagnosis only)
             if name_ not in own:
@@ -253,8 +314,7 @@ def main(argv: list[str] | None = None) -> dict:
         out.write_text(json.dumps(document, indent=1) + "\n")
         print(f"wrote {out}")
         return document
-    probe = DistortionProbe(split, fit.input_ids[count:], hidden[count:],
-                            documents=torch.as_tensor(fit.documents[count:]))
+    probe = run.probe()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, fits = [], []
@@ -276,25 +336,15 @@ def main(argv: list[str] | None = None) -> dict:
                 row = evaluate(ds, split, fitted.codec, text, estimated, args.level,
                                real=not args.tiny)
                 rows.append({"codec": codec_name, "shrinkage": weight} | row)
-                print(f"λ={weight:g} {codec_name:<12} {text.name:<11} "
-                      f"{row['bits_per_token']:7.1f} b  ΔCE {row['delta_ce_nats']:.4f} ± "
-                      f"{row['delta_ce_nats_stderr'] or 0:.4f}  >lvl {row['windows_over_level']}"
-                      f"/{row['windows']}", flush=True)
+                print(describe(f"λ={weight:g}", codec_name, row), flush=True)
             news = {(r["codec"], r["shrinkage"]): r for r in rows if r["text"] == "news"}
             for r in rows:
                 base = news.get((r["codec"], 0.0))
                 mine = news.get((r["codec"], r["shrinkage"]))
                 r["news_rate_cost_bits"] = (None if base is None or mine is None
                                             else mine["bits_per_token"] - base["bits_per_token"])
-            document = {"schema_version": 1, "generator": "rdgap benchmarks/robust_fisher.py",
-                        "model": name, "split": k, "level": args.level,
-                        "fit": {"corpus": "lee_background fit documents",
-                                "statistics_windows": count,
-                                "probe_windows": args.probe_windows,
-                                "fisher": "from the cache of domain_shift.py" if saved
-                                else "estimated here"},
-                        "texts_missing": missing, "fits": fits, "rows": rows,
-                        "seconds": time.perf_counter() - started}
+            document = run.document("rdgap benchmarks/robust_fisher.py", args, fits, rows,
+                                    started)
             out.write_text(json.dumps(document, indent=1) + "\n")
     plot(rows, args.level, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')} in {document['seconds']:.0f} s")
