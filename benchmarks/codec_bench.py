@@ -58,7 +58,7 @@ from rdgap.split import logits_and_hidden
 from rdgap.codecs.coders.container import header_size
 from rdgap.codecs.transforms.fisher import FisherDiagonal
 from rdgap.codecs.fit import FitContext
-from rdgap.codecs.quantizers.calibrate import calibrate_scale
+from rdgap.codecs.quantizers.calibrate import DistortionProbe, calibrate_scale
 from rdgap.codecs.recipes import RECIPES
 from rdgap.split import SplitModel
 from rdgap.validation.corpus import (DEFAULT_CORPUS, load_documents, split_documents,
@@ -104,7 +104,8 @@ def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) 
 KNOB_BASELINES = ("kvtc", "sz3", "zfp")
 
 
-def calibrated_baseline(name: str, context: FitContext, level: float, method: str = "fit"):
+def calibrated_baseline(name: str, context: FitContext, level: float, method: str = "fit",
+                        evaluations: int = 6, ratio: float = 1.02, probe=None):
     """The published baseline ``name`` with its knob set so that the probe ΔCE of the fit
     windows meets ``level``, as :func:`rdgap.codecs.fit.fit_codec` sets rdgap's step scale.
 
@@ -113,13 +114,14 @@ def calibrated_baseline(name: str, context: FitContext, level: float, method: st
     error bound is ``α`` itself (ZFP's snapped down to a power of two, as ZFP does,
     and bracketed at ratio 2), the KVTC-style coder's budget is ``−C·log2 α`` bits per
     token (its distortion falls as ``2^(−2B/C)``). The first scale tried comes from the
-    Fisher (an error uniform on ±α has the variance of a step 2α).
+    Fisher (an error uniform on ±α has the variance of a step 2α). ``evaluations`` probe
+    passes at most, resolution ``ratio`` in ``α``, on ``probe`` (default: the context's).
     Returns ``(codec, calibration)``.
     """
     channels = context.hidden.shape[-1]
     unit = context.fisher.predicted_delta_ce(np.full(channels, 2.0), np.full(channels, 2.0))
     initial = math.sqrt(level / unit)
-    ratio = 1.02 if method == "fit" else 1.08
+    probe = context.probe if probe is None else probe
     if name == "kvtc":
         fitted = fit_transform_coder(context.hidden)
         limit = 12 * channels
@@ -133,8 +135,8 @@ def calibrated_baseline(name: str, context: FitContext, level: float, method: st
         initial, ratio, method = 2.0 ** math.floor(math.log2(initial)), 2.0, "bracket"
     else:
         raise ValueError(f"name: expected one of {KNOB_BASELINES}, got {name!r}")
-    calibration = calibrate_scale(lambda a: context.probe.estimate(make(a).reconstruct),
-                                  level, initial, evaluations=6, ratio=ratio, method=method)
+    calibration = calibrate_scale(lambda a: probe.estimate(make(a).reconstruct), level,
+                                  initial, evaluations=evaluations, ratio=ratio, method=method)
     return make(calibration.scale), calibration
 
 
@@ -215,12 +217,15 @@ def measure(codec, split: SplitModel, hidden: torch.Tensor, input_ids: torch.Ten
 
 
 def run(splits: list[int], variants: list[str], levels: list[float], windows: int,
-        baselines: bool, partial: Path | None = None, published: bool = False, statistics_windows: int = STATISTICS_WINDOWS,
+        baselines: bool, partial: Path | None = None, published: bool = False,
+        baseline_probe: tuple[int, int, float] = (32, 6, 1.02), statistics_windows: int = STATISTICS_WINDOWS,
         probe_windows: int = PROBE_WINDOWS, method: str = "fit",
         cache: Path | None = None, margin: float = 0.0) -> tuple[list[dict], dict]:
     """Rows for every (split, codec, level) requested, and facts about the run (the rows
     so far are also written to ``partial`` after each split, if given; fit-window hidden
-    states and Fisher are kept under ``cache``, if given, for a later run)."""
+    states and Fisher are kept under ``cache``, if given, for a later run; the published
+    baselines' knobs are calibrated on the first ``baseline_probe[0]`` probe windows with
+    at most ``baseline_probe[1]`` passes at resolution ``baseline_probe[2]``)."""
     loaded = load_model("smollm2-135m")
     model, tokenizer = loaded.model, loaded.tokenizer
     torch.manual_seed(0)
@@ -258,11 +263,17 @@ def run(splits: list[int], variants: list[str], levels: list[float], windows: in
         jobs = [(c, c.codec_id, None, {}) for c in (baseline_codecs() if baselines else [])]
         jobs += [(c, c.codec_id, None, {"baseline": True})
                  for c in (blockwise_codecs() if published else [])]
+        windows, evaluations, ratio = baseline_probe
+        probe = context.probe
+        if published and windows < len(probe.hidden):
+            probe = DistortionProbe(split, probe.input_ids[:windows], probe.hidden[:windows],
+                                    documents=probe.documents[:windows])
         for name in KNOB_BASELINES if published else ():
             for level in levels:
                 bar.set_postfix_str(f"split {k} calibrate {name} ΔCE≤{level}")
                 start = time.perf_counter()
-                codec, calibration = calibrated_baseline(name, context, level, method)
+                codec, calibration = calibrated_baseline(name, context, level, method,
+                                                         evaluations, ratio, probe)
                 seconds = time.perf_counter() - start
                 fit_s[f"{k}:{name}:{level:g}"] = seconds
                 jobs.append((codec, name, f"dce<={level:g}",
@@ -272,6 +283,7 @@ def run(splits: list[int], variants: list[str], levels: list[float], windows: in
                               "fit_delta_ce_nats_stderr": calibration.stderr,
                               "scale": calibration.scale,
                               "calibration_trace": calibration.trace, "method": method,
+                              "probe_windows": len(probe.hidden),
                               "fit_s": seconds}))
                 bar.update()
         for variant in variants:
@@ -423,6 +435,18 @@ def merge_files(sources: list[Path], out: Path) -> None:
     print(f"merged {len(sources)} file(s) into {out}: {len(rows)} rows")
 
 
+def _baseline_probe(parser, text: str) -> tuple[int, int, float]:
+    try:
+        windows, evaluations, ratio = text.split(",")
+        value = (int(windows), int(evaluations), float(ratio))
+    except ValueError:
+        value = None
+    if value is None or value[0] < 1 or value[1] < 1 or not value[2] > 1:
+        parser.error(f"--baseline-probe: expected W,E,R with W, E ≥ 1 and R > 1 "
+                     f"(e.g. 32,6,1.02), got {text!r}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--splits", default="8,15")
@@ -434,6 +458,9 @@ def main() -> None:
     parser.add_argument("--published-baselines", action="store_true",
                         help="also measure Q8_0, Q4_0, Hadamard int4, and the KVTC-style "
                              "coder, SZ3 and ZFP calibrated to every level")
+    parser.add_argument("--baseline-probe", default="32,6,1.02", metavar="W,E,R",
+                        help="published baselines: calibrate each knob on the first W probe "
+                             "windows, with at most E passes, to resolution R in the knob")
     parser.add_argument("--statistics-windows", type=int, default=STATISTICS_WINDOWS,
                         help="fit windows for statistics, Fisher and entropy models")
     parser.add_argument("--probe-windows", type=int, default=PROBE_WINDOWS,
@@ -468,6 +495,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, facts = run(splits, variants, levels, args.windows, args.baselines,
                       published=args.published_baselines,
+                      baseline_probe=_baseline_probe(parser, args.baseline_probe),
                       partial=Path("/tmp") / f"codec_bench.{out.stem}.partial.json",
                       statistics_windows=args.statistics_windows,
                       probe_windows=args.probe_windows, method=args.method,
@@ -477,6 +505,7 @@ def main() -> None:
     runs = previous.get("runs", []) + [{
         "splits": splits, "variants": variants, "levels": levels, "windows": args.windows,
         "baselines": args.baselines, "published_baselines": args.published_baselines,
+        "baseline_probe": args.baseline_probe if args.published_baselines else None,
         "statistics_windows": args.statistics_windows,
         "probe_windows": args.probe_windows, "method": args.method,
         "margin": args.margin, "seconds": time.perf_counter() - started,
