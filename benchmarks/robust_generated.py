@@ -28,7 +28,7 @@ Usage::
 
     python benchmarks/robust_generated.py [--split 15] [--level 0.05] [--windows 16]
         [--codecs klt-laplace,klt-context] [--arms generated,generated+shrink]
-        [--generated 44] [--prompt-tokens 32] [--seed 0] [--cache DIR] [--out FILE]
+        [--generated 16] [--prompt-tokens 32] [--seed 0] [--cache DIR] [--out FILE]
         [--prepare-only] [--merge A.json,B.json] [--tiny]
 
 ``--cache`` is ``domain_shift.py``'s cache folder (states of every text, the fit
@@ -51,13 +51,17 @@ import torch
 
 from rdgap.codecs.fit import FitContext, fit_codec
 from rdgap.codecs.transforms.fisher import fisher_diagonal, shrink_toward_diagonal
-from rdgap.codecs.transforms.generated_fit import generated_windows, pooled_fisher, with_generated
+from rdgap.codecs.transforms.generated_fit import (pooled_fisher, sample_continuations,
+                                                  split_states, with_generated)
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "robust_generated.json"
 ARMS = ("generated", "generated+shrink", "generated-fisher")
 #: Arms of ``robust_fisher.json`` shown beside these (news only), by their ``λ``.
 NEWS_ONLY = {0.0: "news only (today)", 1.0: "news only, λ=1"}
+#: ``--predict-only``'s diagnosis: the transform fitted on the evaluated text's own windows.
+CHUNK = 8  # generated windows sampled together (and cached together)
+ORACLE = "oracle: the text's own windows"
 
 
 def _robust_fisher():
@@ -88,29 +92,43 @@ def news_only_rows(path: Path, split: int, level: float, codecs: list[str]) -> l
     return rows
 
 
-def generated_text(ds, model, fit, args, cache: Path | None, tag: str, k: int):
-    """The generated windows (cached by count, prompt length, seed, top-p) as a Text."""
-    count = args.statistics_windows
+def generated_states(run, args) -> tuple[torch.Tensor, str]:
+    """States at the split of the generated windows and the cache key. Window ``i``
+    continues the prompt of statistics window ``i mod W``; windows are sampled
+    :data:`CHUNK` at a time (the chunk from window ``s``: seed ``100003·seed + s``); the ids
+    are cached after every chunk (by count, prompt length, seed, top-p), so a stopped run
+    resumes; then the states (only the prefix runs: the windows are fit statistics and
+    need no CE)."""
+    k, count, cache = args.split, args.statistics_windows, run.cache
     key = f"gen{args.generated}-p{args.prompt_tokens}-seed{args.seed}" + (
         f"-top{args.top_p:g}" if args.top_p else "")
-    path = cache / f"{tag}-{key}-ids.pt" if cache else None
-    if path is not None and path.is_file():
-        ids = torch.load(path, weights_only=True)
-    else:
-        start = time.perf_counter()
-        ids = generated_windows(model, fit.input_ids[:count], args.generated,
-                                args.prompt_tokens, seed=args.seed, top_p=args.top_p)
-        print(f"generated {tuple(ids.shape)} tokens in {time.perf_counter() - start:.0f} s",
-              flush=True)
-        if path is not None:
+    ids_path = cache / f"{run.tag}-{key}-ids.pt" if cache else None
+    states_path = cache / f"{run.tag}-{key}-states-split{k}.pt" if cache else None
+    if states_path is not None and states_path.is_file():
+        return torch.load(states_path, weights_only=True), key
+    chunks = []  # 8 windows a chunk, each its own seed, saved as done: a stopped run resumes
+    if ids_path is not None and ids_path.is_file():
+        chunks = list(torch.load(ids_path, weights_only=True).split(CHUNK))
+    rows = torch.arange(args.generated) % count
+    for start in range(len(chunks) * CHUNK, args.generated, CHUNK):
+        began = time.perf_counter()
+        prompts = run.fit.input_ids[rows[start:start + CHUNK], :args.prompt_tokens]
+        chunks.append(sample_continuations(
+            run.model, prompts, run.fit.input_ids.shape[1] - args.prompt_tokens,
+            seed=args.seed * 100_003 + start, top_p=args.top_p, batch_size=CHUNK))
+        print(f"generated windows {start}..{start + len(prompts) - 1} in "
+              f"{time.perf_counter() - began:.0f} s", flush=True)
+        if ids_path is not None:
             cache.mkdir(parents=True, exist_ok=True)
-            torch.save(ids, path)
-    documents = np.asarray(fit.documents[:count])[np.arange(len(ids)) % count]
-    return ds.cached_text(model, key, ids, documents, [k], cache, tag,
-                          "SmolLM2 continuations of news fit-window prompts"), key
+            torch.save(torch.cat(chunks), ids_path)
+    ids = torch.cat(chunks)
+    states = split_states(run.split, ids)
+    if states_path is not None:
+        torch.save(states, states_path)
+    return states, key
 
 
-def arm_fisher(arm: str, estimated, split, generated, args, cache, tag, key, k):
+def arm_fisher(arm: str, estimated, split, generated: torch.Tensor, args, cache, tag, key, k):
     """The Fisher an arm fits with (news as estimated, shrunk, or pooled with generated)."""
     if arm == "generated":
         return estimated, "news fit windows"
@@ -122,7 +140,7 @@ def arm_fisher(arm: str, estimated, split, generated, args, cache, tag, key, k):
         extra = torch.load(path, weights_only=False)
     else:
         start = time.perf_counter()
-        extra = fisher_diagonal(split, generated.hidden[k][:count], full=True, seed=1)
+        extra = fisher_diagonal(split, generated[:count], full=True, seed=1)
         print(f"generated-window Fisher ({count} windows) in "
               f"{time.perf_counter() - start:.0f} s", flush=True)
         if path is not None:
@@ -198,6 +216,44 @@ def merge(paths: list[Path], out: Path) -> dict:
     return merged
 
 
+def predict(rf, run, args, news: torch.Tensor, generated: torch.Tensor, arms: list[str],
+            started: float) -> dict:
+    """``--predict-only``: ``robust_fisher.predict`` (``klt-laplace`` scaled so that T7 with
+    the news Fisher meets the level on the news evaluation windows; per text T7 with the
+    text's own Fisher, an oracle for diagnosis, and estimated bits) for the news-only fits
+    (``λ`` = 0, 1) and each arm's statistics; no ΔCE measured."""
+    k, own = args.split, dict(run.own)
+    for name, text in run.texts.items():  # the oracle Fisher of each text (diagnosis only)
+        if name not in own:
+            own[name] = run.estimated if name == "news" else fisher_diagonal(
+                run.split, text.hidden[k][:8], full=True)
+    both = torch.cat([news, generated.to(news.dtype)])
+    fits = [(NEWS_ONLY[0.0], news, 0.0), (NEWS_ONLY[1.0], news, 1.0)]
+    fits += [(arm, both, 1.0 if arm == "generated+shrink" else 0.0) for arm in arms
+             if arm != "generated-fisher"]  # its Fisher costs minutes per window
+    rows = [{"arm": arm} | row for arm, hidden, weight in fits
+            for row in rf.predict(run.ds, hidden, run.texts, run.estimated, own, weight,
+                                  args.level, k)]
+    for name, text in run.texts.items():  # the oracle of domain-shift.md item 6, screened
+        if name != "news":
+            pair = {"news": run.texts["news"], name: text}
+            rows += [{"arm": ORACLE} | row for row in rf.predict(
+                run.ds, text.hidden[k], pair, run.estimated, own, 0.0, args.level, k)
+                if row["text"] == name]
+    document = run.document("rdgap benchmarks/robust_generated.py --predict-only", args, [],
+                            rows, started, generated_windows=args.generated,
+                            prompt_tokens=args.prompt_tokens,
+                            sampling={"temperature": 1.0, "top_p": args.top_p,
+                                      "seed": args.seed})
+    document["what"] = ("predictions: T7 with each text's own Fisher (news: the fit's), "
+                        "klt-laplace scaled so T7 with the news Fisher meets the level on "
+                        "news; no ΔCE measured")
+    out = Path(args.out)
+    out.write_text(json.dumps(document, indent=1) + "\n")
+    print(f"wrote {out}")
+    return document
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", type=int, default=15)
@@ -207,7 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--codecs", default="klt-laplace,klt-context")
     parser.add_argument("--arms", default="generated,generated+shrink",
                         help=f"comma-separated, of {ARMS}")
-    parser.add_argument("--generated", type=int, default=44, help="generated windows")
+    parser.add_argument("--generated", type=int, default=16, help="generated windows")
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top-p", type=float, default=None)
@@ -221,6 +277,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tiny", action="store_true", help="tiny random model (smoke test)")
     parser.add_argument("--prepare-only", action="store_true",
                         help="generate and cache the windows and their states, fit nothing")
+    parser.add_argument("--predict-only", action="store_true",
+                        help="T7 screening with each text's own Fisher (no ΔCE measured)")
     parser.add_argument("--merge", default="", help="JSONs of earlier runs to merge into --out")
     args = parser.parse_args(argv)
     arms = [a for a in args.arms.split(",") if a]
@@ -239,13 +297,15 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     run = rf.setup(args)
     ds, split, fit, k, estimated = run.ds, run.split, run.fit, args.split, run.estimated
-    generated, key = generated_text(ds, run.model, fit, args, run.cache, run.tag, k)
+    generated, key = generated_states(run, args)
     if args.prepare_only:
-        print(f"prepared {key}: {tuple(generated.hidden[k].shape)} states in "
+        print(f"prepared {key}: {tuple(generated.shape)} states in "
               f"{time.perf_counter() - started:.0f} s")
         return {}
     count = args.statistics_windows
     hidden = fit.hidden[k]
+    if args.predict_only:
+        return predict(rf, run, args, hidden[:count], generated, arms, started)
     probe = run.probe()
     rows = news_only_rows(Path(args.baseline_from), k, args.level, codecs) \
         if args.baseline_from and not args.tiny else []
@@ -253,8 +313,7 @@ def main(argv: list[str] | None = None) -> dict:
     for arm in arms:
         fisher, fisher_source = arm_fisher(arm, estimated, split, generated, args, run.cache,
                                            run.tag, key, k)
-        context = with_generated(FitContext(split, hidden[:count], fisher, probe),
-                                 generated.hidden[k])
+        context = with_generated(FitContext(split, hidden[:count], fisher, probe), generated)
         for codec_name in codecs:
             start = time.perf_counter()
             fitted = fit_codec(codec_name, context, args.level, method="fit")
