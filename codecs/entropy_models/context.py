@@ -58,7 +58,8 @@ from ..coders.sections import grouped_columns, read_grouped
 from ..quantizers import deadzone
 from ..quantizers.deadzone import centroid_offset, rdo_symbols  # noqa: F401 (public here too)
 from .context_loop import (GAIN_LIMIT, GAIN_STEP, MAX_INDEX, MIN_INDEX,  # noqa: F401 (public)
-                           SCALE_RESOLUTION, CausalLoop, table_indices, table_scale)
+                           SCALE_RESOLUTION, CausalLoop, one_thread, table_indices,
+                           table_scale)
 from .factorized import build_tables
 from .tables import discretised_table, half_width
 
@@ -336,6 +337,7 @@ class ContextCodec(HiddenStateCodec):
             raise ValueError(f"hidden: expected {self.channels} channels (the codec was fitted "
                              f"on them), got {channels}")
 
+    @one_thread
     def _code(self, hidden: torch.Tensor, offset: np.ndarray | None = None):
         """Position-0 symbols, the loop's :class:`_Analysis` (None for one token) and the
         reconstruction (``offset`` ``(T-1, C)``: see :meth:`analyse`)."""
@@ -435,11 +437,13 @@ class ContextCodec(HiddenStateCodec):
         return self.sections(torch.from_numpy(first)[None], side, symbols,
                              None if ids is None else torch.from_numpy(ids)[None])
 
+    @one_thread
     def _encode_payload(self, hidden):  # ``hidden`` was checked by encode()
         first, result, _ = self._code(hidden)
         return ans.encode(*grouped_columns(self._sections_of(first, result),
                                            self.section_tables()))
 
+    @one_thread
     def estimate_bits(self, hidden) -> float:
         """``Σ −log2 q`` of the payload: side latents, position 0 and every symbol
         under its table (escaped values at 33 bits each)."""
@@ -456,6 +460,7 @@ class ContextCodec(HiddenStateCodec):
             raise BitstreamError(f"data: stream has {stream.shape[1]} channels, the codec "
                                  f"{self.channels}")
 
+    @one_thread
     def _decode_body(self, stream: Stream):
         """Every section of the stream's payload, then the causal loop:
         ``(hidden, ids or None)``."""

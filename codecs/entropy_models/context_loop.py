@@ -20,10 +20,18 @@ windows). What they share is everything but the bytes:
 The float type is the loop's (float64, or float32 on a device without float64);
 a float difference in ``m_t`` between devices moves a reconstruction by rounding
 noise only, never a table index.
+
+The CPU codec runs the loop for one window: hundreds of torch operations per token on
+a few hundred values each, where torch's intra-op threads cost more than they save
+(``x.abs()`` on 576 float64 values: ≈3 µs on one thread, ≈30 µs on two on a busy
+2-core machine). :func:`one_thread` runs such a call on one torch thread: the same
+operations, and the same streams and reconstructions (the golden streams; a 256 × 576
+window of a fitted model, ``tests/codecs/test_context_loop.py``).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +48,23 @@ GAIN_STEP = 2
 GAIN_LIMIT = 12
 #: Range of table indices: scales 2^-12 .. 2^14 steps.
 MIN_INDEX, MAX_INDEX = -12 * SCALE_RESOLUTION, 14 * SCALE_RESOLUTION
+
+
+def one_thread(function):
+    """``function`` run with one torch intra-op thread (the caller's count restored
+    after; nested calls keep one). For the CPU codec's batch-of-one calls (see the
+    module)."""
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        threads = torch.get_num_threads()
+        if threads == 1:
+            return function(*args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+    return run
 
 
 def table_scale(index: np.ndarray) -> np.ndarray:

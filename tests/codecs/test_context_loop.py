@@ -118,3 +118,36 @@ def test_table_indices_are_the_same_rule_for_numpy_and_torch():
     got = context_loop.table_indices(torch.from_numpy(base), torch.from_numpy(group_of),
                                      torch.from_numpy(side))
     assert np.array_equal(got.numpy(), expected)
+
+
+def test_one_thread_keeps_the_streams_and_restores_the_thread_count(context):
+    """The CPU codec runs its batch-of-one calls on one torch thread (context_loop.one_thread,
+    for speed): the streams and reconstructions are those of the same calls on the
+    caller's threads, and the caller's thread count is restored (also after an error)."""
+    from rdgap.codecs.entropy_models.context import ContextCodec
+
+    model, _ = context
+    x = _context.scaled_tokens(2, 300, seed=8)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for window in x:
+            plain = ContextCodec._encode_payload.__wrapped__(model, window)
+            assert model._encode_payload(window) == plain
+            first, result, recon = ContextCodec._code.__wrapped__(model, window)  # 2 threads
+            one = model._code(window)
+            assert np.array_equal(one[0], first) and torch.equal(one[2], recon)
+            assert np.array_equal(one[1].symbols, result.symbols)
+            assert np.array_equal(one[1].side, result.side)
+        seen = []
+        counted = context_loop.one_thread(lambda: seen.append(torch.get_num_threads()))
+        counted()
+        assert seen == [1] and torch.get_num_threads() == 2
+
+        def fails():
+            raise RuntimeError("inside")
+        with pytest.raises(RuntimeError, match="inside"):
+            context_loop.one_thread(fails)()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
