@@ -112,6 +112,13 @@ class TorchContextCodec(HiddenStateCodec):
         Float type of the causal loop (default float64, float32 on ``mps``, which has
         no float64). Not part of the stream's hash: streams decode with either, the
         reconstruction then differing by that type's rounding only.
+    body : SectionTables, optional
+        The integer body tables (:attr:`body_tables`) of a coder, on this device, of a
+        model that differs from ``model`` only by its steps (``model.rescaled``, the
+        same rounding): the body tables depend on the table index and the rounding
+        only, so they are shared instead of rebuilt (the ladder of
+        :class:`~rdgap.codecs.coders.torch_window.TorchWindowCodec`; building them is
+        most of this constructor's time).
 
     Notes
     -----
@@ -125,7 +132,7 @@ class TorchContextCodec(HiddenStateCodec):
     MODELS: tuple = (ContextCodec, TokenContextCodec)
 
     def __init__(self, model: ContextCodec, device="cpu", lanes: int = rans_torch.DEFAULT_LANES,
-                 dtype: torch.dtype | None = None):
+                 dtype: torch.dtype | None = None, body: SectionTables | None = None):
         if type(model) not in self.MODELS:  # subclasses code otherwise
             raise ValueError(f"model: expected a fitted ContextCodec or TokenContextCodec, got "
                              f"{type(model).__name__}")
@@ -145,13 +152,20 @@ class TorchContextCodec(HiddenStateCodec):
             "model": model.digest.hex(), "lanes": lanes, "precision": PRECISION,
             "layout": LAYOUT_VERSION})
         #: Each section's integer tables, built once from the model's float tables.
-        self._sections = [SectionTables.build(list(tables), self.device)
-                          for tables in model.section_tables()]
+        tables = model.section_tables()
+        self._sections = [SectionTables.build(list(t), self.device) for t in tables[:-1]]
+        self._sections.append(SectionTables.build(list(tables[-1]), self.device)
+                              if body is None else body)
         #: The model's causal loop on this device (the CPU codec runs the same code).
         self.loop = model.loop(self.device, self.dtype)
         self._groups = self.loop.groups
         # the model's integers, for subclasses' table rules (TorchHyperpriorCodec)
         self._base_index, self._group_of = self.loop.base_index, self.loop.group_of
+
+    @property
+    def body_tables(self) -> SectionTables:
+        """The integer tables of the body section (one per table index in range)."""
+        return self._sections[-1]
 
     @property
     def digest(self) -> bytes:

@@ -38,15 +38,16 @@ class TorchHyperpriorCodec(TorchContextCodec):
     ----------
     model : HyperpriorCodec
         The fitted CPU codec (its parameters and tables).
-    device, lanes, dtype
+    device, lanes, dtype, body
         As :class:`~rdgap.codecs.coders.torch_context.TorchContextCodec`.
     """
 
     MODELS = (HyperpriorCodec,)
 
     def __init__(self, model: HyperpriorCodec, device="cpu",
-                 lanes: int = rans_torch.DEFAULT_LANES, dtype: torch.dtype | None = None):
-        super().__init__(model, device, lanes, dtype)
+                 lanes: int = rans_torch.DEFAULT_LANES, dtype: torch.dtype | None = None,
+                 body=None):
+        super().__init__(model, device, lanes, dtype, body)
         hyper_tables = [ans.ChannelTable(p, GAIN_LIMIT) for p in model.hyper_side_probabilities]
         # head rows: side groups 0..G-1, position 0 G..G+C-1, learned latents G+C..G+C+S-1
         self._sections[0] = SectionTables.build(

@@ -93,13 +93,22 @@ class TorchWindowCodec(HiddenStateCodec):
 
     def at(self, index: int) -> HiddenStateCodec:
         """The torch coder of ``wrapper.at(index)`` (the last
-        :data:`~rdgap.codecs.quantizers.window_control.SCALED_CACHE` kept)."""
+        :data:`~rdgap.codecs.quantizers.window_control.SCALED_CACHE` kept); a joint
+        model's shares the base coder's body tables (they depend on the table index
+        and the rounding only, not on the steps)."""
         from .backend import torch_codec
 
         coder = self._coders.get(index)
         if coder is None:
-            coder = self._coders[index] = torch_codec(self.wrapper.at(index), self.device,
-                                                      self.lanes)
+            scaled, base = self.wrapper.at(index), getattr(self, "base", None)
+            if base is not None and hasattr(base, "body_tables") \
+                    and type(scaled) is type(base.model) \
+                    and scaled.rounding == base.model.rounding:
+                # a rescaled joint model: the body tables are the base's (index, rounding)
+                coder = type(base)(scaled, self.device, self.lanes, body=base.body_tables)
+            else:
+                coder = torch_codec(scaled, self.device, self.lanes)
+            self._coders[index] = coder
             while len(self._coders) > SCALED_CACHE:
                 self._coders.popitem(last=False)
         else:

@@ -208,6 +208,23 @@ def test_damaged_and_truncated_streams_raise(fitted, source, name):
         coder.decode(pack(coder.codec_id, coder.digest, (TOKENS, CHANNELS + 1), stream.payload))
 
 
+@pytest.mark.parametrize("name", ["klt-context", "klt-context-wc"])
+def test_a_rescaled_joint_model_shares_the_base_coders_body_tables(fitted, name):
+    """The torch coder of a ladder entry reuses the base coder's integer body tables (they
+    depend on the table index and the rounding only): the same tables and hash as a coder
+    built from scratch for that entry, and its own head tables (position 0's step
+    moves)."""
+    codec, coder = fitted[name]
+    for index in (UNIT_INDEX - 5, UNIT_INDEX + 9):
+        shared, alone = coder.at(index), torch_codec(codec.at(index), lanes=LANES)
+        assert shared.body_tables is coder.base.body_tables
+        assert torch.equal(shared.body_tables.freq, alone.body_tables.freq)
+        assert torch.equal(shared.body_tables.widths, alone.body_tables.widths)
+        assert torch.equal(shared._sections[0].freq, alone._sections[0].freq)
+        assert not torch.equal(shared._sections[0].freq, coder.base._sections[0].freq)
+        assert shared.digest == alone.digest
+
+
 def test_bad_arguments_are_refused_by_name(fitted):
     with pytest.raises(ValueError, match="wrapper: expected a RateCappedCodec"):
         TorchWindowCodec(object())
