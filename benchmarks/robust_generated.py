@@ -170,7 +170,8 @@ def plot(rows: list[dict], level: float, path: Path) -> None:
     texts = list(dict.fromkeys(r["text"] for r in rows))
     fig, axes = plt.subplots(1, len(codecs), figsize=(6 * len(codecs), 4.4), squeeze=False)
     for axis, codec in zip(axes[0], codecs):
-        arms = list(dict.fromkeys(r["arm"] for r in rows if r["codec"] == codec))
+        arms = list(dict.fromkeys([*NEWS_ONLY.values(), *(r["arm"] for r in rows)]))
+        arms = [a for a in arms if any(r["arm"] == a and r["codec"] == codec for r in rows)]
         width = 0.8 / len(texts)
         for i, text in enumerate(texts):
             part = {r["arm"]: r for r in rows if r["codec"] == codec and r["text"] == text}
@@ -196,12 +197,19 @@ def plot(rows: list[dict], level: float, path: Path) -> None:
 
 def merge(paths: list[Path], out: Path) -> dict:
     """One document from the JSONs of several runs (rows and fits concatenated, the
-    news-only rows once)."""
+    news-only rows once; an arm run with another number of generated windows than the
+    first run's is named with its number)."""
     documents = [json.loads(p.read_text()) for p in paths]
     merged = dict(documents[0])
+    first = merged["fit"].get("generated_windows")
     rows, seen = [], set()
     for document in documents:
+        count = document["fit"].get("generated_windows")
         for row in document["rows"]:
+            if row["arm"] not in NEWS_ONLY.values():
+                row["generated_windows"] = count
+                if count != first:  # runs with another number of generated windows
+                    row["arm"] = f"{row['arm']} ({count} windows)"
             key = (row["arm"], row["codec"], row["text"])
             if key not in seen:
                 seen.add(key)
