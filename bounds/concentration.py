@@ -1,5 +1,9 @@
 """T8: PAC bounds for estimating a rate from N i.i.d. sequences.
 
+Length (≈500 lines): the whole T8 family (Hoeffding, Bernstein, empirical Bernstein,
+betting) sharing one set of argument checks, so every member validates its inputs the
+same way.
+
 Per-sequence code lengths ``l_i`` (bits) lie in ``[0, B]``, and the i.i.d.
 unit is the sequence (THEORY.md, "Setting"): concentration counts sequences,
 never tokens. All radii are in the units of ``bound`` (bits when ``bound`` is

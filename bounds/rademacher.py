@@ -1,5 +1,8 @@
 """T9: generalisation of a learned codec through Rademacher complexity.
 
+Length (≈430 lines): one theorem (T9), its two estimators of the complexity (Monte Carlo
+and Massart) and their argument checks, kept with the bound they feed.
+
 A class F of code-length functions with values in ``[0, B]`` (bits per
 sequence, say) is trained on N i.i.d. sequences; these functions bound the
 expected code length of every member of F at once, from its empirical mean

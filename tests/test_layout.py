@@ -94,3 +94,17 @@ def test_the_split_harness_is_its_own_package_beside_its_tests():
         assert (ROOT / "tests" / "split" / test).is_file(), test
     for old in ("split", "capture", "layer_stack"):
         assert new_name(f"{PACKAGE}.{old}").startswith("rdgap.split."), old
+
+
+def test_every_long_module_says_why_at_its_top():
+    """Issue 16: no file over ~400 lines without a reason written at its top (a
+    ``Length (...)`` sentence in the module docstring's first paragraphs)."""
+    root = Path(__file__).resolve().parents[1]
+    long_without_reason = []
+    for folder in ("bounds", "codecs", "proofs", "validation", "rdgap", "benchmarks", "tools"):
+        for path in sorted((root / folder).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            if text.count("\n") > 400 and "Length (" not in text[:2500]:
+                long_without_reason.append(f"{path.relative_to(root)} "
+                                           f"({text.count(chr(10))} lines)")
+    assert not long_without_reason, long_without_reason

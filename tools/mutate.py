@@ -1,5 +1,8 @@
 r"""A small AST mutation tester: how many injected bugs do a module's tests catch?
 
+Length (≈480 lines): a hand-run tool kept in one file (mutation operators, runner,
+report) so it can be copied and read alone.
+
 Usage (from the repository root; a hand-run tool, not part of ``make test``)::
 
     .venv/bin/python tools/mutate.py validation/claims.py --module rdgap.validation.claims \

@@ -1,5 +1,9 @@
 r"""The named claims of ``rdgap validate``: PASS or FAIL, with the numbers behind them.
 
+Length (≈430 lines): the gating claims that read the result rows, one short function
+each, beside the claim registry they share; the coverage, rate-prediction and other-text
+claims live in their own modules.
+
 Every claim is a dict ``{"name", "status": "PASS" | "FAIL", "numbers": {...},
 "reason": str, "gates": bool, "kind": str, "hypotheses": [{"text", "met"}]}``
 (``level_holds_on_other_text`` alone may say ``"UNDECIDED"``, and then does not gate);

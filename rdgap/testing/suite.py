@@ -1,5 +1,8 @@
 r"""The property suite: :func:`check_codec` and the base class :class:`CodecPropertyTests`.
 
+Length (≈480 lines): every property of the suite, one short function each, in the order
+they run, with the runner that orders them; the strategies and reporting live beside it.
+
 Properties, in the order they run (the two that need a fresh process last: their
 child starts first and runs while the others are checked; the first that fails raises a
 :class:`PropertyViolation`, an ``AssertionError`` whose message starts with the
