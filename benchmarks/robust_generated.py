@@ -168,7 +168,7 @@ def plot(rows: list[dict], level: float, path: Path) -> None:
 
     codecs = list(dict.fromkeys(r["codec"] for r in rows))
     texts = list(dict.fromkeys(r["text"] for r in rows))
-    fig, axes = plt.subplots(1, len(codecs), figsize=(6 * len(codecs), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(codecs), figsize=(7 * len(codecs), 5.2), squeeze=False)
     for axis, codec in zip(axes[0], codecs):
         arms = list(dict.fromkeys([*NEWS_ONLY.values(), *(r["arm"] for r in rows)]))
         arms = [a for a in arms if any(r["arm"] == a and r["codec"] == codec for r in rows)]
@@ -183,7 +183,7 @@ def plot(rows: list[dict], level: float, path: Path) -> None:
                 if r["codec"] == codec and r["text"] == "news"}
         axis.set_xticks(range(len(arms)))
         axis.set_xticklabels([f"{a}\n{news.get(a, float('nan')):.0f} b/tok news"
-                              for a in arms], fontsize=7)
+                              for a in arms], fontsize=7, rotation=30, ha="right")
         axis.axhline(level, color="k", ls=":", lw=1, label=f"level {level:g}")
         axis.set_title(codec)
         axis.set_ylabel("ΔCE (nats/token) ± 2 s.e.")
