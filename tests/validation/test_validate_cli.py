@@ -338,3 +338,21 @@ def test_validate_fits_codecs_on_other_families(name, smollm2, tmp_path):
     assert by["fp16"]["top1_agreement"] > 0.99
     assert by["gaussian-fisher"]["level_status"] in ("met", "missed", "unresolved")
     assert by["gaussian-fisher"]["bits_per_token_actual"] < by["int8-absmax"]["bits_per_token_actual"]
+
+
+def test_windows_all_means_every_document_and_a_bad_count_is_named():
+    """``--windows all`` (the full run's default) reaches the config as None (every
+    evaluation document with a full window); a count overrides it; text that is neither
+    is a usage error naming --windows."""
+    from rdgap.cli import _validate_config, build_parser
+
+    parser = build_parser()
+    assert _validate_config(parser.parse_args(["validate", "--windows", "all"])).windows is None
+    assert _validate_config(parser.parse_args(["validate"])).windows is None
+    assert _validate_config(parser.parse_args(["validate", "--windows", "7"])).windows == 7
+    quick = _validate_config(parser.parse_args(["validate", "--quick", "--windows", "all"]))
+    assert quick.windows is None and quick.quick_run
+    with pytest.raises(SystemExit):
+        parser.parse_args(["validate", "--windows", "many"])
+    with pytest.raises(ValueError, match="--windows"):
+        _validate_config(parser.parse_args(["validate", "--windows", "0"]))
