@@ -172,7 +172,8 @@ class Recipe:
                                  f"(recipe {self.name!r})")
 
     def fit(self, context, input_ids, level: float, method: str = "fit",
-            margin: float = 0.0, cap: float | None = DEFAULT_CAP, **options):
+            margin: float = 0.0, cap: float | None = DEFAULT_CAP,
+            shift_guard: str | None = None, **options):
         """Fit and calibrate this recipe at ΔCE ``level`` (see :attr:`fitter`).
 
         ``cap`` (default :data:`DEFAULT_CAP`): the rate cap ``B_cap`` as a multiple of
@@ -183,7 +184,20 @@ class Recipe:
         recipes carry their own cap (``cap_multiple``); recipes whose codec cannot be
         rescaled (``klt-context-tokens``) are not capped. :attr:`FittedCodec.rate_cap
         <rdgap.codecs.fit.FittedCodec.rate_cap>` says which, in words.
+
+        ``shift_guard`` (default None: no guard): the name of a fallback recipe (e.g.
+        ``"gaussian-fisher"``, which holds its level on text the fit never saw); the
+        result is then this recipe's codec and the fallback's, both fitted at ``level``
+        under ``cap``, behind a detector fitted on the fit windows
+        (:func:`rdgap.codecs.quantizers.shift_guard_fit.fit_guarded`, variant
+        ``name + "-sg"``; ``options`` may set its ``quiet_fraction``, ``quantile`` and
+        ``slack``; issue 19, docs/domain-shift.md "A shift guard").
         """
+        if shift_guard is not None:
+            from .quantizers.shift_guard_fit import fit_guarded
+
+            return fit_guarded(context, input_ids, level, method=method, margin=margin,
+                               primary=self.name, fallback=shift_guard, cap=cap, **options)
         if self.fitter == GENERIC_FITTER:  # fit_codec fits the recipe by its name
             options = {"variant": self.name, **options}
         fitted = _resolve(self.fitter)(context, input_ids, level, method=method,
@@ -205,6 +219,8 @@ _WC_FIT = "rdgap.codecs.quantizers.window_control_fit:fit_controlled"
 _WC = "rdgap.codecs.quantizers.window_control:WindowControlledCodec"
 #: The rate-capped wrapper every capped recipe's codec is saved as.
 _CAPPED, CAPPED_KIND = "rdgap.codecs.quantizers.rate_cap:RateCappedCodec", "rate-capped"
+#: The shift guard of any two fitted codecs (issue 19; docs/domain-shift.md).
+_GUARDED, GUARDED_KIND = "rdgap.codecs.quantizers.shift_guard:ShiftGuardedCodec", "shift-guarded"
 
 #: Every variant, in the order the benchmark and ``rdgap validate`` list them.
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -309,8 +325,11 @@ def load_codec(folder: str | Path, **options):
     kind = json.loads(config_path.read_text()).get("rdgap_codec")
     if kind == CAPPED_KIND:  # any recipe's codec under a rate cap (Recipe.fit's default)
         return _resolve(_CAPPED).load(folder, **options)
+    if kind == GUARDED_KIND:  # a primary and a fallback codec behind a shift detector
+        return _resolve(_GUARDED).load(folder, **options)
     for r in RECIPES.values():
         if r.saved_kind == kind:
             return r.codec_class.load(folder, **options)
-    kinds = sorted({r.saved_kind for r in RECIPES.values() if r.saved_kind} | {CAPPED_KIND})
+    kinds = sorted({r.saved_kind for r in RECIPES.values() if r.saved_kind}
+                   | {CAPPED_KIND, GUARDED_KIND})
     raise ValueError(f"folder: {folder} holds codec kind {kind!r}; expected one of {kinds}")

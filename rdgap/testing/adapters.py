@@ -117,6 +117,7 @@ class HiddenStateAdapter:
         from rdgap.codecs.entropy_models.context import ContextCodec
         from rdgap.codecs.entropy_models.factorized import FactorizedCodec
         from rdgap.codecs.quantizers.rate_cap import RateCappedCodec
+        from rdgap.codecs.quantizers.shift_guard import ShiftGuardedCodec
         from rdgap.codecs.quantizers.window_control import WindowControlledCodec
         from rdgap.codecs.symbol_zstd import ZstdSymbols
         from rdgap.codecs.coders.torch_factorized import TorchFactorizedCodec
@@ -167,9 +168,11 @@ class HiddenStateAdapter:
             self.channels = codec.quantizer.channels
             self.entropy_source = lambda: _factorized_source(codec.quantizer)
             self.rebuild_from = (codec.quantizer, {"level": codec.level})
-        elif isinstance(codec, (ContextCodec, WindowControlledCodec, RateCappedCodec)):
+        elif isinstance(codec, (ContextCodec, WindowControlledCodec, RateCappedCodec,
+                                ShiftGuardedCodec)):
             # one constriction stack per window, as above (a window-controlled or rate-capped
-            # codec adds a 2-byte header that its estimate_bits counts)
+            # codec adds a 2-byte header, a shift-guarded one a 1-byte header, that its
+            # estimate_bits counts)
             self.reconstruct = codec.reconstruct
             self.channels = codec.channels
             self.relative_overhead = ans.RELATIVE_OVERHEAD
