@@ -13,6 +13,7 @@ split-run     run a model in two processes with a codec on the link
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -89,6 +90,11 @@ def _add_validate(commands) -> None:
                         help="cap on the bits of every window of each fitted codec, as a "
                              "multiple of its fitted rate (default 2: the held-out interval's "
                              "range B is then the cap); 'none' for the recipes' own codecs")
+    parser.add_argument("--calibration-margin", type=float, default=None, metavar="Z",
+                        help="calibrate every fitted codec so that its ΔCE on the fit probe "
+                             "documents plus Z standard errors meets the level (default 0: "
+                             "the probe mean alone; 2 covers the probe's own estimation "
+                             "error at a finer step)")
     parser.add_argument("--windows", type=_window_count, default=None,
                         help="evaluation windows, one per document: a count or 'all' (every "
                              "evaluation document with a full window; the full run's default; "
@@ -132,7 +138,8 @@ def _validate_config(args):
         "splits": args.splits, "corpus": args.corpus, "fit_corpus": args.fit_corpus,
         "eval_corpus": args.eval_corpus,
         "windows": args.windows,
-        "window_length": args.window_length, "cache_dir": args.cache_dir}.items()
+        "window_length": args.window_length, "cache_dir": args.cache_dir,
+        "calibration_margin": args.calibration_margin}.items()
         if value is not None}
     if overrides.get("windows") == "all":
         overrides["windows"] = None
@@ -151,6 +158,10 @@ def _validate_config(args):
                 and overrides[name] < (2 if name == "window_length" else 1):
             raise ValueError(f"--{name.replace('_', '-')}: expected a positive count, "
                              f"got {overrides[name]}")
+    margin = overrides.get("calibration_margin")
+    if margin is not None and not (math.isfinite(margin) and margin >= 0):
+        raise ValueError(f"--calibration-margin: expected a finite number of standard errors "
+                         f"≥ 0 (e.g. 2), got {margin}")
     if args.variants is not None:
         names = [v.strip() for v in args.variants.split(",") if v.strip()]
         overrides["variants"] = () if names == ["none"] else tuple(names)

@@ -97,6 +97,13 @@ class ValidateConfig:
         :data:`rdgap.codecs.recipes.DEFAULT_CAP`, 2), so that the range ``B`` of the
         held-out interval is the cap (THEORY.md T8); None fits the recipes' own codecs
         (``B`` = the format's worst case).
+    calibration_margin : float
+        The ``z`` of every fitted recipe's calibration criterion ``ΔCE + z·s.e. ≤ level``
+        on the fit probe documents (:func:`rdgap.codecs.fit.fit_codec`'s ``margin``;
+        issue 19). 0 (default): the probe mean alone meets the level, so the evaluation
+        mean exceeds it whenever the probe's estimate was low (its s.e. over the 32 probe
+        documents is ≈ 8–15 % of the level); ``z = 2`` covers that error at the cost of a
+        finer step.
     """
 
     architectures: tuple[str, ...] = TASKS
@@ -119,6 +126,7 @@ class ValidateConfig:
     quick_run: bool = False
     other_corpora: tuple[str, ...] | None = None
     rate_cap: float | None = recipes.DEFAULT_CAP
+    calibration_margin: float = 0.0
 
     @classmethod
     def quick(cls, **overrides) -> "ValidateConfig":
@@ -147,6 +155,11 @@ class ValidateConfig:
                                 or not (np.isfinite(cap) and cap > 1)):
             raise ValueError(f"rate_cap: expected a multiple > 1 of the fitted rate (e.g. "
                              f"{recipes.DEFAULT_CAP}) or None for no cap, got {cap!r}")
+        margin = self.calibration_margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) \
+                or not (np.isfinite(margin) and margin >= 0):
+            raise ValueError(f"calibration_margin: expected a finite z ≥ 0 of the criterion "
+                             f"ΔCE + z·s.e. ≤ level (e.g. 2), got {margin!r}")
         self.resolved_other_corpora()
 
     def resolved_other_corpora(self) -> tuple[str, ...]:

@@ -33,7 +33,9 @@ def fit_job(arch: Architecture, job: Job, config: ValidateConfig,
         if recipe.needs_token_ids else None
     # issue 14's rate cap (config.rate_cap, default 2 × the fitted rate; None: the recipes'
     # own codecs): B of the held-out interval is the cap; a -wc recipe keeps its own cap
-    fitted = recipe.fit(context, ids, job.level, cap=config.rate_cap)
+    # issue 19: with calibration_margin z the probe's ΔCE + z·s.e. meets the level
+    fitted = recipe.fit(context, ids, job.level, cap=config.rate_cap,
+                        margin=config.calibration_margin)
     work.add(arch.task.name, "calibration", time.perf_counter() - start,
              len(fitted.calibration.trace))
     primary = arch.task.metrics_names[0]

@@ -49,6 +49,10 @@
         max_abs_error, encode_s, decode_s
         fit_delta_ce_nats          primary distortion on the fit windows at the chosen
                                    steps (or null)
+        fit_delta_ce_stderr_nats, calibration_margin
+                                   its s.e. over probe documents and the z of the
+                                   calibration criterion fit ΔCE + z·s.e. ≤ level
+                                   (--calibration-margin; null for fixed codecs)
         predicted_delta_ce_nats    THEORY.md T7's prediction at those steps (or null)
         t2_violations              streams whose payload broke the working tolerance
                                    (bytes ≤ 1.005 × estimate + 64 bits; not a theorem);

@@ -53,6 +53,10 @@ class RunRow:
     encode_s: float
     decode_s: float
     fit_delta_ce_nats: float | None = None
+    #: its standard error over the probe documents and the ``z`` of the calibration
+    #: criterion ``fit ΔCE + z·s.e. ≤ level`` (issue 19); None for fixed codecs
+    fit_delta_ce_stderr_nats: float | None = None
+    calibration_margin: float | None = None
     predicted_delta_ce_nats: float | None = None
     t2_violations: int | None = None
     statistics: dict = field(default_factory=dict)
@@ -71,6 +75,12 @@ class RunRow:
     #: a rate-capped codec's B_cap, on how many windows it bound and what that cost in
     #: each metric (:func:`.cap_binding.summary`); None for codecs without a cap
     rate_cap: dict | None = None
+
+
+def _calibration(coded, name: str):
+    """``name`` of the calibration of a fitted row's codec (None for fixed codecs)."""
+    calibration = getattr(coded.fitted, "calibration", None)
+    return None if calibration is None else getattr(calibration, name, None)
 
 
 def _estimate_dict(values: list[float], documents: list[int]) -> dict:
@@ -135,7 +145,10 @@ def job_rows(arch: Architecture, job: Job, coded_list: list[CodedCodec]) -> list
             kl_nats_ci=ci("kl_nats"), top1_agreement=mean("top1_agreement"),
             top1_agreement_ci=ci("top1_agreement"),
             max_abs_error=coded.max_abs_error, encode_s=coded.encode_s, decode_s=coded.decode_s,
-            fit_delta_ce_nats=coded.fit_delta_ce, predicted_delta_ce_nats=coded.predicted_delta_ce,
+            fit_delta_ce_nats=coded.fit_delta_ce,
+            fit_delta_ce_stderr_nats=_calibration(coded, "stderr"),
+            calibration_margin=_calibration(coded, "margin"),
+            predicted_delta_ce_nats=coded.predicted_delta_ce,
             t2_violations=None if coded.window_estimates is None else coded.t2_violations,
             statistics=coded.statistics,
             t2_proven_violations=None if coded.window_estimates is None

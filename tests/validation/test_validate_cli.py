@@ -100,6 +100,8 @@ def test_validate_never_overwrites_a_users_file(tiny_model_folder, tmp_path, cap
     (["--variants", "magic"], "variants: expected names"),
     (["--shard", "2/2"], "--shard: expected 0 ≤ I < N"),
     (["--architectures", "smollm2-135m"], "--model: expected either"),
+    (["--calibration-margin", "-1"], "--calibration-margin: expected a finite"),
+    (["--calibration-margin", "nan"], "--calibration-margin: expected a finite"),
 ])
 def test_validate_errors_are_clear(tiny_model_folder, tmp_path, capsys, argv, message):
     code = main(["validate", "--model", str(tiny_model_folder), "--out",
@@ -356,3 +358,33 @@ def test_windows_all_means_every_document_and_a_bad_count_is_named():
         parser.parse_args(["validate", "--windows", "many"])
     with pytest.raises(ValueError, match="--windows"):
         _validate_config(parser.parse_args(["validate", "--windows", "0"]))
+
+
+def test_a_calibration_margin_reaches_every_fitted_recipe_and_its_rows(tiny_model_folder,
+                                                                      tmp_path):
+    """``--calibration-margin Z`` (issue 19) calibrates every fitted recipe so that its probe
+    ΔCE plus Z standard errors meets the level: the rows say Z and the probe's s.e., the
+    criterion holds on them, and the step is finer than without the margin (more bits on the
+    same windows; the tiny random model's ΔCE is too noisy to order). A config that asks for a negative or boolean
+    margin is refused, naming the setting."""
+    from rdgap.validation.runner import ValidateConfig
+
+    rows = {}
+    for margin in (0, 3):
+        out = tmp_path / f"margin{margin}"
+        assert main(["validate", "--model", str(tiny_model_folder), "--splits", "2",
+                     "--windows", "3", "--window-length", "64", "--out", str(out),
+                     "--no-progress", "--variants", "klt-laplace", "--levels", "0.002",
+                     "--calibration-margin", str(margin), "--other-corpora", "none",
+                     "--cache-dir", str(tmp_path / "c")]) in (0, 1)
+        results = json.loads((out / "results.json").read_text())
+        assert results["config"]["calibration_margin"] == margin
+        (rows[margin],) = [r for r in results["runs"] if r["codec"] == "klt-laplace"]
+    for margin, row in rows.items():
+        assert row["calibration_margin"] == margin
+        assert row["fit_delta_ce_stderr_nats"] is not None and row["fit_delta_ce_stderr_nats"] > 0
+        assert row["fit_delta_ce_nats"] + margin * row["fit_delta_ce_stderr_nats"] <= 0.002 + 1e-12
+    assert rows[3]["bits_per_token_actual"] > rows[0]["bits_per_token_actual"]
+    for bad in (-0.5, True, float("inf")):
+        with pytest.raises(ValueError, match="calibration_margin"):
+            ValidateConfig(calibration_margin=bad).check()
