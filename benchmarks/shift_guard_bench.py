@@ -17,7 +17,7 @@ Usage::
 
     python benchmarks/shift_guard_bench.py [--split 15] [--level 0.05] [--windows 16]
         [--texts newsgroups,wikipedia] [--codecs klt-laplace,klt-context]
-        [--cache DIR] [--out FILE] [--tiny] [--plot-only]
+        [--cache DIR] [--out FILE] [--tiny] [--plot-only] [--slack 1.1]
     python benchmarks/shift_guard_bench.py --detector-only --windows 64 [--chosen-on 16]
         --out benchmarks/results/shift_guard_detector.json
 
@@ -68,6 +68,11 @@ def detector_rows(codec, texts: dict, probe_hidden: torch.Tensor, k: int) -> dic
             for name, scores in out.items()}
 
 
+def slack_of(args) -> dict:
+    """``{"slack": --slack}`` when given, else nothing (the fit's default)."""
+    return {} if args.slack is None else {"slack": args.slack}
+
+
 def detector_only(rf, args, out: Path) -> dict:
     """``--detector-only``: the detector fitted on the fit windows, scored on ``--windows``
     windows per text (states only, no codec): per text the flagged fraction of the first
@@ -81,7 +86,7 @@ def detector_only(rf, args, out: Path) -> dict:
     k = args.split
     context = FitContext(run.split, run.fit.hidden[k][:args.statistics_windows],
                          run.estimated, run.probe())
-    detector, report = fit_detector(context)
+    detector, report = fit_detector(context, **slack_of(args))
     texts = {}
     for name, text in run.texts.items():
         scores = np.array([detector.score(w) for w in text.hidden[k]])
@@ -156,6 +161,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tiny", action="store_true", help="tiny random model (smoke test)")
     parser.add_argument("--plot-only", action="store_true",
                         help="redraw --out's figure from its JSON")
+    parser.add_argument("--slack", type=float, default=None,
+                        help="the detector's threshold over the largest probe score "
+                             "(default: shift_guard_fit.SLACK, 1.1)")
     parser.add_argument("--detector-only", action="store_true",
                         help="score --windows windows per text with the detector (no codec)")
     parser.add_argument("--chosen-on", type=int, default=16,
@@ -210,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
     document = measure(FALLBACK, fallback.codec)
     for name in [c for c in args.codecs.split(",") if c]:
         primary = fit(name)
-        guarded = guard_fitted(primary, fallback, context)
+        guarded = guard_fitted(primary, fallback, context, **slack_of(args))
         report = guarded.codec.fit_report
         detectors[guarded.variant] = {
             key: report[key] for key in report if key != "detector_probe_scores"} | {
