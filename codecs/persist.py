@@ -9,7 +9,7 @@ the field (issue 17): a config over :data:`MAX_CONFIG_BYTES`, invalid or too
 deeply nested JSON, a config that is not an object, a missing field, a field
 of the wrong type, a tensors file safetensors cannot read, an array the codec
 does not have, or a non-finite float array. ``config_digest`` (blake2b of the
-config without it) covers the fields the parameter hash does not — ``rdo``,
+config without it) covers the fields the parameter hash does not — ``rdo``, ``rdoq``,
 the label, the family — so an edited config is refused; folders written
 before it existed load without the check.
 """
@@ -30,7 +30,8 @@ MAX_CONFIG_BYTES = 1 << 20
 #: Arrays a codec kind may hold beyond its required ones (the optional transform).
 OPTIONAL_ARRAYS = ("analysis", "synthesis")
 #: Types of the config fields the codecs read; a field of another type is refused by name.
-FIELD_TYPES = {"rounding": (int, float), "rdo": (int, float), "label": str, "family": str,
+FIELD_TYPES = {"rounding": (int, float), "rdo": (int, float), "rdoq": (int, float),
+               "label": str, "family": str,
                "channels": int, "hash": str, "latents": int, "transform": bool,
                "embedding_hash": str, "config_digest": str}
 

@@ -42,6 +42,12 @@ QUANTIZERS = {
                "(rdgap.codecs.quantizers.uniform)",
     "deadzone-centroid": "dead zone, reconstruction at the cell centroid of the Laplace law "
                          "(rdgap.codecs.quantizers.deadzone)",
+    "rdoq": "the uniform quantizer's cells and reconstruction; per symbol the encoder writes "
+            "the level among nearest, one toward zero and zero minimising (x − k)² + c·bits(k) "
+            "under the entropy model's own tables (rdgap.codecs.quantizers.rdoq)",
+    "deadzone-rdo": "the dead-zone quantizer with greedy RDO inside the causal loop: a "
+                    "nonzero symbol moves one level toward zero where ΔD + c·Δbits < 0 "
+                    "(rdgap.codecs.quantizers.deadzone.rdo_symbols)",
     "window-controlled": "the parent's quantizer, its steps × a per-window factor the encoder "
                          "chooses from a ladder (T11 distortion control, rate cap; "
                          "rdgap.codecs.quantizers.window_control)",
@@ -222,6 +228,10 @@ _CAPPED, CAPPED_KIND = "rdgap.codecs.quantizers.rate_cap:RateCappedCodec", "rate
 #: The shift guard of any two fitted codecs (issue 19; docs/domain-shift.md).
 _GUARDED, GUARDED_KIND = "rdgap.codecs.quantizers.shift_guard:ShiftGuardedCodec", "shift-guarded"
 
+#: The RDOQ weight ``c`` of the ``-rdoq`` recipes (``λ = c·Δ²``, squared steps per bit):
+#: chosen by measurement (benchmarks/rdoq_sweep.py, docs/codec.md "RDOQ").
+RDOQ_WEIGHT = 0.12
+
 #: Every variant, in the order the benchmark and ``rdgap validate`` list them.
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("gaussian-std", "identity", "uniform", "std", "gaussian", _FIT, _FACTORIZED,
@@ -247,6 +257,14 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("klt-deep", "fisher-klt", "uniform", "fisher", "deep-factorized", _FIT,
            "rdgap.codecs.entropy_models.deep_factorized:DeepFactorizedCodec", "deep-factorized",
            parent="klt-laplace", torch_coder=True),
+    # RDOQ: the parent's stream format and decoder; the encoder writes the levels that
+    # minimise D + λ·R with λ = c·Δ² (c measured: docs/codec.md, "RDOQ").
+    Recipe("klt-laplace-rdoq", "fisher-klt", "rdoq", "fisher", "laplace", _FIT, _FACTORIZED,
+           "factorized", parent="klt-laplace", torch_coder=True,
+           options={"rdoq": RDOQ_WEIGHT}),
+    Recipe("klt-context-rdoq", "fisher-klt", "deadzone-rdo", "fisher", "context", _FIT,
+           _CONTEXT, "context", parent="klt-context", torch_coder=True,
+           options={"rdo": RDOQ_WEIGHT}),
     # Window-controlled variants: the parent fitted as above, then a per-window step factor
     # chosen by the encoder (THEORY.md T11) under a rate cap (issue 14 item 1).
     Recipe("klt-context-wc", "fisher-klt", "window-controlled", "fisher", "context", _WC_FIT,

@@ -256,18 +256,22 @@ def _fit_means(z: np.ndarray, step: np.ndarray, rounding: float, p: int,
     return weights, bias, token_weights, "/".join(f"{r:g}" for r in ridges)
 
 
-def fit_model(start, context, input_ids=None, **options) -> ModelFit:
+def fit_model(start, context, input_ids=None, rdo: float = 0.0, **options) -> ModelFit:
     """The ``context`` entropy model at a fit start (the pipeline's interface,
     :mod:`rdgap.codecs.entropy_models.model_fit`): fitted once on ``context.hidden`` at
     T7's scale (:func:`fit_context_codec`, ``**options``); another scale only rescales
     its steps and table indices (:meth:`ContextCodec.rescaled`), so ΔCE is a
     deterministic, near-monotone function of the scale; at the chosen scale the
     side-latent densities are re-estimated (:func:`refit_side_density`: rate only).
-    ``input_ids`` is unused."""
+    ``rdo`` (recipe ``klt-context-rdoq``): the encoder's greedy RDO weight in squared
+    steps per bit (:func:`rdgap.codecs.quantizers.deadzone.rdo_symbols`, kept at every
+    scale; the model is fitted without it). ``input_ids`` is unused."""
     stats, klt, initial = start.stats, start.transform, start.scale
     reference = fit_context_codec(context.hidden, stats.mean, klt.analysis, klt.synthesis,
                                   initial * start.step, stats.first_mean, stats.first_scale,
                                   initial * start.first_step, label=start.label, **options)
+    if rdo:
+        reference = ContextCodec(**{**reference._constructor_arguments(), "rdo": rdo})
     return ModelFit(lambda alpha: reference.rescaled(
                         alpha / initial, label=f"{reference.label} scale={alpha:.6g}"),
                     lambda codec: refit_side_density(codec, context.hidden))

@@ -7,6 +7,11 @@ Entropy model
     channel ``j`` is a discretised Gaussian or Laplace density with scale
     ``σ_j / Δ_j`` (THEORY.md T3 names this family ``V_G`` when Gaussian), coded
     with :mod:`rdgap.codecs.coders.ans`.
+RDOQ (optional, encoder only)
+    ``rdoq = c > 0`` writes, per symbol, the level among round-to-nearest, one level
+    toward zero and zero that minimises ``(x − k)² + c·(−log2 q(k))`` under the
+    symbol's own table (:mod:`rdgap.codecs.quantizers.rdoq`); the stream format, hash
+    and decoder are the plain codec's.
 Transform (optional)
     positions ≥ 1 may first go through a linear analysis transform ``A``
     (the Fisher-whitened KLT of :mod:`rdgap.codecs.transforms.klt`): symbols are
@@ -36,6 +41,7 @@ from ..coders import ans
 from .. import persist
 from ..base import HiddenStateCodec, check_hidden
 from ..coders.container import BitstreamError, Stream
+from ..quantizers import rdoq as rdoq_quantizer
 from ..quantizers import uniform
 from .model_fit import ModelFit
 from .tables import FAMILIES, discretised_table, half_width
@@ -112,11 +118,17 @@ class FactorizedCodec(HiddenStateCodec):
         ``round(A (Y − μ) / Δ)`` and the reconstruction ``μ + A^{-1} Δ S``
         (see :mod:`rdgap.codecs.transforms.klt`); ``statistics.scale`` is then the
         scale of the transformed components.
+    rdoq : float
+        Encoder-only rate–distortion optimised quantization with weight ``c ≥ 0`` in
+        squared steps per bit (:mod:`rdgap.codecs.quantizers.rdoq`; ``λ = c·Δ²``).
+        ``0`` (default): round to the nearest level. Not part of the parameter hash: a
+        codec that differs only in ``rdoq`` decodes the same streams.
     """
 
     def __init__(self, statistics: ChannelStatistics, step, first_step,
                  family: str = "gaussian", label: str = "",
-                 analysis: np.ndarray | None = None, synthesis: np.ndarray | None = None):
+                 analysis: np.ndarray | None = None, synthesis: np.ndarray | None = None,
+                 rdoq: float = 0.0):
         if family not in FAMILIES:
             raise ValueError(f"family: expected one of {FAMILIES}, got {family!r}")
         channels = statistics.mean.shape[0]
@@ -135,6 +147,7 @@ class FactorizedCodec(HiddenStateCodec):
                 raise ValueError(f"analysis, synthesis: expected ({channels}, {channels}) "
                                  f"matrices, got {analysis.shape} and {synthesis.shape}")
         self.analysis, self.synthesis = analysis, synthesis
+        self.rdoq = rdoq_quantizer.check_weight(rdoq)
         self.codec_id = f"{'transform' if analysis is not None else 'factorized'}-{family}"
         self._tables = self._build(statistics.scale / self.step)
         self._first_tables = self._build(statistics.first_scale / self.first_step)
@@ -167,8 +180,9 @@ class FactorizedCodec(HiddenStateCodec):
         return self._digest
 
     def params(self) -> dict:
+        extra = {"rdoq": self.rdoq} if self.rdoq else {}
         return {"family": self.family, "channels": self.channels, "label": self.label,
-                "hash": self._digest.hex()}
+                "hash": self._digest.hex()} | extra
 
     # -- quantization ----------------------------------------------------------
     def quantize(self, hidden: torch.Tensor) -> np.ndarray:
@@ -186,6 +200,13 @@ class FactorizedCodec(HiddenStateCodec):
         if self.analysis is not None:
             rest = rest @ self.analysis.T
         symbols[1:] = uniform.quantize(rest, self.step, ans.MAX_MAGNITUDE, origin)
+        if self.rdoq > 0:  # encoder only: the levels the tables make cheaper
+            symbols[0] = rdoq_quantizer.quantize_columns(
+                ((x[0] - self.stats.first_mean) / self.first_step)[None], symbols[:1],
+                self._first_tables, self.rdoq)[0]
+            if x.shape[0] > 1:
+                symbols[1:] = rdoq_quantizer.quantize_columns(rest / self.step, symbols[1:],
+                                                              self._tables, self.rdoq)
         return symbols
 
     def dequantize(self, symbols: np.ndarray) -> torch.Tensor:
@@ -244,7 +265,8 @@ class FactorizedCodec(HiddenStateCodec):
         return persist.write(folder, self._arrays(), {
             "rdgap_codec": "factorized", "format_version": FORMAT_VERSION,
             "family": self.family, "label": self.label, "channels": self.channels,
-            "transform": self.analysis is not None, "hash": self._digest.hex()})
+            "transform": self.analysis is not None, "hash": self._digest.hex()}
+            | ({"rdoq": self.rdoq} if self.rdoq else {}))
 
     @classmethod
     def load(cls, folder: str | Path) -> "FactorizedCodec":
@@ -254,7 +276,8 @@ class FactorizedCodec(HiddenStateCodec):
         stats = ChannelStatistics(arrays["mean"], arrays["scale"], arrays["first_mean"],
                                   arrays["first_scale"])
         codec = cls(stats, arrays["step"], arrays["first_step"], config["family"],
-                    config.get("label", ""), arrays.get("analysis"), arrays.get("synthesis"))
+                    config.get("label", ""), arrays.get("analysis"), arrays.get("synthesis"),
+                    rdoq=config.get("rdoq", 0.0))
         persist.check_hash(codec, config, folder)
         return codec
 
@@ -275,14 +298,16 @@ def _positive(values, channels: int, name: str) -> np.ndarray:
     return array
 
 
-def fit_model(start, context, input_ids=None) -> ModelFit:
+def fit_model(start, context, input_ids=None, rdoq: float = 0.0) -> ModelFit:
     """The ``gaussian`` / ``laplace`` entropy models at a fit start: the statistics'
     family per channel (position 0 its own), nothing more to fit; the pipeline's
-    interface (:mod:`rdgap.codecs.entropy_models.model_fit`). ``context`` and
-    ``input_ids`` are unused."""
+    interface (:mod:`rdgap.codecs.entropy_models.model_fit`). ``rdoq``: the encoder's
+    RDOQ weight ``c`` (:mod:`rdgap.codecs.quantizers.rdoq`; 0: round to nearest), kept at
+    every scale the calibration tries. ``context`` and ``input_ids`` are unused."""
     analysis = synthesis = None
     if start.transform is not None:
         analysis, synthesis = start.transform.analysis, start.transform.synthesis
     return ModelFit(lambda alpha: FactorizedCodec(
         start.stats, alpha * start.step, alpha * start.first_step, start.family,
-        label=f"{start.label} scale={alpha:.6g}", analysis=analysis, synthesis=synthesis))
+        label=f"{start.label} scale={alpha:.6g}", analysis=analysis, synthesis=synthesis,
+        rdoq=rdoq))

@@ -84,7 +84,7 @@ def rescale(base: HiddenStateCodec, factor: float) -> HiddenStateCodec:
         return base.rescaled(factor)
     return FactorizedCodec(base.stats, base.step * factor, base.first_step * factor,
                            base.family, label=base.label, analysis=base.analysis,
-                           synthesis=base.synthesis)
+                           synthesis=base.synthesis, rdoq=base.rdoq)
 
 
 def _check_rescalable(base) -> None:
