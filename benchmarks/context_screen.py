@@ -1,6 +1,6 @@
 """Issue 20 screen: how much rate could a stronger causal context model buy?
 
-Length (≈470 lines): one script — windows and states, today's codec at its steps, the
+Length (≈450 lines): one script — windows and states, today's codec at its steps, the
 codec's own rate estimate with a swapped prediction, every candidate's row, the check
 against real bytes, the figure — whose parts no other module uses; the predictors are
 ``context_predictors.py``, the real streams of ``--closed-loop`` ``context_closed_loop.py``.
