@@ -65,6 +65,7 @@ ENTROPY_MODELS = {
     "deep-factorized": "learned deep factorized density per channel, integer tables",
     "context": "causal context + per-token scale hyperprior (closed form)",
     "context-tokens": "context + the current token's embedding; ids coded in the stream",
+    "context-tokens-table": "context-tokens + a per-token-id residual table (fit windows)",
     "hyperprior": "context + a learned scale hyperprior with integer hyper-synthesis",
 }
 
@@ -84,6 +85,7 @@ ENTROPY_MODEL_FITS = {
     "deep-factorized": "rdgap.codecs.entropy_models.deep_factorized:fit_model",
     "context": "rdgap.codecs.entropy_models.context_fit:fit_model",
     "context-tokens": "rdgap.codecs.entropy_models.token_fit:fit_model",
+    "context-tokens-table": "rdgap.codecs.entropy_models.token_table:fit_model",
     "hyperprior": "rdgap.codecs.entropy_models.hyperprior_fit:fit_model",
 }
 
@@ -248,6 +250,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            "context-tokens", _FIT,
            "rdgap.codecs.entropy_models.token_context:TokenContextCodec", "context-tokens",
            in_validate=True, parent="klt-context", torch_coder=True, needs_token_ids=True),
+    # + T[x_t], the ridge's mean residual per token id on the fit windows (issue 20)
+    Recipe("klt-context-tokens-table", "fisher-klt", "deadzone-centroid", "fisher",
+           "context-tokens-table", _FIT,
+           "rdgap.codecs.entropy_models.token_table:TokenTableCodec", "context-tokens-table",
+           parent="klt-context-tokens", torch_coder=True, needs_token_ids=True),
     Recipe("klt-context-learned", "fisher-klt", "deadzone-centroid", "learned", "context",
            "rdgap.codecs.quantizers.learned_steps:fit_learned_codec", _CONTEXT, "context",
            parent="klt-context", torch_coder=True),

@@ -4,7 +4,7 @@
 >>> torch_codec(object())
 Traceback (most recent call last):
 ...
-ValueError: codec: no torch coder for object; expected a factorized codec (FactorizedCodec and its subclasses), a joint ContextCodec / TokenContextCodec / HyperpriorCodec, or a RateCappedCodec / WindowControlledCodec of one
+ValueError: codec: no torch coder for object; expected a factorized codec (FactorizedCodec and its subclasses), a joint ContextCodec / TokenContextCodec / TokenTableCodec / HyperpriorCodec, or a RateCappedCodec / WindowControlledCodec of one
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ def torch_codec(codec, device="cpu", lanes: int | None = None):
     ValueError
         For a codec without a torch coder (a wrapper's: for its base).
     """
-    from ..entropy_models.context import ContextCodec
     from ..entropy_models.factorized import FactorizedCodec
-    from ..entropy_models.token_context import TokenContextCodec
     from ..quantizers.rate_cap import RateCappedCodec
     from ..quantizers.window_control import WindowControlledCodec
     from . import rans_torch
@@ -44,10 +42,11 @@ def torch_codec(codec, device="cpu", lanes: int | None = None):
     if type(codec) is HyperpriorCodec:
         from .torch_hyperprior import TorchHyperpriorCodec
         return TorchHyperpriorCodec(codec, **options)
-    if type(codec) in (ContextCodec, TokenContextCodec):
-        from .torch_context import TorchContextCodec
+    from .torch_context import TorchContextCodec
+
+    if type(codec) in TorchContextCodec.MODELS:  # klt-context, -tokens, -tokens-table
         return TorchContextCodec(codec, **options)
     raise ValueError(f"codec: no torch coder for {type(codec).__name__}; expected a factorized "
                      f"codec (FactorizedCodec and its subclasses), a joint ContextCodec / "
-                     f"TokenContextCodec / HyperpriorCodec, or a RateCappedCodec / "
-                     f"WindowControlledCodec of one")
+                     f"TokenContextCodec / TokenTableCodec / HyperpriorCodec, or a "
+                     f"RateCappedCodec / WindowControlledCodec of one")

@@ -81,6 +81,7 @@ from ..base import HiddenStateCodec
 from .container import BitstreamError, Stream, pack, params_hash, unpack
 from ..entropy_models.context import ContextCodec
 from ..entropy_models.token_context import TokenContextCodec
+from ..entropy_models.token_table import TokenTableCodec
 
 #: Version of the payload layout above (part of the codec hash).
 LAYOUT_VERSION = 1
@@ -129,7 +130,7 @@ class TorchContextCodec(HiddenStateCodec):
     """
 
     #: The model classes this coder codes (exactly these types).
-    MODELS: tuple = (ContextCodec, TokenContextCodec)
+    MODELS: tuple = (ContextCodec, TokenContextCodec, TokenTableCodec)
 
     def __init__(self, model: ContextCodec, device="cpu", lanes: int = rans_torch.DEFAULT_LANES,
                  dtype: torch.dtype | None = None, body: SectionTables | None = None):

@@ -181,7 +181,7 @@ def fit_context_model(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarr
                       first_scale: np.ndarray, first_step: np.ndarray, groups: int = 1,
                       rounding: float = 0.4, predicted: int = PREDICTED, label: str = "",
                       side_density: str = "histogram", features: np.ndarray | None = None,
-                      make=ContextCodec):
+                      make=ContextCodec, refine=None):
     """:func:`fit_context_codec` with optional extra regressors of the mean.
 
     ``features`` ``(windows, tokens − 1, F)`` are regressors the decoder knows
@@ -192,6 +192,14 @@ def fit_context_model(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarr
     built by ``make(**arguments)``, where the arguments of :class:`ContextCodec`
     get ``token_weights = V`` when ``features`` is given; its ``analyse`` is then
     called with the offsets ``V f_t``.
+
+    ``refine`` (optional, with ``features``): ``refine(residual) -> (offset, arguments)``
+    of the ridge's open-loop residual ``Z_t − b − W Z̃_{t−1} − V f_t`` on the fit windows
+    (``Z̃`` the previous token dead-zone quantized without prediction, the ridge's own
+    regressors), returning a further offset ``(windows, tokens − 1, C)`` the decoder
+    also knows, and the extra arguments of ``make`` that carry it (e.g. the per-id table
+    of :mod:`rdgap.codecs.entropy_models.token_table`). Scales and side densities are
+    then fitted with both offsets.
     """
     if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3 or hidden.shape[1] < 2:
         raise ValueError("hidden: expected fit windows (windows, tokens ≥ 2, channels), got "
@@ -207,11 +215,20 @@ def fit_context_model(hidden: torch.Tensor, mean: np.ndarray, analysis: np.ndarr
     p = min(max(predicted, 0), channels)
     weights, bias, token_weights, ridge = _fit_means(z, step, rounding, p, features)
     offset = None if features is None else features @ token_weights.T
+    extra = {} if features is None else {"token_weights": token_weights}
+    if refine is not None:
+        if features is None:
+            raise ValueError("refine: expected features too (it refines V f_t's residual)")
+        residual = z - bias - offset
+        if p:
+            residual[..., :p] -= _open_loop_context(z[..., :p], step[:p], rounding) @ weights.T
+        added, arguments = refine(residual)
+        offset = offset + added
+        extra.update(arguments)
     starts = np.array([c[0] for c in np.array_split(np.arange(channels), groups)])
     centred = z - bias if offset is None else z - bias - offset
     base = scale_index(np.abs(centred).reshape(-1, channels).mean(0) / step)
     uniform = np.full((groups, 2 * GAIN_LIMIT + 2), 1.0 / (2 * GAIN_LIMIT + 2))
-    extra = {} if features is None else {"token_weights": token_weights}
 
     def build(base_index, probabilities):
         return make(mean=mean, analysis=analysis, synthesis=synthesis, step=step,

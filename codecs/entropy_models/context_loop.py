@@ -128,6 +128,13 @@ class CausalLoop:
         if getattr(model, "token_weights", None) is not None:
             self.embedding = torch.from_numpy(model.embedding).to(self.device)
             self.token_weights = put(model.token_weights)
+        self.id_rows = None
+        if getattr(model, "table_ids", None) is not None:  # klt-context-tokens-table
+            rows = np.full(model.vocabulary, len(model.table_ids), dtype=np.int64)
+            rows[model.table_ids] = np.arange(len(model.table_ids))
+            self.id_rows = torch.from_numpy(rows).to(self.device)
+            self.id_table = put(np.vstack([model.table_rows,
+                                           np.zeros((1, model.channels))]))
 
     def _tensor(self, array) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array, dtype=np.float64)).to(self.device, self.dtype)
@@ -153,7 +160,9 @@ class CausalLoop:
 
     def token_offsets(self, ids: torch.Tensor) -> torch.Tensor:
         """``V f_t`` for positions ``1..T−1`` of token ids ``(B, T)``
-        (``f_t = [e(x_{t−l}) for l in lags]``, zeros before the window start)."""
+        (``f_t = [e(x_{t−l}) for l in lags]``, zeros before the window start), plus
+        ``T[x_t]``, the row of the token's own id, for a model with an id table
+        (``klt-context-tokens-table``; unseen ids: a zero row)."""
         tokens = ids.shape[1]
         parts = []
         for lag in self.model.lags:
@@ -161,7 +170,10 @@ class CausalLoop:
             pad = looked_up.new_zeros((ids.shape[0], tokens - 1 - looked_up.shape[1],
                                        looked_up.shape[2]))
             parts.append(torch.cat([pad, looked_up], dim=1))
-        return torch.cat(parts, dim=-1) @ self.token_weights.T
+        offset = torch.cat(parts, dim=-1) @ self.token_weights.T
+        if self.id_rows is not None:
+            offset = offset + self.id_table[self.id_rows[ids[:, 1:]]]
+        return offset
 
     def first_symbols(self, x0: torch.Tensor) -> torch.Tensor:
         """Position 0's symbols ``(B, C)`` (uniform quantizer around its own mean)."""

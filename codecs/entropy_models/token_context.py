@@ -114,6 +114,10 @@ class TokenContextCodec(ContextCodec):
     """
 
     codec_id = "klt-context-tokens"
+    #: The ``rdgap_codec`` kind :meth:`save` writes, and the arrays beyond the context
+    #: model's it saves (a subclass with more arrays extends both).
+    saved_kind = "context-tokens"
+    saved_arrays = ("token_weights", "token_probabilities", "lags")
     #: ``encode``, ``estimate_bits`` and ``reconstruct`` take ``input_ids=``.
     needs_input_ids = True
 
@@ -265,7 +269,7 @@ class TokenContextCodec(ContextCodec):
         """Write ``config.json`` and ``tensors.safetensors`` (not the embedding table:
         its digest) into ``folder``."""
         return persist.write(folder, self._arrays(), {
-            "rdgap_codec": "context-tokens", "format_version": FORMAT_VERSION,
+            "rdgap_codec": self.saved_kind, "format_version": FORMAT_VERSION,
             "rounding": self.rounding, "label": self.label, "channels": self.channels,
             "rdo": self.rdo, "embedding_hash": self.embedding_hash,
             "hash": self._digest.hex()})
@@ -274,8 +278,8 @@ class TokenContextCodec(ContextCodec):
     def load(cls, folder: str | Path, embedding=None) -> "TokenContextCodec":
         """Load a codec written by :meth:`save`, with the LM's ``embedding`` table;
         checks version, the embedding's digest and the hash."""
-        names = _FLOAT_ARRAYS + _INT_ARRAYS + ("token_weights", "token_probabilities", "lags")
-        config, arrays = persist.read(folder, "context-tokens", FORMAT_VERSION, names,
+        names = _FLOAT_ARRAYS + _INT_ARRAYS + cls.saved_arrays
+        config, arrays = persist.read(folder, cls.saved_kind, FORMAT_VERSION, names,
                                       cls.__name__)
         if embedding is None or embedding_digest(embedding) != config.get("embedding_hash"):
             raise ValueError(f"embedding: expected the token-embedding table the codec in "
@@ -291,7 +295,8 @@ def fit_token_context_codec(hidden: torch.Tensor, input_ids: torch.Tensor, embed
                             mean, analysis, synthesis, step, first_mean, first_scale,
                             first_step, lags=(0,), groups: int = 1, rounding: float = 0.4,
                             predicted: int = TOKEN_PREDICTED, label: str = "",
-                            side_density: str = "histogram") -> TokenContextCodec:
+                            side_density: str = "histogram", refine=None,
+                            make_class=None) -> TokenContextCodec:
     """Fit :class:`TokenContextCodec` on fit windows (closed form, seconds).
 
     Parameters
@@ -306,6 +311,10 @@ def fit_token_context_codec(hidden: torch.Tensor, input_ids: torch.Tensor, embed
         Token offsets whose embeddings predict the mean (``0``: the token itself).
     predicted : int
         Leading components of the lag-1 prediction (default :data:`TOKEN_PREDICTED`).
+    refine, make_class
+        A further offset fitted on the ridge's residual and the codec class that carries
+        it (:func:`rdgap.codecs.entropy_models.context_fit.fit_context_model`'s
+        ``refine``; default none, :class:`TokenContextCodec`).
     Other parameters
         As :func:`rdgap.codecs.entropy_models.context_fit.fit_context_codec`.
     """
@@ -318,10 +327,11 @@ def fit_token_context_codec(hidden: torch.Tensor, input_ids: torch.Tensor, embed
     probabilities = token_probabilities(ids, table.shape[0])
 
     def make(**arguments):
-        return TokenContextCodec(table, token_probabilities=probabilities, lags=lags,
-                                 **arguments)
+        return (make_class or TokenContextCodec)(table, token_probabilities=probabilities,
+                                                 lags=lags, **arguments)
 
     return fit_context_model(hidden, mean, analysis, synthesis, step, first_mean, first_scale,
                              first_step, groups=groups, rounding=rounding, predicted=predicted,
                              label=label, side_density=side_density,
-                             features=token_features(table, ids, tuple(lags)), make=make)
+                             features=token_features(table, ids, tuple(lags)), make=make,
+                             refine=refine)

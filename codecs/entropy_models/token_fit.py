@@ -20,7 +20,7 @@ from .context import ContextCodec
 from .context_fit import fit_context_codec, refit_side_density
 from ..fit import FitContext, FittedCodec, base_steps, fit_codec, unit_delta_ce
 from .model_fit import ModelFit
-from .token_context import TokenContextCodec, fit_token_context_codec
+from .token_context import fit_token_context_codec
 
 VARIANT = "klt-context-tokens"
 
@@ -91,7 +91,7 @@ def fit_at_t7_scale(context: FitContext, input_ids: torch.Tensor, target_delta_c
 
 
 def fit_model(start, context: FitContext, input_ids: torch.Tensor, embedding=None,
-              lags=(0,), rdo: float = 0.0) -> ModelFit:
+              lags=(0,), rdo: float = 0.0, fitter=fit_token_context_codec) -> ModelFit:
     """The ``context-tokens`` entropy model at a fit start (the pipeline's interface,
     :mod:`rdgap.codecs.entropy_models.model_fit`): fitted once on ``context.hidden`` and
     its token ids at T7's scale, rescaled by the calibration, which reconstructs each
@@ -113,6 +113,11 @@ def fit_model(start, context: FitContext, input_ids: torch.Tensor, embedding=Non
     rdo : float
         Encoder-only rate–distortion optimised quantization
         (:class:`rdgap.codecs.entropy_models.context.ContextCodec`; 0: off).
+    fitter : callable
+        The codec's closed-form fit, with the arguments of
+        :func:`~rdgap.codecs.entropy_models.token_context.fit_token_context_codec`
+        (``klt-context-tokens-table`` passes
+        :func:`~rdgap.codecs.entropy_models.token_table.fit_token_table_codec`).
     """
     if input_ids is None or tuple(input_ids.shape) != tuple(context.hidden.shape[:2]):
         raise ValueError(f"input_ids: expected the ids of the statistics windows, shape "
@@ -120,13 +125,13 @@ def fit_model(start, context: FitContext, input_ids: torch.Tensor, embedding=Non
                          f"{None if input_ids is None else tuple(input_ids.shape)}")
     table = embedding_table(context) if embedding is None else embedding
     stats, klt, initial = start.stats, start.transform, start.scale
-    reference = fit_token_context_codec(context.hidden, input_ids, table, stats.mean,
+    reference = fitter(context.hidden, input_ids, table, stats.mean,
                                         klt.analysis, klt.synthesis, initial * start.step,
                                         stats.first_mean, stats.first_scale,
                                         initial * start.first_step, lags=lags,
                                         label=start.label)
     if rdo:
-        reference = TokenContextCodec(**{**reference._constructor_arguments(), "rdo": rdo})
+        reference = type(reference)(**{**reference._constructor_arguments(), "rdo": rdo})
     return ModelFit(lambda alpha: reference.rescaled(
                         alpha / initial, label=f"{reference.label} scale={alpha:.6g}"),
                     lambda codec: refit_side_density(codec, context.hidden,

@@ -147,9 +147,10 @@ def test_every_recipe_saves_and_loads_by_its_kind(fitted, name, tmp_path):
 
 
 @pytest.mark.parametrize("name", [n for n, r in RECIPES.items()
-                                  if r.entropy_model != "context-tokens"])
+                                  if not r.needs_token_ids])
 def test_every_recipe_passes_the_property_suite(fitted, name):
-    """(klt-context-tokens takes token ids at the encoder; test_token_context.py adapts it.)"""
+    """(The token-id recipes take ids at the encoder; test_token_context.py and
+    test_token_table.py adapt them.)"""
     from rdgap.testing import check_codec
 
     report = check_codec(fitted[0][name].codec, max_examples=4, streams=8)
