@@ -1,1 +1,3 @@
-"""Quantizers: the uniform and dead-zone quantizers (``uniform.py``, ``deadzone.py``), their steps' calibration to a ΔCE level, straight-through rounding and learned steps."""
+"""Quantizers: the uniform and dead-zone quantizers (``uniform.py``, ``deadzone.py``),
+encoder-only RDOQ (``rdoq.py``), their steps' calibration to a ΔCE level, straight-through
+rounding and learned steps."""

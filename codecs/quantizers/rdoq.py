@@ -65,7 +65,8 @@ def check_weight(weight: float, name: str = "rdoq") -> float:
 
 def choose_levels(x: np.ndarray, nearest: np.ndarray, bits: Callable[[np.ndarray], np.ndarray],
                   weight: float) -> np.ndarray:
-    """The level among ``k₀``, ``k₀ − sign(k₀)`` and ``0`` minimising ``(x − k)² + weight·bits(k)``.
+    """The level among ``k₀``, ``k₀ − sign(k₀)`` and ``0`` minimising
+    ``(x − k)² + weight·bits(k)``.
 
     Parameters
     ----------
