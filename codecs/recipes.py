@@ -145,7 +145,9 @@ class Recipe:
     learnable_steps : bool
         Its steps can be learned end to end (:mod:`rdgap.codecs.quantizers.learned_steps`).
     parent : str or None
-        The recipe it refines (same reconstruction, another entropy model or steps).
+        The recipe it varies (docs' "refines" column): its transform, with another
+        entropy model, other steps (learned, or a per-window factor) or another encoder
+        decision (RDOQ) — not necessarily the same reconstruction.
     torch_coder : bool
         Coded by the torch rANS backend too (:mod:`rdgap.codecs.coders`).
     needs_token_ids : bool
