@@ -95,6 +95,11 @@ def _add_validate(commands) -> None:
                              "documents plus Z standard errors meets the level (default 0: "
                              "the probe mean alone; 2 covers the probe's own estimation "
                              "error at a finer step)")
+    parser.add_argument("--shift-guard", default=None, metavar="RECIPE",
+                        help="guard every other fitted recipe (without token ids) by a "
+                             "detector fitted on the fit windows that sends windows unlike "
+                             "them to RECIPE (e.g. gaussian-fisher, which holds its level on "
+                             "other text); rows are named <recipe>-sg (default: no guard)")
     parser.add_argument("--windows", type=_window_count, default=None,
                         help="evaluation windows, one per document: a count or 'all' (every "
                              "evaluation document with a full window; the full run's default; "
@@ -139,7 +144,8 @@ def _validate_config(args):
         "eval_corpus": args.eval_corpus,
         "windows": args.windows,
         "window_length": args.window_length, "cache_dir": args.cache_dir,
-        "calibration_margin": args.calibration_margin}.items()
+        "calibration_margin": args.calibration_margin,
+        "shift_guard": args.shift_guard}.items()
         if value is not None}
     if overrides.get("windows") == "all":
         overrides["windows"] = None

@@ -104,6 +104,11 @@ class ValidateConfig:
         mean exceeds it whenever the probe's estimate was low (its s.e. over the 32 probe
         documents is ≈ 8–15 % of the level); ``z = 2`` covers that error at the cost of a
         finer step.
+    shift_guard : str or None
+        A fallback recipe (e.g. ``"gaussian-fisher"``) behind which every other fitted
+        recipe without token ids is guarded (:meth:`rdgap.codecs.recipes.Recipe.fit`'s
+        ``shift_guard``; rows named ``<recipe>-sg``; issue 19, docs/domain-shift.md "A
+        shift guard"); None (default): no guard.
     """
 
     architectures: tuple[str, ...] = TASKS
@@ -127,6 +132,7 @@ class ValidateConfig:
     other_corpora: tuple[str, ...] | None = None
     rate_cap: float | None = recipes.DEFAULT_CAP
     calibration_margin: float = 0.0
+    shift_guard: str | None = None
 
     @classmethod
     def quick(cls, **overrides) -> "ValidateConfig":
@@ -160,6 +166,11 @@ class ValidateConfig:
                 or not (np.isfinite(margin) and margin >= 0):
             raise ValueError(f"calibration_margin: expected a finite z ≥ 0 of the criterion "
                              f"ΔCE + z·s.e. ≤ level (e.g. 2), got {margin!r}")
+        if self.shift_guard is not None and (self.shift_guard not in FITTED_VARIANTS
+                                             or recipes.recipe(self.shift_guard).needs_token_ids):
+            raise ValueError(f"shift_guard: expected a fitted recipe without token ids as the "
+                             f"fallback (e.g. 'gaussian-fisher') or None, got "
+                             f"{self.shift_guard!r}")
         self.resolved_other_corpora()
 
     def resolved_other_corpora(self) -> tuple[str, ...]:

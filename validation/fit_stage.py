@@ -15,6 +15,18 @@ from .cost_model import Work
 from .jobs import Job
 
 
+def guard_of(codec: str, fallback: str | None) -> str | None:
+    """The shift guard's fallback for recipe ``codec`` (None: unguarded): every fitted
+    recipe but the fallback itself, those that code token ids and the window-controlled
+    ones (their own control) is guarded when ``fallback`` is given."""
+    if fallback is None or codec == fallback:
+        return None
+    recipe = recipes.recipe(codec)
+    if recipe.needs_token_ids or recipe.quantizer == "window-controlled":
+        return None
+    return fallback
+
+
 def fit_job(arch: Architecture, job: Job, config: ValidateConfig,
             work: Work) -> list[CodedCodec]:
     """Fit and calibrate one variant at one split through its recipe
@@ -34,13 +46,15 @@ def fit_job(arch: Architecture, job: Job, config: ValidateConfig,
     # issue 14's rate cap (config.rate_cap, default 2 × the fitted rate; None: the recipes'
     # own codecs): B of the held-out interval is the cap; a -wc recipe keeps its own cap
     # issue 19: with calibration_margin z the probe's ΔCE + z·s.e. meets the level
+    guard = guard_of(job.codec, config.shift_guard)
     fitted = recipe.fit(context, ids, job.level, cap=config.rate_cap,
-                        margin=config.calibration_margin)
+                        margin=config.calibration_margin, shift_guard=guard)
     work.add(arch.task.name, "calibration", time.perf_counter() - start,
              len(fitted.calibration.trace))
     primary = arch.task.metrics_names[0]
     level = f"{'dce' if primary == 'delta_ce_nats' else primary}<={job.level:g}"
-    coded = [CodedCodec(fitted.codec, job.codec, level, fitted.calibration.delta_ce,
+    name = job.codec if guard is None else fitted.variant
+    coded = [CodedCodec(fitted.codec, name, level, fitted.calibration.delta_ce,
                         fitted.predicted_delta_ce, fitted)]
     if job.codec == config.zstd_symbols_of:  # zstd of the recipe's own symbols (uncapped)
         base = fitted.codec if getattr(fitted, "uncapped", None) is None else fitted.uncapped

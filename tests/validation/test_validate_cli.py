@@ -102,6 +102,8 @@ def test_validate_never_overwrites_a_users_file(tiny_model_folder, tmp_path, cap
     (["--architectures", "smollm2-135m"], "--model: expected either"),
     (["--calibration-margin", "-1"], "--calibration-margin: expected a finite"),
     (["--calibration-margin", "nan"], "--calibration-margin: expected a finite"),
+    (["--shift-guard", "magic"], "shift_guard: expected a fitted recipe"),
+    (["--shift-guard", "klt-context-tokens"], "shift_guard: expected a fitted recipe"),
 ])
 def test_validate_errors_are_clear(tiny_model_folder, tmp_path, capsys, argv, message):
     code = main(["validate", "--model", str(tiny_model_folder), "--out",
@@ -388,3 +390,31 @@ def test_a_calibration_margin_reaches_every_fitted_recipe_and_its_rows(tiny_mode
     for bad in (-0.5, True, float("inf")):
         with pytest.raises(ValueError, match="calibration_margin"):
             ValidateConfig(calibration_margin=bad).check()
+
+
+def test_a_shift_guard_guards_every_other_fitted_recipe(tiny_model_folder, tmp_path):
+    """``--shift-guard gaussian-fisher`` (issue 19) fits every other fitted recipe behind
+    the shift guard: its row is named ``<recipe>-sg`` and codes with the guarded codec
+    (stream id ``sg-…``), measured on the other texts like any fitted row; the fallback
+    itself stays unguarded. ``fit_stage.guard_of`` leaves out the fallback, recipes that
+    code token ids and the window-controlled ones."""
+    from rdgap.validation.fit_stage import guard_of
+
+    out = tmp_path / "guarded"
+    assert main(["validate", "--model", str(tiny_model_folder), "--splits", "2",
+                 "--windows", "3", "--window-length", "64", "--out", str(out),
+                 "--no-progress", "--variants", "gaussian-fisher,klt-laplace",
+                 "--levels", "0.05", "--shift-guard", "gaussian-fisher",
+                 "--cache-dir", str(tmp_path / "c")]) in (0, 1)
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["shift_guard"] == "gaussian-fisher"
+    fitted = {r["codec"]: r for r in results["runs"] if r["level"] == "dce<=0.05"}
+    assert set(fitted) == {"gaussian-fisher", "zstd-symbols[gaussian-fisher]", "klt-laplace-sg"}
+    guarded = fitted["klt-laplace-sg"]
+    assert set(guarded["other_text"]) == {"newsgroups", "wikipedia"}
+    assert guarded["bits_per_token_actual"] > 0 and guarded["t2_violations"] == 0
+    assert guard_of("klt-laplace", "gaussian-fisher") == "gaussian-fisher"
+    assert guard_of("gaussian-fisher", "gaussian-fisher") is None
+    assert guard_of("klt-context-tokens", "gaussian-fisher") is None
+    assert guard_of("klt-context-wc", "gaussian-fisher") is None
+    assert guard_of("klt-laplace", None) is None
