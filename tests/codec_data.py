@@ -19,6 +19,21 @@ def lm_like(windows: int, tokens: int, channels: int, seed: int = 0) -> torch.Te
     return torch.from_numpy(x).float()
 
 
+def ar_laplace_states(windows: int, seed: int, memory: float = 0.7, channels: int = 16,
+                      tokens: int = 40) -> torch.Tensor:
+    """AR(1) Laplace channels, spreads e^-2.5 … e^2.5 (one law for every window of one
+    call), a large first token: the source of the window-control and shift-guard tests."""
+    rng = np.random.default_rng(seed)
+    spread = np.exp(np.linspace(-2.5, 2.5, channels))[rng.permutation(channels)]
+    noise = rng.laplace(0.0, 1.0, (windows, tokens, channels)) * spread
+    x = np.empty_like(noise)
+    x[:, 0] = noise[:, 0]
+    for t in range(1, tokens):
+        x[:, t] = memory * x[:, t - 1] + noise[:, t]
+    x[:, 0, 0] += 20.0
+    return torch.from_numpy(x).float()
+
+
 def make_codec(family="gaussian", transform=False, scale=0.5, seed=0, channels=24):
     fit = lm_like(8, 64, channels, seed)
     analysis = synthesis = None

@@ -25,6 +25,7 @@ from rdgap.codecs.quantizers.window_control_fit import fit_controlled, pooled_ra
 from rdgap.codecs.recipes import load_codec, recipe
 from rdgap.codecs.transforms.fisher import fisher_diagonal
 
+from codec_data import ar_laplace_states
 from linear_split import KLProbe, LinearReadout
 
 CHANNELS, VOCAB, TOKENS = 16, 32, 40
@@ -33,16 +34,8 @@ STATISTICS, PROBE, EVALUATION = 16, 16, 16
 
 
 def states(windows: int, seed: int, memory: float = 0.7) -> torch.Tensor:
-    """AR(1) Laplace channels, spreads e^-2.5 … e^2.5, a large first token."""
-    rng = np.random.default_rng(seed)
-    spread = np.exp(np.linspace(-2.5, 2.5, CHANNELS))[rng.permutation(CHANNELS)]
-    noise = rng.laplace(0.0, 1.0, (windows, TOKENS, CHANNELS)) * spread
-    x = np.empty_like(noise)
-    x[:, 0] = noise[:, 0]
-    for t in range(1, TOKENS):
-        x[:, t] = memory * x[:, t - 1] + noise[:, t]
-    x[:, 0, 0] += 20.0
-    return torch.from_numpy(x).float()
+    """:func:`codec_data.ar_laplace_states` at this module's size."""
+    return ar_laplace_states(windows, seed, memory, CHANNELS, TOKENS)
 
 
 @pytest.fixture(scope="module")
