@@ -210,3 +210,21 @@ def test_property_suite_passes(codecs):
                          sibling=FixedIds(codecs[1]))
     assert {"round-trip", "determinism", "robustness", "T2-upper",
             "sibling-streams"} <= set(report.checked)
+
+
+def test_the_recipe_fits_the_table_on_the_statistics_windows_only(tiny_model):
+    """Recipe.fit → fit_codec → token_table.fit_model: the table's ids are those of the
+    statistics windows (positions ≥ 1), none only the probe windows hold (fitting on the
+    probe would flatter the calibration)."""
+    from rdgap.codecs.recipes import recipe
+
+    ids, hidden, context = _tokens._tiny_context(tiny_model)
+    half = context.hidden.shape[0]
+    fitted = recipe("klt-context-tokens-table").fit(context, ids[:half], 0.02)
+    codec = fitted.codec
+    assert isinstance(codec, TokenTableCodec) and fitted.calibration.met
+    assert np.array_equal(codec.table_ids, np.unique(ids[:half, 1:].numpy()))
+    assert np.setdiff1d(ids[half:, 1:].numpy(), ids[:half, 1:].numpy()).size > 0
+    window, window_ids = hidden[-1], ids[-1]
+    assert torch.equal(codec.decode(codec.encode(window, input_ids=window_ids)),
+                       codec.reconstruct(window, input_ids=window_ids))
