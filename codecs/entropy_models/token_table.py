@@ -19,7 +19,12 @@ statistics windows only (``context.hidden``), never on the calibration probe.
 
 Screened (benchmarks/context_screen.py, docs/benchmarks.md "Stronger context models,
 screened"; real closed-loop streams, SmolLM2 split 15, today's steps for ΔCE 0.05, a
-ridge on 51 fit windows): 607.9 → 551.1 bits/token, split 8 591.2 → 493.3.
+ridge on 51 fit windows): 607.9 → 551.1 bits/token, split 8 591.2 → 493.3. Calibrated
+by the fit pipeline on codec_bench's 22 statistics windows (real streams, 32 evaluation
+windows, level 0.05): split 8 506.9 bits/token at ΔCE 0.0477 ± 0.0057 against
+``klt-context-tokens``' 591.1 at 0.0505 (≈ −18 % at equal ΔCE, −10 % at equal KL);
+split 15 561.5 at 0.0533 ± 0.0071 against 608.0 at 0.0479, **no gain** at equal ΔCE
+(−0.4 %): the table needs more fit text than 22 windows at split 15.
 """
 
 from __future__ import annotations

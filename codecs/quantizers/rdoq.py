@@ -36,6 +36,12 @@ decision is exact per symbol. The joint context model decides greedily inside it
 causal loop with :func:`rdgap.codecs.quantizers.deadzone.rdo_symbols` (recipe
 ``klt-context-rdoq``).
 
+Measured (SmolLM2 split 15, real streams, 32 evaluation windows; docs/codec.md "RDOQ"):
+it does **not** pay. At equal steps ``klt-laplace`` with ``c = 0.12`` saves bits at equal
+ΔCE (BD −4.7 %) but loses in KL (+4.5 %; ``klt-context`` +2.7 %): the error biased toward
+zero moves ΔCE at first order without bringing the output closer. ``c = 0.04`` is
+neutral in KL (−0.3 %). The recipes are measured options, not defaults.
+
 >>> import numpy as np
 >>> bits = lambda k: np.where(k == 0, 1.0, 4.0 + np.abs(k))  # a peaked table
 >>> x, nearest = np.array([0.6, 1.4, 2.6, 3.0]), np.array([1, 1, 3, 3])
