@@ -6,7 +6,8 @@ claims live in their own modules.
 
 Every claim is a dict ``{"name", "status": "PASS" | "FAIL", "numbers": {...},
 "reason": str, "gates": bool, "kind": str, "hypotheses": [{"text", "met"}]}``
-(``level_holds_on_other_text`` alone may say ``"UNDECIDED"``, and then does not gate);
+(``level_holds_on_other_text`` and the ``correlation`` statistics may say
+``"UNDECIDED"``, for want of data, and then do not gate);
 ``gates`` says whether a FAIL makes the run fail, ``kind`` what sort of
 statement it is (:data:`KINDS`), ``hypotheses`` what the statement assumes and
 whether this run meets each assumption (``met``: True, False, or None where
@@ -77,7 +78,8 @@ Reported, never gating
 ``correlation[ARCH, STATISTIC]`` (statistic)
     :func:`rdgap.validation.correlation.correlations`: pooled within-codec
     Spearman with a split-clustered bootstrap CI; PASS when the CI lies
-    above 0 with at least :data:`MIN_CORRELATION_ROWS` independent splits.
+    above 0 with at least :data:`MIN_CORRELATION_ROWS` independent splits,
+    FAIL when it does not, *UNDECIDED* with fewer splits (nothing can be said).
     Statistics computed from the codec's own symbols are labelled
     near-tautological.
 ``rate_prediction[ARCH]`` (prediction)
@@ -96,7 +98,7 @@ from .correlation import (CONFIDENCE, MIN_CORRELATION_ROWS, POOLED,  # noqa: F40
                           runs_by_architecture, statistic_pairs)
 from .coverage_claims import coverage_claims  # noqa: F401
 from .rate_prediction_claim import rate_prediction_claim
-from .other_text_claim import level_on_other_text_claim
+from .other_text_claim import UNDECIDED, level_on_other_text_claim
 
 #: What a claim is (``claim["kind"]``), as the report's claims table says it.
 KINDS = {"theorem": "theorem (holds for every sample; fails only on a bug)",
@@ -389,10 +391,13 @@ def _correlation_claim(record: dict) -> dict:
         reason = (f"Spearman {_number(record['spearman'], 2)}, CI "
                   f"[{_number(low, 2)}, {_number(record['spearman_ci'][1], 2)}] does not "
                   f"lie above 0 over {record['n']} rows from {units} splits{label}")
-    return make_claim(name, [] if passed else [record], numbers, False, reason, reason,
-                      kind="statistic",
-                      hypotheses=[_hypothesis(f"at least {MIN_CORRELATION_ROWS} independent "
-                                              f"splits", enough)])
+    claim = make_claim(name, [] if passed else [record], numbers, False, reason, reason,
+                       kind="statistic",
+                       hypotheses=[_hypothesis(f"at least {MIN_CORRELATION_ROWS} independent "
+                                               f"splits", enough)])
+    if not enough:  # too few splits to say anything: not a FAIL of the statistic
+        claim.update(status=UNDECIDED, reason="undecided: " + reason)
+    return claim
 
 
 def evaluate_claims(results: dict, n_boot: int = 2000, seed: int = 0) -> list[dict]:

@@ -72,8 +72,8 @@
                      synthetic coverage claims of the bounds, re-run
     claims           (complete results) every named claim {name, status: "PASS" |
                      "FAIL" | "UNDECIDED" (level_holds_on_other_text with nothing
-                     measured; never gating), numbers, reason, gates, kind,
-                     hypotheses}; a FAIL of a
+                     measured, a correlation with too few splits; never gating),
+                     numbers, reason, gates, kind, hypotheses}; a FAIL of a
                      claim with gates = true makes ``rdgap validate`` / ``rdgap merge``
                      exit 1; kind is "theorem", "bound", "prediction", "coverage" or
                      "statistic" (validation.claims.KINDS); hypotheses is a list of

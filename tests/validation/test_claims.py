@@ -435,8 +435,8 @@ def test_correlation_claim_needs_min_correlation_rows_independent_splits(splits,
                                [10.0 * v for v in statistic], statistic)
     claim = by_name(evaluate_claims(document, n_boot=300))["correlation[x, t10_prefix_jacobian]"]
     assert claim["numbers"]["spearman_ci"][0] == pytest.approx(1.0)
-    assert (claim["status"] == "PASS") is passes
-    assert claim["hypotheses"][0]["met"] is passes
+    assert claim["status"] == ("PASS" if passes else "UNDECIDED")
+    assert claim["hypotheses"][0]["met"] is passes and claim["gates"] is False
     if not passes:
         assert f"only {splits} independent splits" in claim["reason"]
 

@@ -292,9 +292,12 @@ def test_correlation_claim_boundary_on_independent_units():
     assert enough["status"] == "PASS" and enough["gates"] is False
     assert enough["kind"] == "statistic" and enough["hypotheses"][0]["met"] is True
     assert "from 4 splits" in enough["reason"]
-    few = claims_module._correlation_claim(_record(minimum - 1))
-    assert few["status"] == "FAIL" and few["hypotheses"][0]["met"] is False
-    assert "only 3 independent splits (need 4) over 6 rows" in few["reason"]
+    # too few splits says nothing either way: UNDECIDED, not FAIL (nor PASS), even with
+    # an interval far above 0
+    few = claims_module._correlation_claim(_record(minimum - 1, low=0.9))
+    assert few["status"] == "UNDECIDED" and few["hypotheses"][0]["met"] is False
+    assert few["gates"] is False
+    assert "undecided: only 3 independent splits (need 4) over 6 rows" in few["reason"]
     for low in (0.0, -0.1, None):
         claim = claims_module._correlation_claim(_record(minimum, low=low))
         assert claim["status"] == "FAIL" and "does not lie above 0" in claim["reason"]
