@@ -68,7 +68,9 @@ from rdgap.validation.models import load_model
 
 HERE = Path(__file__).resolve().parent
 ANCHOR = "gaussian-std"
-TARGETS = {0.05: 700.0, 0.01: 1200.0}  # bits/token at ΔCE ≤ level, best split (issue 4)
+#: Issue 20's targets: bits/token at the best split with evaluation ΔCE + 2 s.e. ≤ level
+#: (``best_two_se`` in the summary; issue 4's were 700 / 1,200 at ΔCE ≤ level, met).
+TARGETS = {0.05: 356.0, 0.01: 600.0}
 WINDOW_LENGTH = 256
 
 
@@ -364,13 +366,16 @@ def summarise(rows: list[dict]) -> tuple[dict, dict]:
             bd[f"{k}:{name}"] = value
             print(f"  split {k:>2} {name:>16}: "
                   + ("no overlap" if value is None else f"{value:+.1f} %"))
-    print("\nTargets (issue 4, best split, actual bits at measured eval ΔCE ≤ level):")
+    print("\nTargets (issue 20, best split, actual bits; the target's criterion is eval ΔCE "
+          "+ 2 s.e. ≤ level, the point estimate ΔCE ≤ level is shown first):")
     targets = {}
     for level, target in TARGETS.items():
         meeting = [r for r in rows if r["level"] and not r.get("baseline")
                    and r["delta_ce_nats"] <= level]
         best = min(meeting, key=lambda r: r["bits_per_token_actual"], default=None)
-        targets[str(level)] = {"target_bits": target, "best": best and {
+        targets[str(level)] = {"target_bits": target, "criterion": "best_two_se: eval ΔCE "
+                               "+ 2 s.e. ≤ level (issue 20); best: eval ΔCE ≤ level",
+                               "best": best and {
             "split": best["split"], "codec": best["codec"], "level": best["level"],
             "bits": best["bits_per_token_actual"], "delta_ce": best["delta_ce_nats"],
             "gap_bits": best["bits_per_token_actual"] - target}}
@@ -398,7 +403,7 @@ def summarise(rows: list[dict]) -> tuple[dict, dict]:
                   f"bits/token ({sure_best['codec']} {sure_best['level']} at split "
                   f"{sure_best['split']}, ΔCE {sure_best['delta_ce_nats']:.4f} ± "
                   f"{sure_best['delta_ce_nats_stderr']:.4f}): "
-                  + ("met" if gap <= 0 else f"missed by {gap:.0f} bits"))
+                  + ("met" if gap <= 0 else f"missed by {gap:.0f} bits ({gap / target:.0%})"))
         else:
             print(f"    no row has ΔCE + 2 s.e. ≤ {level}")
     return bd, targets
