@@ -96,7 +96,8 @@ def _add_validate(commands) -> None:
                              "the probe mean alone; 2 covers the probe's own estimation "
                              "error at a finer step)")
     parser.add_argument("--shift-guard", default=None, metavar="RECIPE",
-                        help="guard every other fitted recipe (without token ids) by a "
+                        help="guard every other fitted recipe (token-id and window-"
+                             "controlled ones included) by a "
                              "detector fitted on the fit windows that sends windows unlike "
                              "them to RECIPE (e.g. gaussian-fisher, which holds its level on "
                              "other text); rows are named <recipe>-sg (default: no guard)")

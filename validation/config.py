@@ -105,10 +105,12 @@ class ValidateConfig:
         documents is ≈ 8–15 % of the level); ``z = 2`` covers that error at the cost of a
         finer step.
     shift_guard : str or None
-        A fallback recipe (e.g. ``"gaussian-fisher"``) behind which every other fitted
-        recipe without token ids is guarded (:meth:`rdgap.codecs.recipes.Recipe.fit`'s
-        ``shift_guard``; rows named ``<recipe>-sg``; issue 19, docs/domain-shift.md "A
-        shift guard"); None (default): no guard.
+        A fallback recipe (e.g. ``"gaussian-fisher"``; one that codes token ids is
+        refused) behind which every other fitted recipe is guarded, those that code
+        token ids and the window-controlled ones included
+        (:meth:`rdgap.codecs.recipes.Recipe.fit`'s ``shift_guard``; rows named
+        ``<recipe>-sg``; issue 19, docs/domain-shift.md "A shift guard"); None
+        (default): no guard.
     """
 
     architectures: tuple[str, ...] = TASKS

@@ -16,14 +16,14 @@ from .jobs import Job
 
 
 def guard_of(codec: str, fallback: str | None) -> str | None:
-    """The shift guard's fallback for recipe ``codec`` (None: unguarded): every fitted
-    recipe but the fallback itself, those that code token ids and the window-controlled
-    ones (their own control) is guarded when ``fallback`` is given."""
+    """The shift guard's fallback for recipe ``codec`` (None: unguarded): when
+    ``fallback`` is given, every fitted recipe but the fallback itself is guarded — those
+    that code token ids too (the guard passes each window's ids to them) and the
+    window-controlled ones (their per-window control stays inside the primary; the guard
+    chooses per window between it and the fallback)."""
     if fallback is None or codec == fallback:
         return None
-    recipe = recipes.recipe(codec)
-    if recipe.needs_token_ids or recipe.quantizer == "window-controlled":
-        return None
+    recipes.recipe(codec)  # an unknown name is refused here, naming the variant
     return fallback
 
 

@@ -170,6 +170,17 @@ class TokenContextCodec(ContextCodec):
         return {**arguments, "embedding": self.embedding}
 
     # -- ids and offsets ---------------------------------------------------------
+    def check_ids(self, input_ids, tokens: int) -> np.ndarray:
+        """``input_ids`` as ``(tokens,)`` int64 ids of the embedding table's rows.
+
+        Raises
+        ------
+        ValueError
+            Naming ``input_ids`` when they are missing, of another shape or kind, or
+            outside the vocabulary.
+        """
+        return self._ids(input_ids, tokens)
+
     def _ids(self, input_ids, tokens: int) -> np.ndarray:
         if input_ids is None:
             raise ValueError("input_ids: expected the window's token ids (klt-context-tokens "
@@ -239,6 +250,11 @@ class TokenContextCodec(ContextCodec):
         """One stream holding ``hidden`` (tokens × channels) and its ``input_ids`` (tokens,)."""
         hidden, _, columns, tables = self._prepared(hidden, input_ids)
         return pack(self.codec_id, self.digest, tuple(hidden.shape), ans.encode(columns, tables))
+
+    def _encode_payload(self, hidden, input_ids=None) -> bytes:
+        """The payload of :meth:`encode` (ids included; a wrapper such as the shift guard
+        puts it behind its own header). Without ``input_ids``: ValueError naming them."""
+        return ans.encode(*self._prepared(hidden, input_ids)[2:])
 
     def estimate_bits(self, hidden: torch.Tensor, input_ids=None) -> float:
         """``Σ −log2 q`` of the payload, token ids included (see :meth:`id_bits`)."""

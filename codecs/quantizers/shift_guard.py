@@ -29,6 +29,16 @@ The threshold
     alarm rate on held-out fit text is measured, never assumed
     (``benchmarks/shift_guard_bench.py``).
 
+Token ids (a primary that codes them, ``klt-context-tokens``)
+    The guarded codec needs the window's ids exactly when the primary does
+    (:attr:`ShiftGuardedCodec.needs_input_ids`): ``encode``, ``estimate_bits`` and
+    ``reconstruct`` then take ``input_ids=`` on every window (checked even when the
+    fallback codes it, so a caller's error does not depend on the detector), pass them to
+    the primary and never to the fallback, which is refused if it needs ids. The ids
+    travel inside the primary's payload as they do in its own stream; a window the
+    fallback codes holds none (the decoder needs none), and
+    :meth:`ShiftGuardedCodec.decode_with_ids` returns None for them there.
+
 The stream
     The payload starts with one byte, :data:`USE_PRIMARY` or :data:`USE_FALLBACK`,
     before the chosen codec's payload; the codec id is ``sg-`` + the primary's and the
@@ -38,12 +48,17 @@ The stream
     (:class:`~rdgap.codecs.coders.container.BitstreamError`).
 
 **Theorem** (rate, every stream ``encode`` writes): if both codecs bound their streams
-(``stream_bytes_bound``, e.g. both rate-capped, :mod:`rdgap.codecs.quantizers.rate_cap`),
+(``stream_bytes_bound``, e.g. both rate-capped, :mod:`rdgap.codecs.quantizers.rate_cap`,
+or a window-controlled primary, :mod:`rdgap.codecs.quantizers.window_control`, whose own
+cap bounds it, with a rate-capped fallback),
 ``len(stream) ≤ max_s (bound_s(T) − H_s) + H + 1``, ``H_s`` the container bytes of
 codec ``s``'s own stream and ``H`` the guard's: the guard replaces the sub-codec's
 container by its own and adds one byte. :meth:`ShiftGuardedCodec.stream_bytes_bound`
-gives it (absent when a sub-codec has no bound). The distortion of a window is its
-coder's: the guard holds no distortion theorem of its own.
+gives it (absent when a sub-codec has no bound, e.g. ``klt-context-tokens``, which
+cannot be rescaled and so is never capped). The distortion of a window is its coder's:
+the guard holds no distortion theorem of its own (a window-controlled primary keeps its
+per-window control, THEORY.md T11, on the windows it codes; the guard only chooses
+which codec codes a window).
 
 Fitting: :mod:`rdgap.codecs.quantizers.shift_guard_fit`.
 """
@@ -60,7 +75,7 @@ import torch
 
 from .. import persist
 from ..base import HiddenStateCodec, check_hidden
-from ..coders.container import BitstreamError, Stream, header_size
+from ..coders.container import BitstreamError, Stream, header_size, pack
 
 FORMAT_VERSION = 1
 #: First payload byte: the window is coded by the primary.
@@ -153,7 +168,8 @@ class ShiftGuardedCodec(HiddenStateCodec):
     ----------
     primary, fallback : HiddenStateCodec
         Fitted codecs of the same channels (the fallback: one that holds its level under
-        shift, by default ``gaussian-fisher``). Codecs that code token ids are refused.
+        shift, by default ``gaussian-fisher``). The primary may code token ids (then so
+        does the guarded codec, see the module); a fallback that codes them is refused.
     detector : ShiftDetector
         Fitted on the primary's fit windows (:func:`rdgap.codecs.quantizers.
         shift_guard_fit.fit_detector`).
@@ -163,18 +179,24 @@ class ShiftGuardedCodec(HiddenStateCodec):
         What the fit measured (saved, not hashed).
     """
 
+    #: Whether ``encode``, ``estimate_bits`` and ``reconstruct`` take ``input_ids=``: set
+    #: per codec to the primary's.
+    needs_input_ids = False
+
     def __init__(self, primary: HiddenStateCodec, fallback: HiddenStateCodec,
                  detector: ShiftDetector, label: str = "", fit_report: dict | None = None):
         for name, codec in (("primary", primary), ("fallback", fallback)):
             if not isinstance(codec, HiddenStateCodec):
                 raise ValueError(f"{name}: expected a fitted HiddenStateCodec, got "
                                  f"{type(codec).__name__}")
-            if getattr(codec, "needs_input_ids", False):
-                raise ValueError(f"{name}: a codec that codes token ids (klt-context-tokens) "
-                                 f"cannot be guarded; use klt-context")
             if int(codec.channels) != detector.channels:
                 raise ValueError(f"{name}: codes {codec.channels} channels, the detector "
                                  f"{detector.channels}; fit both on the same windows")
+        if getattr(fallback, "needs_input_ids", False):
+            raise ValueError("fallback: a codec that codes token ids (klt-context-tokens) "
+                             "cannot be the fallback (the guard passes ids to the primary "
+                             "only); fall back to one without them, e.g. gaussian-fisher")
+        self.needs_input_ids = bool(getattr(primary, "needs_input_ids", False))
         self.primary, self.fallback, self.detector = primary, fallback, detector
         self.channels = detector.channels
         self.label = label
@@ -215,21 +237,68 @@ class ShiftGuardedCodec(HiddenStateCodec):
             return USE_FALLBACK, self.fallback
         return USE_PRIMARY, self.primary
 
-    # -- HiddenStateCodec ------------------------------------------------------------
-    def _encode_payload(self, hidden):
+    def _chosen(self, hidden, input_ids) -> tuple[int, HiddenStateCodec, dict]:
+        """``(header byte, codec, keywords)``: :meth:`choose`, and ``{"input_ids": ids}``
+        when the primary codes the window and needs them (``{}`` otherwise); the ids are
+        checked on every window when the primary needs them, refused when it does not."""
+        hidden = check_hidden(hidden)
+        if not self.needs_input_ids:
+            if input_ids is not None:
+                raise ValueError(f"input_ids: the primary {self.primary.codec_id} codes no "
+                                 f"token ids; call without input_ids")
+            return (*self.choose(hidden), {})
+        check = getattr(self.primary, "check_ids", None)
+        if input_ids is None:
+            raise ValueError(f"input_ids: expected the window's token ids (the primary "
+                             f"{self.primary.codec_id} predicts from them and codes them), "
+                             f"got None")
+        if callable(check):
+            check(input_ids, hidden.shape[0])
         which, codec = self.choose(hidden)
-        return bytes([which]) + codec._encode_payload(hidden)
+        return which, codec, {"input_ids": input_ids} if which == USE_PRIMARY else {}
 
-    def reconstruct(self, hidden: torch.Tensor) -> torch.Tensor:
-        """What decoding the stream of ``hidden`` returns."""
-        return self.choose(hidden)[1].reconstruct(hidden)
+    # -- HiddenStateCodec ------------------------------------------------------------
+    def encode(self, hidden: torch.Tensor, input_ids=None) -> bytes:
+        """One stream holding ``hidden`` (tokens × channels); ``input_ids`` (tokens,)
+        exactly when :attr:`needs_input_ids` (the primary's ids, see the module)."""
+        hidden = check_hidden(hidden)
+        return pack(self.codec_id, self.digest, tuple(hidden.shape),
+                    self._encode_payload(hidden, input_ids))
 
-    def estimate_bits(self, hidden) -> float | None:
-        """The chosen codec's estimate plus the 8 header bits."""
-        bits = self.choose(hidden)[1].estimate_bits(hidden)
+    def _encode_payload(self, hidden, input_ids=None):
+        which, codec, ids = self._chosen(hidden, input_ids)
+        return bytes([which]) + codec._encode_payload(hidden, **ids)
+
+    def reconstruct(self, hidden: torch.Tensor, input_ids=None) -> torch.Tensor:
+        """What decoding the stream of ``hidden`` (with ``input_ids`` where needed)
+        returns."""
+        _, codec, ids = self._chosen(hidden, input_ids)
+        return codec.reconstruct(hidden, **ids)
+
+    def estimate_bits(self, hidden, input_ids=None) -> float | None:
+        """The chosen codec's estimate (the primary's with the ids where it codes them)
+        plus the 8 header bits."""
+        _, codec, ids = self._chosen(hidden, input_ids)
+        bits = codec.estimate_bits(hidden, **ids)
         return None if bits is None else bits + 8.0 * GUARD_HEADER_BYTES
 
+    def decode_with_ids(self, data: bytes) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(hidden, input_ids)`` of a stream: the ids read from the stream where the
+        primary coded the window and codes ids, None where the fallback coded it (its
+        payload holds none) or the primary codes none."""
+        stream = self._unpack_tokens(data)
+        codec, body = self._sub_stream(stream)
+        if codec is self.primary and self.needs_input_ids:
+            return codec.decode_with_ids(pack(codec.codec_id, codec.digest, stream.shape,
+                                              body.payload))
+        return codec._decode_payload(body), None
+
     def _decode_payload(self, stream: Stream) -> torch.Tensor:
+        codec, body = self._sub_stream(stream)
+        return codec._decode_payload(body)
+
+    def _sub_stream(self, stream: Stream) -> tuple[HiddenStateCodec, Stream]:
+        """The codec the window header names and its stream (header removed)."""
         if stream.shape[1] != self.channels:
             raise BitstreamError(f"data: stream has {stream.shape[1]} channels, the codec "
                                  f"{self.channels}")
@@ -242,8 +311,7 @@ class ShiftGuardedCodec(HiddenStateCodec):
                                  f"({USE_PRIMARY}) nor the fallback ({USE_FALLBACK}); the "
                                  f"stream is corrupted or from a newer rdgap")
         codec = self.primary if which == USE_PRIMARY else self.fallback
-        return codec._decode_payload(Stream(codec.codec_id, stream.shape,
-                                            stream.payload[GUARD_HEADER_BYTES:]))
+        return codec, Stream(codec.codec_id, stream.shape, stream.payload[GUARD_HEADER_BYTES:])
 
     # -- persistence -----------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -261,7 +329,9 @@ class ShiftGuardedCodec(HiddenStateCodec):
     @classmethod
     def load(cls, folder: str | Path, **options) -> "ShiftGuardedCodec":
         """Load a codec written by :meth:`save` (its sub-codecs through
-        :func:`rdgap.codecs.recipes.load_codec`); checks version and hash."""
+        :func:`rdgap.codecs.recipes.load_codec`); checks version and hash. ``options``
+        (e.g. ``embedding=`` of a primary that codes token ids) go to the primary only:
+        the fallback codes no ids and takes none."""
         from ..recipes import load_codec
 
         config, arrays = persist.read(folder, "shift-guarded", FORMAT_VERSION,
@@ -277,7 +347,7 @@ class ShiftGuardedCodec(HiddenStateCodec):
                                  arrays["detector_quiet_variances"], **settings)
         report = config.get("fit_report", {})
         codec = cls(load_codec(Path(folder) / "primary", **options),
-                    load_codec(Path(folder) / "fallback", **options), detector,
+                    load_codec(Path(folder) / "fallback"), detector,
                     label=config.get("label", ""),
                     fit_report=report if isinstance(report, dict) else {})
         persist.check_hash(codec, config, folder)

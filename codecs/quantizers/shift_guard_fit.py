@@ -132,17 +132,22 @@ def fit_guarded(context, input_ids, level: float, method: str = "fit", margin: f
     under the rate cap ``cap``, a multiple of its own fitted rate; None: uncapped), then
     the detector, and guard the one by the other.
 
-    ``options`` go to the primary's fitter. Returns a
-    :class:`rdgap.codecs.fit.FittedCodec` named ``variant`` (default
-    ``primary + "-sg"``).
+    ``options`` go to the primary's fitter. The primary may code token ids
+    (``klt-context-tokens``: fitted with ``input_ids``, the statistics windows' ids; the
+    guarded codec then takes each window's ids) or be window-controlled (``-wc``: its
+    own per-window control and cap stay inside it; ``cap`` applies to the fallback);
+    the fallback may not code ids. Returns a :class:`rdgap.codecs.fit.FittedCodec`
+    named ``variant`` (default ``primary + "-sg"``).
     """
     from ..recipes import recipe
 
-    for name, which in ((primary, "primary"), (fallback, "shift_guard")):
-        if recipe(name).needs_token_ids:
-            raise ValueError(f"{which}: {name!r} codes token ids, which the shift guard "
-                             f"does not pass; guard (or fall back to) a recipe without them "
-                             f"(e.g. klt-context)")
+    if recipe(fallback).needs_token_ids:
+        raise ValueError(f"shift_guard: {fallback!r} codes token ids, which the shift guard "
+                         f"passes to the primary only; fall back to a recipe without them "
+                         f"(e.g. gaussian-fisher)")
+    if recipe(primary).needs_token_ids and input_ids is None:
+        raise ValueError(f"input_ids: the primary {primary!r} codes token ids and is fitted "
+                         f"with the statistics windows' ids, got None")
     first = recipe(primary).fit(context, input_ids, level, method=method, margin=margin,
                                 cap=cap, **options)
     second = recipe(fallback).fit(context, input_ids, level, method=method, margin=margin,

@@ -4,10 +4,11 @@ windows flags an injected shift and keeps its false-alarm rate on fresh fit-like
 the level held on the shifted source where the primary misses it, the rate theorem with
 both sub-codecs capped, save / load, the property suite, and the fitter's checks.
 
-The source is test_window_control.py's: a linear softmax read-out and a KL probe (ΔCE's
-expectation, no label noise) over AR(1) Laplace channels whose spreads span two decades,
-so that the Fisher-whitened KLT has components far below the step; the shift gives those
-components 5× their energy on the evaluation windows (issue 19's mechanism).
+The source (tests/shift_guard_source.py) is test_window_control.py's: a linear softmax
+read-out and a KL probe (ΔCE's expectation, no label noise) over AR(1) Laplace channels
+whose spreads span two decades, so that the Fisher-whitened KLT has components far below
+the step; the shift gives those components 5× their energy on the evaluation windows
+(issue 19's mechanism).
 """
 
 from __future__ import annotations
@@ -17,61 +18,25 @@ import pytest
 import torch
 
 from rdgap.codecs.coders.container import BitstreamError, header_size, pack, unpack
-from rdgap.codecs.fit import FitContext
 from rdgap.codecs.quantizers.rate_cap import RateCappedCodec
 from rdgap.codecs.quantizers.window_ladder import FLAG_CAP
 from rdgap.codecs.quantizers.shift_guard import (USE_FALLBACK, USE_PRIMARY, ShiftDetector,
                                                  ShiftGuardedCodec)
-from rdgap.codecs.quantizers.shift_guard_fit import fit_detector, fit_guarded
+from rdgap.codecs.quantizers.shift_guard_fit import fit_detector
 from rdgap.codecs.recipes import load_codec, recipe
-from rdgap.codecs.transforms.fisher import fisher_diagonal
 
-from codec_data import ar_laplace_states
-from linear_split import KLProbe, LinearReadout
-
-CHANNELS, VOCAB, TOKENS = 16, 32, 40
-LEVEL = 0.05
-STATISTICS, PROBE, EVALUATION, FRESH = 16, 16, 16, 240
-#: The quietest quarter: 4 of 16 components (the default 1/16 watches 36 of SmolLM2's 576;
-#: one component of heavy-tailed AR(1) states scores too noisily for a 40-token window).
-QUIET = 0.25
-#: The injected shift: 5× the energy (√5 the amplitude) in the KLT components below half a
-#: step (SmolLM2's quiet components carry 2–3× their news energy on other text).
-SHIFT = 5 ** 0.5
-
-
-def states(windows: int, seed: int = 0, memory: float = 0.7) -> torch.Tensor:
-    """:func:`codec_data.ar_laplace_states` at this module's size."""
-    return ar_laplace_states(windows, seed, memory, CHANNELS, TOKENS)
-
+from linear_split import KLProbe
+from shift_guard_source import (FRESH, LEVEL, PROBE, QUIET, TOKENS, build_source,
+                                fit_plain_guard, shifted)
 
 @pytest.fixture(scope="module")
 def source():
-    split = LinearReadout(CHANNELS, VOCAB)
-    hidden = states(STATISTICS + PROBE + EVALUATION + FRESH, seed=0)
-    fisher = fisher_diagonal(split, hidden[:STATISTICS], samples=4, full=True)
-    context = FitContext(split, hidden[:STATISTICS], fisher,
-                         KLProbe(split, hidden[STATISTICS:STATISTICS + PROBE]))
-    start = STATISTICS + PROBE
-    return split, context, hidden[start:start + EVALUATION], hidden[start + EVALUATION:]
+    return build_source()
 
 
 @pytest.fixture(scope="module")
 def fitted(source):
-    torch.manual_seed(0)
-    return fit_guarded(source[1], None, LEVEL, primary="klt-context", cap=None,
-                       quiet_fraction=QUIET)
-
-
-def shifted(primary, hidden: torch.Tensor, factor: float = SHIFT):
-    """``hidden`` with the KLT components below half a step on fit text scaled by
-    ``factor`` (positions ≥ 1), and how many components moved."""
-    z = (hidden[:, 1:].double().numpy() - primary.mean) @ primary.analysis.T
-    low = z.reshape(-1, CHANNELS).std(0) / primary.step < 0.5
-    z[..., low] *= factor
-    out = hidden.double().numpy().copy()
-    out[:, 1:] = primary.mean + z @ primary.synthesis.T
-    return torch.from_numpy(out.astype(np.float32)), int(low.sum())
+    return fit_plain_guard(source[1])
 
 
 def test_round_trip_on_both_paths_with_the_choice_in_the_stream(fitted, source):
@@ -227,11 +192,6 @@ def test_the_property_suite(fitted):
 def test_the_fitter_refuses_bad_options_by_name(source, option, value, message):
     with pytest.raises(ValueError, match=message):
         fit_detector(source[1], **{option: value})
-
-
-def test_a_recipe_that_codes_token_ids_is_refused_before_fitting(source):
-    with pytest.raises(ValueError, match="primary: 'klt-context-tokens' codes token ids"):
-        recipe("klt-context-tokens").fit(source[1], None, LEVEL, shift_guard="gaussian-fisher")
 
 
 def test_the_codec_refuses_mismatched_parts(fitted):

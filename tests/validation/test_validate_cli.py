@@ -396,8 +396,8 @@ def test_a_shift_guard_guards_every_other_fitted_recipe(tiny_model_folder, tmp_p
     """``--shift-guard gaussian-fisher`` (issue 19) fits every other fitted recipe behind
     the shift guard: its row is named ``<recipe>-sg`` and codes with the guarded codec
     (stream id ``sg-…``), measured on the other texts like any fitted row; the fallback
-    itself stays unguarded. ``fit_stage.guard_of`` leaves out the fallback, recipes that
-    code token ids and the window-controlled ones."""
+    itself stays unguarded. ``fit_stage.guard_of`` leaves out the fallback only: recipes
+    that code token ids and the window-controlled ones are guarded too."""
     from rdgap.validation.fit_stage import guard_of
 
     out = tmp_path / "guarded"
@@ -415,6 +415,9 @@ def test_a_shift_guard_guards_every_other_fitted_recipe(tiny_model_folder, tmp_p
     assert guarded["bits_per_token_actual"] > 0 and guarded["t2_violations"] == 0
     assert guard_of("klt-laplace", "gaussian-fisher") == "gaussian-fisher"
     assert guard_of("gaussian-fisher", "gaussian-fisher") is None
-    assert guard_of("klt-context-tokens", "gaussian-fisher") is None
-    assert guard_of("klt-context-wc", "gaussian-fisher") is None
+    for name in ("klt-context-tokens", "klt-context-tokens-table", "klt-context-wc",
+                 "klt-laplace-wc", "gaussian-fisher-wc"):
+        assert guard_of(name, "gaussian-fisher") == "gaussian-fisher"
+    with pytest.raises(ValueError, match="variant: expected one of"):
+        guard_of("no-such-recipe", "gaussian-fisher")
     assert guard_of("klt-laplace", None) is None
