@@ -236,6 +236,10 @@ _GUARDED, GUARDED_KIND = "rdgap.codecs.quantizers.shift_guard:ShiftGuardedCodec"
 #: chosen by measurement (benchmarks/rdoq_sweep.py, docs/codec.md "RDOQ").
 RDOQ_WEIGHT = 0.12
 
+#: Generated windows (``klt-context-tokens-table-gen``) that join the statistics windows
+#: as the token table's fit text (docs/benchmarks.md, "The id table with more fit text").
+GENERATED_FIT_WINDOWS = 48
+
 #: Every variant, in the order the benchmark and ``rdgap validate`` list them.
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("gaussian-std", "identity", "uniform", "std", "gaussian", _FIT, _FACTORIZED,
@@ -257,6 +261,13 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            "context-tokens-table", _FIT,
            "rdgap.codecs.entropy_models.token_table:TokenTableCodec", "context-tokens-table",
            parent="klt-context-tokens", torch_coder=True, needs_token_ids=True),
+    # the same, its ridge, table and scales fitted also on windows the model writes from
+    # the statistics windows' prompts (generated_text.py; the probe stays held out)
+    Recipe("klt-context-tokens-table-gen", "fisher-klt", "deadzone-centroid", "fisher",
+           "context-tokens-table", _FIT,
+           "rdgap.codecs.entropy_models.token_table:TokenTableCodec", "context-tokens-table",
+           parent="klt-context-tokens-table", torch_coder=True, needs_token_ids=True,
+           options={"generated": GENERATED_FIT_WINDOWS}),
     Recipe("klt-context-learned", "fisher-klt", "deadzone-centroid", "learned", "context",
            "rdgap.codecs.quantizers.learned_steps:fit_learned_codec", _CONTEXT, "context",
            parent="klt-context", torch_coder=True),

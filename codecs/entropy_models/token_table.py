@@ -25,6 +25,11 @@ windows, level 0.05): split 8 506.9 bits/token at ΔCE 0.0477 ± 0.0057 against
 ``klt-context-tokens``' 591.1 at 0.0505 (≈ −18 % at equal ΔCE, −10 % at equal KL);
 split 15 561.5 at 0.0533 ± 0.0071 against 608.0 at 0.0479, **no gain** at equal ΔCE
 (−0.4 %): the table needs more fit text than 22 windows at split 15.
+
+``klt-context-tokens-table-gen`` fits the ridge, the table and the scales also on windows
+the model writes from the statistics windows' prompts (:func:`fit_model`'s ``generated``;
+:mod:`rdgap.codecs.entropy_models.generated_text`), the probe still held out: docs/
+benchmarks.md, "The id table with more fit text".
 """
 
 from __future__ import annotations
@@ -146,12 +151,32 @@ def fit_token_table_codec(hidden: torch.Tensor, input_ids: torch.Tensor, embeddi
 
 
 def fit_model(start, context, input_ids: torch.Tensor, embedding=None, lags=(0,),
-              rdo: float = 0.0):
+              rdo: float = 0.0, generated: int = 0, seed: int = 0, shrink: float = SHRINK):
     """The ``context-tokens-table`` entropy model at a fit start (the pipeline's
     interface): :func:`rdgap.codecs.entropy_models.token_fit.fit_model` with
     :func:`fit_token_table_codec` (table fitted on ``context.hidden`` and its ids, the
-    statistics windows; never on the probe)."""
+    statistics windows; never on the probe).
+
+    Parameters
+    ----------
+    start, context, input_ids, embedding, lags, rdo
+        As :func:`rdgap.codecs.entropy_models.token_fit.fit_model`.
+    generated : int
+        Windows the model writes from the statistics windows' prompts that join them as
+        the ridge's, the table's and the scales' fit text
+        (:func:`rdgap.codecs.entropy_models.generated_text.with_generated_text`, seeded
+        by ``seed``; 0: the statistics windows alone). The transform, Fisher and probe
+        stay the context's.
+    shrink : float
+        ``λ`` of :func:`fit_id_table`.
+    """
+    from functools import partial
+
     from . import token_fit  # the fit pipeline's module (imports rdgap.codecs.fit)
 
+    if generated:
+        from .generated_text import with_generated_text
+
+        context, input_ids = with_generated_text(context, input_ids, generated, seed=seed)
     return token_fit.fit_model(start, context, input_ids, embedding=embedding, lags=lags,
-                               rdo=rdo, fitter=fit_token_table_codec)
+                               rdo=rdo, fitter=partial(fit_token_table_codec, shrink=shrink))

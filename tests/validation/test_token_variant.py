@@ -117,4 +117,5 @@ def test_the_recipes_that_need_token_ids_are_those_whose_codec_codes_them():
     for name, recipe in recipes.RECIPES.items():
         codes_ids = bool(getattr(recipe.codec_class, "needs_input_ids", False))
         assert recipe.needs_token_ids == codes_ids, name
-    assert recipes.names(needs_token_ids=True) == (VARIANT, "klt-context-tokens-table")
+    assert recipes.names(needs_token_ids=True) == (VARIANT, "klt-context-tokens-table",
+                                                   "klt-context-tokens-table-gen")
