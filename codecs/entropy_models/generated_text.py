@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from ..fit import FitContext
-from ..transforms.generated_fit import sample_continuations, split_states
+from ..transforms.generated_fit import sample_continuations, split_states, window_prompts
 
 #: Tokens of each statistics window that prompt a generated window.
 PROMPT_TOKENS = 32
@@ -72,19 +72,8 @@ def generated_ids(model, input_ids: torch.Tensor, count: int, seed: int = 0,
     -------
     (count, tokens) int64 tensor
     """
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 \
-            or input_ids.is_floating_point():
-        raise ValueError(f"input_ids: expected (windows, tokens) integer ids of the statistics "
-                         f"windows, got {tuple(getattr(input_ids, 'shape', ()))}")
+    prompts = window_prompts(input_ids, count, prompt_tokens, name="input_ids")
     length = input_ids.shape[1]
-    if not 1 <= prompt_tokens < length:
-        raise ValueError(f"prompt_tokens: expected 1 ≤ prompt_tokens < {length} (the window "
-                         f"length), got {prompt_tokens}")
-    if count < 1:
-        raise ValueError(f"count: expected ≥ 1 generated windows, got {count} (0: fit on "
-                         f"the statistics windows alone)")
-    rows = torch.arange(count) % input_ids.shape[0]
-    prompts = input_ids[rows, :prompt_tokens].long()
     path = _cache_path(model, prompts, length, seed, temperature, cache)
     if path is not None and path.is_file():
         saved = torch.load(path, weights_only=True)

@@ -106,23 +106,33 @@ def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     return kept / kept.sum(-1, keepdim=True)
 
 
+def window_prompts(input_ids: torch.Tensor, count: int, prompt_tokens: int,
+                   name: str = "fit_input_ids") -> torch.Tensor:
+    """The prompts of ``count`` generated windows: row ``i`` is the first ``prompt_tokens``
+    ids of window ``i mod W`` of ``input_ids`` ``(W, tokens)`` (int64). Refusals name the
+    argument (``name`` is the caller's name for ``input_ids``)."""
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 \
+            or input_ids.is_floating_point():
+        raise ValueError(f"{name}: expected (windows, tokens) integer token ids, got "
+                         f"{tuple(getattr(input_ids, 'shape', ()))}")
+    length = input_ids.shape[1]
+    if not 1 <= prompt_tokens < length:
+        raise ValueError(f"prompt_tokens: expected 1 ≤ prompt_tokens < {length} (the window "
+                         f"length), got {prompt_tokens}")
+    if count < 1:
+        raise ValueError(f"count: expected ≥ 1 generated windows, got {count}")
+    rows = torch.arange(count) % input_ids.shape[0]
+    return input_ids[rows, :prompt_tokens].long()
+
+
 def generated_windows(model, fit_input_ids: torch.Tensor, count: int,
                       prompt_tokens: int = 32, seed: int = 0, temperature: float = 1.0,
                       top_p: float | None = None, batch_size: int = 8) -> torch.Tensor:
     """``count`` windows of the fit windows' length: the first ``prompt_tokens`` tokens
     of fit window ``i mod W`` and a continuation the model samples
     (:func:`sample_continuations`). Only the fit windows' prompts enter."""
-    if not isinstance(fit_input_ids, torch.Tensor) or fit_input_ids.dim() != 2:
-        raise ValueError(f"fit_input_ids: expected (windows, tokens) token ids, got "
-                         f"{tuple(getattr(fit_input_ids, 'shape', ()))}")
+    prompts = window_prompts(fit_input_ids, count, prompt_tokens)
     length = fit_input_ids.shape[1]
-    if not 1 <= prompt_tokens < length:
-        raise ValueError(f"prompt_tokens: expected 1 ≤ prompt_tokens < {length} (the window "
-                         f"length), got {prompt_tokens}")
-    if count < 1:
-        raise ValueError(f"count: expected ≥ 1 generated windows, got {count}")
-    rows = torch.arange(count) % fit_input_ids.shape[0]
-    prompts = fit_input_ids[rows, :prompt_tokens]
     return sample_continuations(model, prompts, length - prompt_tokens, seed=seed,
                                 temperature=temperature, top_p=top_p, batch_size=batch_size)
 
