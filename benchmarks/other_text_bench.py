@@ -16,7 +16,13 @@ Usage::
 
     python benchmarks/other_text_bench.py --split 4 --variants klt-context-tokens-table
         [--levels 0.05] [--texts newsgroups,wikipedia] [--windows 32] [--margin Z] [--cache DIR]
-        [--out benchmarks/results/other_text_bench.json]
+        [--shift-guard gaussian-fisher] [--out benchmarks/results/other_text_bench.json]
+
+With ``--shift-guard RECIPE`` every variant is fitted behind a shift guard whose fallback is
+``RECIPE`` (issue 19, docs/domain-shift.md "A shift guard"): the fallback is fitted once per
+level on the same context with the same margin and shared by every primary; rows are named
+``<variant>-sg``, each says how many windows of each text the detector sent to the fallback
+(``flagged``), and the fallback's own rows are measured too.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from pathlib import Path
 import torch
 
 from rdgap.codecs.fit import FitContext
+from rdgap.codecs.quantizers.shift_guard_fit import guard_fitted
+from rdgap.codecs.recipes import RECIPES
 from rdgap.split import SplitModel
 from rdgap.validation.distortion import exact_log_probs
 
@@ -60,10 +68,11 @@ def row_level(row: dict, level: float) -> dict:
 
 def run(split_k: int, variants: list[str], levels: list[float], texts: list[str],
         windows: int, cache: Path | None, method: str = "fit",
-        margin: float = 0.0) -> list[dict]:
+        margin: float = 0.0, shift_guard: str | None = None) -> list[dict]:
     """Rows of every (variant, level, text); see the module (``margin``: calibrate so that
     the probe ΔCE + ``margin`` standard errors meets the level, as
-    ``codec_bench.py --margin``)."""
+    ``codec_bench.py --margin``; ``shift_guard``: the fallback recipe of a shift guard
+    around every variant, None for none)."""
     from rdgap.validation.corpus import DEFAULT_CORPUS, load_documents, split_documents
     from rdgap.validation.corpus import token_windows
     from rdgap.validation.models import load_model
@@ -84,14 +93,23 @@ def run(split_k: int, variants: list[str], levels: list[float], texts: list[str]
                                fisher=fisher[split_k])
     if fisher[split_k] is None:
         codec_bench._save_fit_state(cache, tag, split_k, fit_hidden[split_k], context.fisher)
+    ids = fit.input_ids[:statistics]
+    options = {"margin": margin} if margin else {}
     fitted = {}
-    for variant in variants:
-        for level in levels:
+    for level in levels:
+        fallback = None
+        if shift_guard is not None:  # one fallback per level, shared by every primary
             start = time.perf_counter()
-            fitted[variant, level] = (codec_bench.FITTERS[variant](
-                context, fit.input_ids[:statistics], level, method,
-                **({"margin": margin} if margin else {})),
-                time.perf_counter() - start)
+            fallback = codec_bench.FITTERS[shift_guard](context, ids, level, method, **options)
+            fitted[shift_guard, level] = (fallback, time.perf_counter() - start)
+        for variant in (v for v in variants if v != shift_guard or fallback is None):
+            start = time.perf_counter()
+            result = codec_bench.FITTERS[variant](context, ids, level, method, **options)
+            if fallback is not None and variant != shift_guard:
+                result = guard_fitted(result, fallback, context)
+            fitted[result.variant, level] = (result, time.perf_counter() - start)
+            print(f"fitted {result.variant} at {level:g} in {fitted[result.variant, level][1]:.0f} s",
+                  flush=True)
     rows = []
     for name in [DEFAULT_CORPUS] + [t for t in texts if t != DEFAULT_CORPUS]:
         ev = text_windows(name, tokenizer, windows)
@@ -100,9 +118,13 @@ def run(split_k: int, variants: list[str], levels: list[float], texts: list[str]
         for (variant, level), (result, seconds) in fitted.items():
             measured = codec_bench.measure(result.codec, split, hidden[split_k], ev.input_ids,
                                            exact, log_p, ev.document.numpy())
+            detector = getattr(result.codec, "detector", None)
+            if detector is not None:  # windows the guard sent to the fallback
+                measured["flagged"] = int(sum(detector.flags(h) for h in hidden[split_k]))
+                measured["fallback"] = shift_guard
             rows.append(row_level({
                 "text": name, "split": split_k, "codec": variant, "level": level,
-                "margin": margin,
+                "margin": margin, "shift_guard": shift_guard if detector is not None else None,
                 "windows": len(ev.input_ids),
                 "documents": int(len(set(ev.document.tolist()))),
                 "fit_delta_ce_nats": result.calibration.delta_ce,
@@ -129,6 +151,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="calibrate so that probe ΔCE + MARGIN standard errors ≤ level")
     parser.add_argument("--cache", default=None,
                         help="codec_bench.py's --cache folder (fit states and Fisher)")
+    parser.add_argument("--shift-guard", default=None, metavar="RECIPE",
+                        help="guard every variant by a shift detector falling back to RECIPE "
+                             "(e.g. gaussian-fisher; one that codes token ids is refused)")
     parser.add_argument("--out", default=str(HERE / "results" / "other_text_bench.json"))
     args = parser.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
@@ -136,14 +161,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if unknown:
         parser.error(f"--variants: expected recipes from {tuple(codec_bench.FITTERS)}, "
                      f"got {unknown}")
+    if args.shift_guard is not None and (args.shift_guard not in codec_bench.FITTERS or
+                                         RECIPES[args.shift_guard].needs_token_ids):
+        parser.error(f"--shift-guard: expected a recipe without token ids as the fallback "
+                     f"(e.g. gaussian-fisher), got {args.shift_guard!r}")
     if args.windows < 2:
         parser.error(f"--windows: expected ≥ 2 (a standard error), got {args.windows}")
     started = time.perf_counter()
     rows = run(args.split, variants, [float(v) for v in args.levels.split(",")],
                [t for t in args.texts.split(",") if t], args.windows,
-               Path(args.cache) if args.cache else None, margin=args.margin)
+               Path(args.cache) if args.cache else None, margin=args.margin,
+               shift_guard=args.shift_guard)
     out = Path(args.out)
-    key = lambda r: (r["text"], r["split"], r["codec"], r["level"], r["margin"])  # noqa: E731
+    key = lambda r: (r["text"], r["split"], r["codec"], r["level"], r["margin"],  # noqa: E731
+                     r.get("shift_guard"))
     old = json.loads(out.read_text())["rows"] if out.is_file() else []
     fresh = {key(r) for r in rows}
     merged = sorted([r for r in old if key(r) not in fresh] + rows,

@@ -45,3 +45,11 @@ def test_the_criterion_is_two_standard_errors_under_the_level():
     assert bench.row_level(row, 0.05)["meets_two_se"]
     assert not bench.row_level(row | {"delta_ce_nats_stderr": 0.0051}, 0.05)["meets_two_se"]
     assert bench.row_level(row, 0.05)["delta_ce_upper_two_se"] == pytest.approx(0.0498)
+
+
+@pytest.mark.parametrize("fallback", ["klt-context-tokens", "no-such-recipe"])
+def test_a_shift_guard_fallback_that_codes_ids_or_does_not_exist_is_refused(fallback, capsys):
+    # the guard passes token ids to its primary only: a fallback needing them cannot decode
+    with pytest.raises(SystemExit):
+        bench.main(["--split", "8", "--variants", "klt-context", "--shift-guard", fallback])
+    assert "--shift-guard" in capsys.readouterr().err
