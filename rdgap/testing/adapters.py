@@ -105,11 +105,23 @@ class HiddenStateAdapter:
         One of :func:`rdgap.codecs.baselines.baseline_codecs`, a
         :class:`~rdgap.codecs.factorized.FactorizedCodec`, or any subclass
         (then a ``reconstruct`` method is used if it has one).
+    input_ids : callable ``hidden -> ids``, optional
+        Required for a codec that codes the window's token ids too
+        (``needs_input_ids``: ``klt-context-tokens``, its table refinement, a shift
+        guard around either), refused for any other: the ids of a window, a function
+        of the window (e.g. of its length) so that a window always gets the same ids;
+        ``encode``, ``estimate_bits`` and ``reconstruct`` pass them as
+        ``input_ids=``. The decoder reads them from the stream.
+
+    Raises
+    ------
+    ValueError
+        Naming ``codec`` or ``input_ids``.
     """
 
     input_kind = "hidden"
 
-    def __init__(self, codec):
+    def __init__(self, codec, input_ids: Callable | None = None):
         from rdgap.codecs.coders import ans
         from rdgap.codecs.base import HiddenStateCodec
         from rdgap.codecs.baselines import AbsmaxInteger, BFloat16Cast, Float16Cast, ZstdFloat16
@@ -125,7 +137,16 @@ class HiddenStateAdapter:
         if not isinstance(codec, HiddenStateCodec):
             raise ValueError(f"codec: expected an rdgap HiddenStateCodec, got "
                              f"{type(codec).__name__}")
+        needs_ids = bool(getattr(codec, "needs_input_ids", False))
+        if needs_ids and not callable(input_ids):
+            raise ValueError(f"input_ids: {codec.codec_id} codes the window's token ids, so "
+                             f"its encoder needs them; pass input_ids=lambda hidden: ids "
+                             f"(the same ids for the same window), got {input_ids!r}")
+        if not needs_ids and input_ids is not None:
+            raise ValueError(f"input_ids: {codec.codec_id} codes no token ids; leave "
+                             f"input_ids out")
         self.codec = codec
+        self._input_ids = input_ids
         self.lossless = bool(codec.lossless)
         self.header_bits = 8.0 * header_size(codec.codec_id, 2)
         self.decode_errors = (BitstreamError,)
@@ -180,36 +201,52 @@ class HiddenStateAdapter:
             self.lower_overhead_bits = math.inf
         elif callable(getattr(codec, "reconstruct", None)):
             self.reconstruct = codec.reconstruct
+        if needs_ids and self.reconstruct is not None:
+            self.reconstruct = lambda x: codec.reconstruct(x, **self._ids_of(x))
+
+    def _ids_of(self, x) -> dict:
+        """``{"input_ids": ids}`` of window ``x`` for a codec that codes ids, else ``{}``."""
+        if self._input_ids is None:
+            return {}
+        return {"input_ids": self._input_ids(x)}
 
     def encode(self, x) -> bytes:
-        return self.codec.encode(x)
+        return self.codec.encode(x, **self._ids_of(x))
 
     def decode(self, data):
         return self.codec.decode(data)
 
     def estimate_bits(self, x):
-        return self.codec.estimate_bits(x)
+        return self.codec.estimate_bits(x, **self._ids_of(x))
 
     def __repr__(self) -> str:
         return f"adapt({self.codec!r})"
 
 
-def adapt(codec):
+def adapt(codec, input_ids: Callable | None = None):
     """The codec itself if it already follows :class:`~rdgap.testing.Codec` and is not an
     rdgap :class:`~rdgap.codecs.base.HiddenStateCodec`; the :class:`HiddenStateAdapter`
-    of an rdgap codec; a :class:`FunctionCodec` of a pair ``(encode, decode)``.
+    of an rdgap codec (``input_ids``: its argument, for a codec that codes token ids);
+    a :class:`FunctionCodec` of a pair ``(encode, decode)``.
 
     Raises
     ------
     TypeError
         For anything else.
+    ValueError
+        For ``input_ids`` given to anything but an rdgap codec that codes token ids, or
+        missing for one that does.
     """
-    if isinstance(codec, (tuple, list)) and len(codec) in (2, 3) and all(map(callable, codec)):
-        return FunctionCodec(*codec)
     if "rdgap.codecs.base" in _loaded():
         from rdgap.codecs.base import HiddenStateCodec
         if isinstance(codec, HiddenStateCodec):
-            return HiddenStateAdapter(codec)
+            return HiddenStateAdapter(codec, input_ids=input_ids)
+    if input_ids is not None:
+        raise ValueError(f"input_ids: only for an rdgap codec that codes token ids "
+                         f"(needs_input_ids); a {type(codec).__name__} takes its whole input "
+                         f"as x")
+    if isinstance(codec, (tuple, list)) and len(codec) in (2, 3) and all(map(callable, codec)):
+        return FunctionCodec(*codec)
     declarations(codec)   # raises TypeError naming what is missing
     return codec
 

@@ -163,7 +163,7 @@ def check_codec(codec, *, properties=None, max_examples: int = 20, sources: int 
                 streams: int = 24, delta: float = 1e-6, decode_timeout: float = 10.0,
                 memory_budget_bytes: int | None = 1 << 30, inputs=None,
                 derandomize: bool = True, sibling=None, crafted_streams=None,
-                crafted_budget_bytes: int = 256 << 20) -> Report:
+                crafted_budget_bytes: int = 256 << 20, input_ids=None) -> Report:
     """Run the property suite of the module docstring on ``codec``.
 
     Parameters
@@ -198,6 +198,12 @@ def check_codec(codec, *, properties=None, max_examples: int = 20, sources: int 
         codecs :func:`rdgap.testing.crafting.rdgap_container`).
     crafted_budget_bytes : int
         Address space a decode of one crafted stream may add (default 256 MiB).
+    input_ids : callable ``hidden -> ids``, optional
+        For an rdgap codec that codes the window's token ids (``needs_input_ids``), and
+        only for one: the ids of each window, a function of the window
+        (:class:`~rdgap.testing.adapters.HiddenStateAdapter`); the sibling gets the
+        same. ``cross-process`` cannot rebuild such a codec in a fresh process when its
+        loading needs the LM's embedding table: leave it out of ``properties``.
 
     Returns
     -------
@@ -210,7 +216,7 @@ def check_codec(codec, *, properties=None, max_examples: int = 20, sources: int 
     ValueError, TypeError
         For a bad argument or declaration (the message names it).
     """
-    codec = adapt(codec)
+    codec = adapt(codec, input_ids=input_ids)
     decl = declarations(codec)
     chosen = list(PROPERTIES) if properties is None else list(properties)
     unknown = [p for p in chosen if p not in PROPERTIES]
@@ -245,7 +251,7 @@ def check_codec(codec, *, properties=None, max_examples: int = 20, sources: int 
     context = _Context(codec, decl, delta, decode_timeout, memory_budget_bytes)
     context.chosen, context.crafted_budget = chosen, crafted_budget_bytes
     context.custom_inputs = custom_inputs
-    context.sibling = _sibling(decl, sibling)
+    context.sibling = _sibling(decl, sibling, input_ids)
     context.crafter = _crafter(codec, decl, crafted_streams)
     context.start_child()
     try:
@@ -299,14 +305,16 @@ def _check(context, report, chosen, config, inputs, max_examples, sources, strea
             report.checked.append(prop)
 
 
-def _sibling(decl, given_sibling):
+def _sibling(decl, given_sibling, input_ids=None):
     sibling = given_sibling if given_sibling is not None else decl.sibling
     if sibling is None:
         return None
     if callable(sibling) and not callable(getattr(sibling, "decode", None)):
         sibling = sibling()
+    # an rdgap codec that codes token ids gets the same ids as the codec under test
+    ids = input_ids if getattr(sibling, "needs_input_ids", False) else None
     try:
-        return adapt(sibling)
+        return adapt(sibling, input_ids=ids)
     except TypeError as error:
         raise ValueError(f"sibling: expected a codec (the same codec fitted differently), "
                          f"got {type(sibling).__name__}: {error}") from None

@@ -220,3 +220,26 @@ def test_a_window_controlled_primary_keeps_its_control_and_every_stream_is_bound
     strong, _ = shifted(fitted.codec.primary, evaluation, 5.0)  # 25× the energy
     assert all(codec.choose(w)[0] == USE_FALLBACK for w in strong)
     assert all(codec.choose(w)[0] == USE_PRIMARY for w in source[1].probe.hidden)
+
+
+def test_the_property_suite_with_ids(guarded, fitted, source):
+    """check_codec(..., input_ids=) drives the guarded token codec: its windows reach both
+    paths (the shifted ones the fallback), its streams round-trip with the ids read back,
+    and corrupted streams are refused. Without the ids the kit refuses it by name."""
+    from rdgap.testing import PROPERTIES, check_codec
+
+    def ids_for(hidden):
+        return torch.arange(np.shape(hidden)[0]) % IDS
+
+    plain, d = fitted.codec, fitted.codec.detector
+    sibling = ShiftGuardedCodec(guarded.primary, plain.fallback, ShiftDetector(
+        d.mean, d.quiet_analysis, d.quiet_variances, d.quantile, 2 * d.threshold))
+    chosen = [p for p in PROPERTIES if p != "cross-process"]  # loading needs the table
+    report = check_codec(guarded, properties=chosen, max_examples=4, streams=8,
+                         sibling=sibling, input_ids=ids_for)
+    assert {"round-trip", "determinism", "robustness", "T2-upper",
+            "sibling-streams"} <= set(report.checked)
+    with pytest.raises(ValueError, match="input_ids: sg-klt-context-tokens codes"):
+        check_codec(guarded, properties=["round-trip"])
+    with pytest.raises(ValueError, match=r"input_ids: sg-klt-context-laplace codes no token ids; leave input_ids out"):
+        check_codec(plain, properties=["round-trip"], input_ids=ids_for)
