@@ -27,6 +27,13 @@ when set):
    ladder index and bytes on the device and the CPU, each side's streams decoded on the
    other side within tolerance of the CPU wrapper's reconstruction.
 
+4. The shift guard on the torch coder (:class:`rdgap.codecs.coders.torch_guard.
+   TorchShiftGuardedCodec`, issue 19): ``klt-context`` rate-capped at two caps as the
+   primary and the fallback behind a detector on four channels whose threshold sends
+   about half the windows to the fallback: the same header byte (the chosen sub-codec)
+   and bytes on the device and the CPU, each side's streams decoded on the other side
+   within tolerance of the CPU guard's reconstruction.
+
 Exits 0 with a message when CUDA is not available (``--device cuda``); ``--device cpu``
 runs every check with the CPU as the "device" (a self-check of this script's logic).
 Exits non-zero (AssertionError) when a stream does not decode on the other side to the
@@ -259,6 +266,50 @@ def check_wrappers(model, hidden: torch.Tensor, device: torch.device) -> list[di
     return reports
 
 
+def check_guard(model, hidden: torch.Tensor, device: torch.device) -> dict:
+    """Device against CPU for a shift-guarded ``model`` (klt-context) on the torch coder
+    (see the module docstring, item 4)."""
+    import numpy as np
+
+    from rdgap.codecs.coders.container import unpack
+    from rdgap.codecs.coders.torch_guard import TorchShiftGuardedCodec
+    from rdgap.codecs.quantizers.rate_cap import RateCappedCodec
+    from rdgap.codecs.quantizers.shift_guard import ShiftDetector, ShiftGuardedCodec
+
+    windows = hidden[:8].cpu()
+    rest = windows[:, 1:].reshape(-1, model.channels).double().numpy()
+    quiet = min(4, model.channels)
+    detector = ShiftDetector(rest.mean(0), np.eye(model.channels)[:quiet], rest.var(0)[:quiet],
+                             0.25, 1.0)
+    scores = [detector.score(w) for w in windows]
+    detector.threshold = float(np.median(scores))       # about half go to the fallback
+    rate = float(np.median([8 * len(TorchContextCodec(model).encode(w)) / w.shape[0]
+                            for w in windows]))
+    guard = ShiftGuardedCodec(RateCappedCodec(model, 1.5 * rate), RateCappedCodec(model, rate),
+                              detector)
+    cpu, dev = TorchShiftGuardedCodec(guard, "cpu"), TorchShiftGuardedCodec(guard, device)
+    on_cpu = [cpu.encode(w) for w in windows]
+    on_device = [dev.encode(w.to(device)) for w in windows]
+    which = [unpack(d, cpu.codec_id, cpu.digest).payload[0] for d in on_cpu]
+    require(which == [unpack(d, dev.codec_id, dev.digest).payload[0] for d in on_device],
+            f"{cpu.codec_id}: the chosen sub-codec differs between the device and the CPU")
+    identical = sum(a == b for a, b in zip(on_cpu, on_device))
+    reference = torch.stack([cpu.reconstruct(w) for w in windows])
+    excess = {}
+    for label, codec, streams in (("cpu_decodes_device", cpu, on_device),
+                                  ("device_decodes_cpu", dev, on_cpu)):
+        decoded = torch.stack([codec.decode(d) for d in streams])
+        excess[label] = _max_excess(decoded, reference)
+        require(excess[label] <= 1.0, f"{cpu.codec_id} {label}: beyond tolerance")
+    flagged = int(sum(which))
+    print(f"{cpu.codec_id}: fallback on {flagged} of {len(windows)} windows; identical bytes "
+          f"on both devices in {identical}; max error / tolerance {max(excess.values()):.3g}")
+    require(0 < flagged < len(windows), f"{cpu.codec_id}: one path only ({flagged} flagged)")
+    require(identical == len(windows), f"{cpu.codec_id}: device and CPU bytes differ")
+    return {"codec": cpu.codec_id, "windows": len(windows), "fallback_windows": flagged,
+            "identical_streams": identical, "error_over_tolerance": excess}
+
+
 def main(argv=None) -> int:
     """Run the checks the arguments ask for (see the module) and write ``gpu_check.json``.
 
@@ -285,7 +336,8 @@ def main(argv=None) -> int:
     parts.add_argument("--joint-only", action="store_true",
                        help="only the joint codecs' checks")
     parts.add_argument("--wrappers-only", action="store_true",
-                       help="only the rate-capped / window-controlled formats' checks")
+                       help="only the rate-capped / window-controlled / shift-guarded "
+                            "formats' checks")
     parser.add_argument("--out", default=os.environ.get("OUT"),
                         help="folder for gpu_check.json (default: $OUT)")
     args = parser.parse_args(argv)
@@ -312,6 +364,8 @@ def main(argv=None) -> int:
         if not args.joint_only:
             report["wrappers"] = {"data": name, "codecs": check_wrappers(models[0], hidden,
                                                                          device)}
+            report["shift_guard"] = {"data": name, "codec": check_guard(models[0], hidden,
+                                                                        device)}
     report["seconds"] = time.perf_counter() - start
     _write(report, args.out)
     print(f"gpu_check: OK ({report['seconds']:.0f} s)")

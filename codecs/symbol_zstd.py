@@ -47,6 +47,7 @@ class ZstdSymbols(HiddenStateCodec):
         if not 1 <= level <= 22:
             raise ValueError(f"level: expected a zstd level in 1..22, got {level}")
         self.quantizer = quantizer
+        self.channels = quantizer.channels
         self.level = level
         self.codec_id = "zstd-symbols"
 

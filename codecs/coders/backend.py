@@ -18,7 +18,9 @@ def torch_codec(codec, device="cpu", lanes: int | None = None):
     torch_hyperprior.TorchHyperpriorCodec` for ``klt-hyperprior``, and
     :class:`~rdgap.codecs.coders.torch_window.TorchWindowCodec` for the rate-capped
     format (``Recipe.fit``'s default) and the window-controlled ``*-wc`` recipes (their
-    base on one of the above).
+    base on one of the above), :class:`~rdgap.codecs.coders.torch_guard.
+    TorchShiftGuardedCodec` for a shift-guarded codec (``<recipe>-sg``; its two
+    sub-codecs on theirs).
 
     Raises
     ------
@@ -30,7 +32,12 @@ def torch_codec(codec, device="cpu", lanes: int | None = None):
     from ..quantizers.window_control import WindowControlledCodec
     from . import rans_torch
 
+    from ..quantizers.shift_guard import ShiftGuardedCodec
+
     options = {"device": device, "lanes": rans_torch.DEFAULT_LANES if lanes is None else lanes}
+    if isinstance(codec, ShiftGuardedCodec):
+        from .torch_guard import TorchShiftGuardedCodec
+        return TorchShiftGuardedCodec(codec, **options)
     if isinstance(codec, (RateCappedCodec, WindowControlledCodec)):
         from .torch_window import TorchWindowCodec
         return TorchWindowCodec(codec, **options)
@@ -48,5 +55,6 @@ def torch_codec(codec, device="cpu", lanes: int | None = None):
         return TorchContextCodec(codec, **options)
     raise ValueError(f"codec: no torch coder for {type(codec).__name__}; expected a factorized "
                      f"codec (FactorizedCodec and its subclasses), a joint ContextCodec / "
-                     f"TokenContextCodec / TokenTableCodec / HyperpriorCodec, or a "
-                     f"RateCappedCodec / WindowControlledCodec of one")
+                     f"TokenContextCodec / TokenTableCodec / HyperpriorCodec, a "
+                     f"RateCappedCodec / WindowControlledCodec of one, or a "
+                     f"ShiftGuardedCodec of two")

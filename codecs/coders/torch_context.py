@@ -140,6 +140,7 @@ class TorchContextCodec(HiddenStateCodec):
         if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
             raise ValueError(f"lanes: expected an integer ≥ 1, got {lanes!r}")
         self.model = model
+        self.channels = model.channels
         self.device = torch.device(device)
         if dtype not in (None, torch.float32, torch.float64):
             raise ValueError(f"dtype: expected torch.float64 or torch.float32, got {dtype}")

@@ -48,6 +48,7 @@ class TorchFactorizedCodec(HiddenStateCodec):
         if not isinstance(model, FactorizedCodec):
             raise ValueError(f"model: expected a FactorizedCodec, got {type(model).__name__}")
         self.model = model
+        self.channels = model.channels
         self.device = torch.device(device)
         self.lanes = int(lanes)
         self.codec_id = model.codec_id + "-rans"

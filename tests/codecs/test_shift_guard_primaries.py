@@ -243,3 +243,29 @@ def test_the_property_suite_with_ids(guarded, fitted, source):
         check_codec(guarded, properties=["round-trip"])
     with pytest.raises(ValueError, match=r"input_ids: sg-klt-context-laplace codes no token ids; leave input_ids out"):
         check_codec(plain, properties=["round-trip"], input_ids=ids_for)
+
+
+def test_the_torch_coder_of_the_guarded_token_codec(guarded, source):
+    """torch_codec of the guard codes the primary's windows with the torch token coder
+    (ids in its payload, read back) and the fallback's without ids, choosing as the CPU
+    codec does; it refuses missing ids by name."""
+    from rdgap.codecs.coders.backend import torch_codec
+
+    coder = torch_codec(guarded, lanes=4)
+    assert coder.needs_input_ids and coder.codec_id == "sg-klt-context-tokens-rans"
+    ids = token_ids(2, 9)
+    other, _ = shifted(guarded.primary, source[2][:2])
+    for window, window_ids, which in ((source[2][0], ids[0], USE_PRIMARY),
+                                      (other[1], ids[1], USE_FALLBACK)):
+        data = coder.encode(window, input_ids=window_ids)
+        assert unpack(data, coder.codec_id, coder.digest).payload[0] == which
+        hidden, back = coder.decode_with_ids(data)
+        cpu = guarded.decode(guarded.encode(window, input_ids=window_ids))
+        assert torch.allclose(hidden, cpu, atol=1e-5)
+        assert torch.equal(coder.decode(data), hidden)
+        if which == USE_PRIMARY:
+            assert torch.equal(back, window_ids)
+        else:
+            assert back is None
+    with pytest.raises(ValueError, match="input_ids: expected the window's token ids"):
+        coder.encode(source[2][0])
