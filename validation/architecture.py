@@ -33,6 +33,9 @@ class Architecture:
         self.hidden: dict[tuple[str, int], torch.Tensor] = {}
         self.contexts: dict[int, object] = {}
         self.split_statistics: dict[int, dict] = {}
+        #: (split, level) → the shift guard's fallback fitted there (one FittedCodec shared
+        #: by every guarded recipe and the fallback recipe's own job; issue 19)
+        self.fallbacks: dict[tuple[int, float], object] = {}
         #: variant → why this architecture cannot run it (it is skipped): a recipe that
         #: codes the token ids needs the token-embedding table at the receiver
         self.skipped_variants: dict[str, str] = {}

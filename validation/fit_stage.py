@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from rdgap.codecs import recipes
+from rdgap.codecs.quantizers.shift_guard_fit import guard_fitted
 from rdgap.codecs.symbol_zstd import ZstdSymbols
 
 from .architecture import Architecture
@@ -25,6 +26,19 @@ def guard_of(codec: str, fallback: str | None) -> str | None:
         return None
     recipes.recipe(codec)  # an unknown name is refused here, naming the variant
     return fallback
+
+
+def shared_fallback(arch: Architecture, job: Job, config: ValidateConfig):
+    """The shift guard's fallback recipe fitted at ``job``'s split and level, once per
+    architecture (``arch.fallbacks``): every guarded recipe there and the fallback's own
+    job share it. It is fitted as :func:`rdgap.codecs.quantizers.shift_guard_fit.
+    fit_guarded` fits it (no token ids; the run's rate cap and margin)."""
+    key = (job.split, job.level)
+    if key not in arch.fallbacks:
+        arch.fallbacks[key] = recipes.recipe(config.shift_guard).fit(
+            arch.fit_context(job.split), None, job.level, cap=config.rate_cap,
+            margin=config.calibration_margin)
+    return arch.fallbacks[key]
 
 
 def fit_job(arch: Architecture, job: Job, config: ValidateConfig,
@@ -47,8 +61,14 @@ def fit_job(arch: Architecture, job: Job, config: ValidateConfig,
     # own codecs): B of the held-out interval is the cap; a -wc recipe keeps its own cap
     # issue 19: with calibration_margin z the probe's ΔCE + z·s.e. meets the level
     guard = guard_of(job.codec, config.shift_guard)
-    fitted = recipe.fit(context, ids, job.level, cap=config.rate_cap,
-                        margin=config.calibration_margin, shift_guard=guard)
+    settings = {"cap": config.rate_cap, "margin": config.calibration_margin}
+    if guard is not None:  # the primary, and the fallback fitted once per split and level
+        fitted = guard_fitted(recipe.fit(context, ids, job.level, **settings),
+                              shared_fallback(arch, job, config), context)
+    elif job.codec == config.shift_guard:
+        fitted = shared_fallback(arch, job, config)
+    else:
+        fitted = recipe.fit(context, ids, job.level, **settings)
     work.add(arch.task.name, "calibration", time.perf_counter() - start,
              len(fitted.calibration.trace))
     primary = arch.task.metrics_names[0]
