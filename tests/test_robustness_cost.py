@@ -1,0 +1,86 @@
+"""benchmarks/robustness_cost.py: the guarded row is matched to today's row of the same
+recipe, split and level (never a margined or guarded one), the cost has the right sign,
+and "holds" needs the criterion on news and on every other text.
+
+Each check could fail: a match on the guarded name, a margined today row taken, the cost
+as today − guarded, or a level judged on news alone.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("robustness_cost",
+                                              ROOT / "benchmarks" / "robustness_cost.py")
+cost = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cost)
+
+
+def bench_row(text, dce, se, bits=700.0, codec="klt-context-sg", guard="gaussian-fisher",
+              flagged=0):
+    return {"text": text, "split": 8, "codec": codec, "level": 0.05, "margin": 2.0,
+            "shift_guard": guard, "fallback": guard, "flagged": flagged, "windows": 32,
+            "bits_per_token_actual": bits, "delta_ce_nats": dce, "delta_ce_nats_stderr": se}
+
+
+def today_file(tmp_path):
+    rows = [{"split": 8, "codec": "klt-context", "level": "dce<=0.05",
+             "bits_per_token_actual": 650.0, "delta_ce_nats": 0.06, "delta_ce_nats_stderr": 0.005},
+            {"split": 8, "codec": "klt-context", "level": "dce<=0.05 margin=2se",
+             "bits_per_token_actual": 690.0, "delta_ce_nats": 0.04, "delta_ce_nats_stderr": 0.005},
+            {"split": 8, "codec": "q8_0", "level": None, "bits_per_token_actual": 4600.0,
+             "delta_ce_nats": 0.001, "delta_ce_nats_stderr": 0.0001}]
+    path = tmp_path / "today.json"
+    path.write_text(json.dumps({"rows": rows}))
+    return path
+
+
+def test_the_cost_is_against_todays_unmargined_row_of_the_same_recipe(tmp_path):
+    today = cost.today_rows([today_file(tmp_path)])
+    assert set(today) == {(8, "klt-context", 0.05)}
+    rows = cost.cost_rows([bench_row("lee_background", 0.040, 0.004, bits=700.0),
+                           bench_row("newsgroups", 0.036, 0.006, flagged=32),
+                           bench_row("wikipedia", 0.035, 0.005, flagged=30)], today)
+    (row,) = rows
+    assert row["recipe"] == "klt-context" and row["guarded"]
+    assert row["cost_bits"] == pytest.approx(50.0)
+    assert row["cost_percent"] == pytest.approx(100 * 50 / 650)
+    assert row["today"]["meets"] is False          # 0.06 + 0.01 > 0.05
+    assert row["holds"] and row["other_text"]["newsgroups"]["flagged"] == 32
+
+
+def test_holds_needs_every_other_text(tmp_path):
+    today = cost.today_rows([today_file(tmp_path)])
+    rows = cost.cost_rows([bench_row("lee_background", 0.040, 0.004),
+                           bench_row("newsgroups", 0.036, 0.006),
+                           bench_row("wikipedia", 0.042, 0.005)], today)   # 0.052 > 0.05
+    assert rows[0]["news"]["meets"] and not rows[0]["holds"]
+    assert cost.meets({"delta_ce_nats": 0.04, "delta_ce_nats_stderr": 0.005}, 0.05)
+    assert not cost.meets({"delta_ce_nats": 0.04, "delta_ce_nats_stderr": 0.0051}, 0.05)
+
+
+def test_a_row_without_news_is_refused_and_a_missing_today_row_is_none(tmp_path):
+    with pytest.raises(ValueError, match="guarded: klt-context-sg at split 8"):
+        cost.cost_rows([bench_row("newsgroups", 0.05, 0.006)], {})
+    (row,) = cost.cost_rows([bench_row("lee_background", 0.04, 0.004)], {})
+    assert row["today"] is None and row["cost_bits"] is None
+
+
+def test_main_writes_the_json_and_the_figure(tmp_path):
+    guarded = tmp_path / "g.json"
+    guarded.write_text(json.dumps({"rows": [
+        bench_row("lee_background", 0.040, 0.004),
+        bench_row("newsgroups", 0.03, 0.006),
+        bench_row("lee_background", 0.041, 0.004, bits=1000.0, codec="gaussian-fisher",
+                  guard=None)]}))
+    out = tmp_path / "cost.json"
+    report = cost.main(["--guarded", str(guarded), "--today", str(today_file(tmp_path)),
+                        "--out", str(out)])
+    assert json.loads(out.read_text())["summary"] == report["summary"]
+    assert report["summary"]["guarded_rows"] == 1 and report["summary"]["holding_everywhere"] == 1
+    assert out.with_suffix(".png").stat().st_size > 0
