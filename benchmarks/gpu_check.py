@@ -213,6 +213,18 @@ def check_joint(model, hidden: torch.Tensor, ids, device: torch.device, windows:
     return report
 
 
+def _cross_decode(cpu, dev, on_cpu, on_device, reference: torch.Tensor) -> dict:
+    """Each side's streams decoded on the other side: the largest error over tolerance
+    against ``reference`` per direction (required ≤ 1)."""
+    excess = {}
+    for label, codec, streams in (("cpu_decodes_device", cpu, on_device),
+                                  ("device_decodes_cpu", dev, on_cpu)):
+        decoded = torch.stack([codec.decode(d) for d in streams])
+        excess[label] = _max_excess(decoded, reference)
+        require(excess[label] <= 1.0, f"{cpu.codec_id} {label}: beyond tolerance")
+    return excess
+
+
 def check_wrappers(model, hidden: torch.Tensor, device: torch.device) -> list[dict]:
     """Device against CPU for the rate-capped and window-controlled formats of ``model``
     (klt-context) on the torch coder (see the module docstring)."""
@@ -248,12 +260,7 @@ def check_wrappers(model, hidden: torch.Tensor, device: torch.device) -> list[di
         decided = [wrapper.decide(w) for w in windows]
         as_cpu = sum((d[:2] if isinstance(d, tuple) else (d.index, d.flags)) == h[::-1]
                      for d, h in zip(decided, headers))
-        excess = {}
-        for label, codec, streams in (("cpu_decodes_device", cpu, on_device),
-                                      ("device_decodes_cpu", dev, on_cpu)):
-            decoded = torch.stack([codec.decode(d) for d in streams])
-            excess[label] = _max_excess(decoded, reference)
-            require(excess[label] <= 1.0, f"{cpu.codec_id} {label}: beyond tolerance")
+        excess = _cross_decode(cpu, dev, on_cpu, on_device, reference)
         binds = sum(bool(flags & 1) for flags, _ in headers)
         print(f"{cpu.codec_id}: cap binds on {binds} of {len(windows)} windows; the "
               f"constriction coder's factor on {as_cpu}; identical bytes on both devices in "
@@ -295,12 +302,7 @@ def check_guard(model, hidden: torch.Tensor, device: torch.device) -> dict:
             f"{cpu.codec_id}: the chosen sub-codec differs between the device and the CPU")
     identical = sum(a == b for a, b in zip(on_cpu, on_device))
     reference = torch.stack([cpu.reconstruct(w) for w in windows])
-    excess = {}
-    for label, codec, streams in (("cpu_decodes_device", cpu, on_device),
-                                  ("device_decodes_cpu", dev, on_cpu)):
-        decoded = torch.stack([codec.decode(d) for d in streams])
-        excess[label] = _max_excess(decoded, reference)
-        require(excess[label] <= 1.0, f"{cpu.codec_id} {label}: beyond tolerance")
+    excess = _cross_decode(cpu, dev, on_cpu, on_device, reference)
     flagged = int(sum(which))
     print(f"{cpu.codec_id}: fallback on {flagged} of {len(windows)} windows; identical bytes "
           f"on both devices in {identical}; max error / tolerance {max(excess.values()):.3g}")

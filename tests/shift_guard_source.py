@@ -6,6 +6,7 @@ the step; :func:`shifted` gives those components 5× their energy (issue 19's me
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from codec_data import ar_laplace_states
@@ -59,3 +60,17 @@ def shifted(primary, hidden: torch.Tensor, factor: float = SHIFT):
     out = hidden.double().numpy().copy()
     out[:, 1:] = primary.mean + z @ primary.synthesis.T
     return torch.from_numpy(out.astype(np.float32)), int(low.sum())
+
+
+# the fixtures of every shift-guard test module (imported there by name; module scope:
+# each module fits once)
+@pytest.fixture(scope="module")
+def source():
+    """:func:`build_source`'s ``(split, FitContext, evaluation, fresh)``."""
+    return build_source()
+
+
+@pytest.fixture(scope="module")
+def fitted(source):
+    """:func:`fit_plain_guard` on the source's context."""
+    return fit_plain_guard(source[1])

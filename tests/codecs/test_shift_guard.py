@@ -26,18 +26,8 @@ from rdgap.codecs.quantizers.shift_guard_fit import fit_detector
 from rdgap.codecs.recipes import load_codec, recipe
 
 from linear_split import KLProbe
-from shift_guard_source import (FRESH, LEVEL, PROBE, QUIET, TOKENS, build_source,
-                                fit_plain_guard, shifted)
-
-@pytest.fixture(scope="module")
-def source():
-    return build_source()
-
-
-@pytest.fixture(scope="module")
-def fitted(source):
-    return fit_plain_guard(source[1])
-
+from shift_guard_source import FRESH, LEVEL, PROBE, QUIET, TOKENS, shifted
+from shift_guard_source import fitted, source  # noqa: F401 (the module's fixtures)
 
 def test_round_trip_on_both_paths_with_the_choice_in_the_stream(fitted, source):
     codec = fitted.codec

@@ -32,7 +32,8 @@ from rdgap.codecs.quantizers.window_control import WindowControlledCodec
 from rdgap.codecs.recipes import load_codec, recipe
 
 from linear_split import KLProbe
-from shift_guard_source import LEVEL, QUIET, TOKENS, build_source, fit_plain_guard, shifted
+from shift_guard_source import LEVEL, QUIET, TOKENS, shifted
+from shift_guard_source import fitted, source  # noqa: F401 (the module's fixtures)
 
 IDS, WIDTH = 50, 4
 
@@ -51,16 +52,6 @@ def token_primary(context, base, table: np.ndarray):
         "mean", "analysis", "synthesis", "step", "first_mean", "first_scale", "first_step")}
     return fit_token_context_codec(context.hidden, token_ids(context.hidden.shape[0], 1),
                                    table, **arrays, rounding=base.rounding)
-
-
-@pytest.fixture(scope="module")
-def source():
-    return build_source()
-
-
-@pytest.fixture(scope="module")
-def fitted(source):
-    return fit_plain_guard(source[1])
 
 
 @pytest.fixture(scope="module")

@@ -19,17 +19,8 @@ from rdgap.codecs.quantizers.shift_guard import USE_FALLBACK, USE_PRIMARY, Shift
 from rdgap.codecs.recipes import recipe
 from rdgap.codecs.symbol_zstd import ZstdSymbols
 
-from shift_guard_source import LEVEL, QUIET, TOKENS, build_source, fit_plain_guard, shifted
-
-
-@pytest.fixture(scope="module")
-def source():
-    return build_source()
-
-
-@pytest.fixture(scope="module")
-def fitted(source):
-    return fit_plain_guard(source[1])
+from shift_guard_source import LEVEL, QUIET, TOKENS, shifted
+from shift_guard_source import fitted, source  # noqa: F401 (the module's fixtures)
 
 
 def test_the_same_choice_and_reconstruction_as_the_cpu_codec(fitted, source):
