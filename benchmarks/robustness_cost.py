@@ -10,9 +10,11 @@ no margin: ``benchmarks/results/codec_bench.json`` and the id table's
 - today's row on news (bits/token of real streams, eval ΔCE ± s.e.; None where the
   benchmark never measured that cell),
 - the guarded row on news and on each other text (bits, ΔCE ± s.e., windows the detector
-  sent to the fallback) and whether ΔCE + 2 s.e. ≤ level there (issue 19's criterion),
+  sent to the fallback), whether ΔCE ≤ level + 2 s.e. there (``within``: issue 19's
+  criterion, the level held up to the evaluation's noise) and whether ΔCE + 2 s.e. ≤ level
+  (``meets``: issue 20's stricter one, the level met with the noise on top),
 - the **cost on news**: guarded bits − today's bits, in bits/token and %,
-- ``holds``: the criterion met on news and on every other text.
+- ``holds``: issue 19's criterion on news and on every other text.
 
 Writes ``benchmarks/results/robustness_cost.json`` and a figure (``.png``) beside it: per
 split and level, each recipe's news rate today and guarded, the guarded row's marker
@@ -55,8 +57,18 @@ def today_rows(paths) -> dict:
 
 
 def meets(cell: dict, level: float) -> bool:
-    """Issue 19's criterion: eval ΔCE + 2 s.e. ≤ level."""
+    """Issue 20's criterion: eval ΔCE + 2 s.e. ≤ level (the level met, noise included)."""
     return bool(cell["delta_ce_nats"] + 2 * cell["delta_ce_nats_stderr"] <= level)
+
+
+def within(cell: dict, level: float) -> bool:
+    """Issue 19's criterion: eval ΔCE ≤ level + 2 s.e. (the level held up to the noise of
+    the evaluation; ``rdgap validate``'s ``level_holds_on_other_text``)."""
+    return bool(cell["delta_ce_nats"] <= level + 2 * cell["delta_ce_nats_stderr"])
+
+
+def _judged(cell: dict, level: float) -> dict:
+    return cell | {"within": within(cell, level), "meets": meets(cell, level)}
 
 
 def cost_rows(guarded: list[dict], today: dict) -> list[dict]:
@@ -76,17 +88,16 @@ def cost_rows(guarded: list[dict], today: dict) -> list[dict]:
         is_guarded = bool(news.get("shift_guard"))
         recipe = name[:-3] if is_guarded and name.endswith("-sg") else name
         before = today.get((split, recipe, level))
-        cell = _cell(news) | {"meets": meets(_cell(news), level),
-                              "flagged": news.get("flagged")}
-        others = {text: _cell(r) | {"meets": meets(_cell(r), level), "flagged": r.get("flagged")}
+        cell = _judged(_cell(news), level) | {"flagged": news.get("flagged")}
+        others = {text: _judged(_cell(r), level) | {"flagged": r.get("flagged")}
                   for text, r in sorted(texts.items()) if text != NEWS}
         row = {"split": split, "level": level, "recipe": recipe, "row": name,
                "guarded": is_guarded, "margin": news.get("margin"),
                "fallback": news.get("fallback"), "windows": news.get("windows"),
-               "today": None if before is None else _cell(before) | {
-                   "meets": meets(_cell(before), level)},
+               "today": None if before is None else _judged(_cell(before), level),
                "news": cell, "other_text": others,
-               "holds": cell["meets"] and all(o["meets"] for o in others.values()),
+               "holds": cell["within"] and all(o["within"] for o in others.values()),
+               "meets_everywhere": cell["meets"] and all(o["meets"] for o in others.values()),
                "cost_bits": None, "cost_percent": None}
         if before is not None:
             row["cost_bits"] = cell["bits_per_token"] - before["bits_per_token_actual"]
@@ -133,7 +144,9 @@ def main(argv=None) -> dict:
     rows = cost_rows(guarded, today_rows(args.today))
     held = [r for r in rows if r["guarded"]]
     report = {"generator": "rdgap benchmarks/robustness_cost.py", "model": "smollm2-135m",
-              "fit_corpus": NEWS, "criterion": "eval ΔCE + 2 s.e. ≤ level",
+              "fit_corpus": NEWS, "criterion": {"holds": "eval ΔCE ≤ level + 2 s.e. on news and every other text "
+                                      "(issue 19)",
+                            "meets": "eval ΔCE + 2 s.e. ≤ level (issue 20)"},
               "guarded_from": [Path(p).name for p in args.guarded],
               "today_from": [Path(p).name for p in args.today],
               "summary": {"guarded_rows": len(held),
