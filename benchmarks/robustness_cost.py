@@ -106,6 +106,33 @@ def cost_rows(guarded: list[dict], today: dict) -> list[dict]:
     return out
 
 
+def _text_cell(cell: dict) -> str:
+    mark = "" if cell["within"] else " ✗"
+    flagged = "" if cell.get("flagged") is None else f" · {cell['flagged']}"
+    return (f"{cell['bits_per_token']:,.0f} · {cell['delta_ce_nats']:.4f} ± "
+            f"{cell['delta_ce_nats_stderr']:.4f}{flagged}{mark}")
+
+
+def markdown(rows: list[dict], texts=("newsgroups", "wikipedia")) -> list[str]:
+    """The docs' table of the guarded rows, one line per row: split, level, recipe, today's
+    news cell, the guarded news cell, each other text's (bits · ΔCE ± s.e. · windows
+    flagged; ✗ outside issue 19's criterion), the cost on news."""
+    lines = ["| split | level | recipe | today: news | guarded: news | "
+             + " | ".join(f"guarded: {t}" for t in texts) + " | cost on news |",
+             "|---|---|---|---|---|" + "---|" * len(texts) + "---|"]
+    for r in rows:
+        if not r["guarded"]:
+            continue
+        today = "—" if r["today"] is None else _text_cell(r["today"])
+        cost = "—" if r["cost_bits"] is None else \
+            f"{r['cost_bits']:+.0f} ({r['cost_percent']:+.1f} %)"
+        others = [(_text_cell(r["other_text"][t]) if t in r["other_text"] else "—")
+                  for t in texts]
+        lines.append(f"| {r['split']} | {r['level']:g} | {r['recipe']} | {today} | "
+                     f"{_text_cell(r['news'])} | " + " | ".join(others) + f" | {cost} |")
+    return lines
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """Per (split, level): today's and the guarded news rate of each recipe."""
     import matplotlib
@@ -166,6 +193,7 @@ def main(argv=None) -> dict:
         cost = "" if r["cost_bits"] is None else f"{r['cost_bits']:+7.1f} ({r['cost_percent']:+.1f} %)"
         print(f"split {r['split']:>2} {r['level']:<5g} {r['row']:>32}: today {today}, guarded "
               f"{r['news']['bits_per_token']:7.1f} {cost}  holds: {r['holds']}")
+    print("\n".join(markdown(rows)))
     print(f"wrote {out}")
     return report
 

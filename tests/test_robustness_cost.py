@@ -93,3 +93,15 @@ def test_main_writes_the_json_and_the_figure(tmp_path):
     assert json.loads(out.read_text())["summary"] == report["summary"]
     assert report["summary"]["guarded_rows"] == 1 and report["summary"]["holding_everywhere"] == 1
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_the_markdown_table_marks_what_misses(tmp_path):
+    today = cost.today_rows([today_file(tmp_path)])
+    rows = cost.cost_rows([bench_row("lee_background", 0.040, 0.004, flagged=0),
+                           bench_row("newsgroups", 0.036, 0.006, flagged=31),
+                           bench_row("wikipedia", 0.062, 0.005, flagged=30)], today)
+    header, rule, line = cost.markdown(rows)
+    assert header.count("|") == rule.count("|") == line.count("|")
+    assert "| 8 | 0.05 | klt-context | 650 · 0.0650 ± 0.0050 ✗ | 700 · 0.0400 ± 0.0040 · 0 |" \
+        in line
+    assert line.endswith("| 700 · 0.0620 ± 0.0050 · 30 ✗ | +50 (+7.7 %) |")
