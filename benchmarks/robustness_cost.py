@@ -133,6 +133,21 @@ def markdown(rows: list[dict], texts=("newsgroups", "wikipedia")) -> list[str]:
     return lines
 
 
+def cheapest_meeting(rows: list[dict]) -> dict:
+    """Per level, the guarded row with the fewest bits/token on news among those meeting
+    issue 20's criterion there (ΔCE + 2 s.e. ≤ level), with whether its level holds on
+    the other texts too; None where no row meets it."""
+    best = {}
+    for level in sorted({r["level"] for r in rows}):
+        meeting = [r for r in rows if r["level"] == level and r["news"]["meets"]]
+        top = min(meeting, key=lambda r: r["news"]["bits_per_token"], default=None)
+        best[f"{level:g}"] = None if top is None else {
+            "row": top["row"], "split": top["split"], "holds": top["holds"]} | {
+            k: top["news"][k] for k in ("bits_per_token", "delta_ce_nats",
+                                        "delta_ce_nats_stderr")}
+    return best
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """Per (split, level): today's and the guarded news rate of each recipe."""
     import matplotlib
@@ -182,7 +197,8 @@ def main(argv=None) -> dict:
                                           for r in held if not r["holds"]],
                           "without_today_row": [f"{r['recipe']} split {r['split']} "
                                                 f"{r['level']:g}" for r in held
-                                                if r["today"] is None]},
+                                                if r["today"] is None],
+                          "cheapest_meeting_on_news": cheapest_meeting(held)},
               "rows": rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

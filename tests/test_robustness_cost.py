@@ -105,3 +105,14 @@ def test_the_markdown_table_marks_what_misses(tmp_path):
     assert "| 8 | 0.05 | klt-context | 650 · 0.0650 ± 0.0050 ✗ | 700 · 0.0400 ± 0.0040 · 0 |" \
         in line
     assert line.endswith("| 700 · 0.0620 ± 0.0050 · 30 ✗ | +50 (+7.7 %) |")
+
+
+def test_the_cheapest_row_meeting_issue_20s_criterion(tmp_path):
+    rows = cost.cost_rows([bench_row("lee_background", 0.044, 0.004, bits=600.0),   # misses
+                           bench_row("lee_background", 0.030, 0.004, bits=650.0,
+                                     codec="klt-laplace-sg"),
+                           bench_row("lee_background", 0.030, 0.004, bits=700.0,
+                                     codec="klt-context-tokens-sg")], {})
+    best = cost.cheapest_meeting(rows)["0.05"]
+    assert best["row"] == "klt-laplace-sg" and best["bits_per_token"] == 650.0
+    assert cost.cheapest_meeting(rows[:1]) == {"0.05": None}
