@@ -91,7 +91,8 @@ def test_main_writes_the_json_and_the_figure(tmp_path):
     report = cost.main(["--guarded", str(guarded), "--today", str(today_file(tmp_path)),
                         "--out", str(out)])
     assert json.loads(out.read_text())["summary"] == report["summary"]
-    assert report["summary"]["guarded_rows"] == 1 and report["summary"]["holding_everywhere"] == 1
+    assert report["summary"]["guarded_rows"] == 1 and report["summary"]["rows"] == 2
+    assert report["summary"]["holding_everywhere"] == 2
     assert out.with_suffix(".png").stat().st_size > 0
 
 
