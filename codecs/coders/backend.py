@@ -4,7 +4,7 @@
 >>> torch_codec(object())
 Traceback (most recent call last):
 ...
-ValueError: codec: no torch coder for object; expected a factorized codec (FactorizedCodec and its subclasses), a joint ContextCodec / TokenContextCodec / TokenTableCodec / HyperpriorCodec, or a RateCappedCodec / WindowControlledCodec of one
+ValueError: codec: no torch coder for object; expected a factorized codec (FactorizedCodec and its subclasses), a joint ContextCodec / TokenContextCodec / TokenTableCodec / HyperpriorCodec, a RateCappedCodec / WindowControlledCodec of one, or a ShiftGuardedCodec of two
 """
 
 from __future__ import annotations
