@@ -110,7 +110,9 @@ def level_on_other_text_claim(architecture: str, rows: list[dict], corpora) -> d
         f"the evaluation documents and on {', '.join(corpora)} ({len(checks)} checks; worst "
         f"{_describe(worst) if worst else '—'})",
         f"{len(failures)} of {len(checks)} checks above level + {STDERR_SLACK:g} s.e. (the "
-        f"level calibrated on fit text does not carry over): {failing}",
+        f"level calibrated on fit text does not carry over): {failing} (what held it on "
+        f"SmolLM2 at splits 8 and 15 for every recipe: --shift-guard gaussian-fisher "
+        f"--calibration-margin 2; docs/domain-shift.md)",
         kind="prediction",
         hypotheses=[_hypothesis("the level is predicted from the calibration on fit "
                                 "documents of one corpus (a prediction: other text can "
