@@ -117,3 +117,19 @@ def test_the_cheapest_row_meeting_issue_20s_criterion(tmp_path):
     best = cost.cheapest_meeting(rows)["0.05"]
     assert best["row"] == "klt-laplace-sg" and best["bits_per_token"] == 650.0
     assert cost.cheapest_meeting(rows[:1]) == {"0.05": None}
+
+
+def test_the_committed_table_is_in_the_docs_and_every_row_holds():
+    """docs/domain-shift.md quotes the committed robustness_cost.json line for line (a
+    number typed by hand, or a rerun not carried into the docs, fails here), and the
+    committed summary is what the rows say."""
+    committed = json.loads((ROOT / "benchmarks" / "results" / "robustness_cost.json").read_text())
+    docs = (ROOT / "docs" / "domain-shift.md").read_text(encoding="utf-8")
+    for line in cost.markdown(committed["rows"]):
+        assert line in docs, f"docs/domain-shift.md lacks the line\n{line}"
+    rows = committed["rows"]
+    summary = committed["summary"]
+    assert summary["rows"] == len(rows)
+    assert summary["holding_everywhere"] == sum(r["holds"] for r in rows)
+    assert summary["not_holding"] == [f"{r['row']} split {r['split']} {r['level']:g}"
+                                      for r in rows if not r["holds"]]
