@@ -130,6 +130,7 @@ class HiddenStateAdapter:
         from rdgap.codecs.entropy_models.factorized import FactorizedCodec
         from rdgap.codecs.quantizers.rate_cap import RateCappedCodec
         from rdgap.codecs.quantizers.shift_guard import ShiftGuardedCodec
+        from rdgap.codecs.coders.torch_guard import TorchShiftGuardedCodec
         from rdgap.codecs.quantizers.window_control import WindowControlledCodec
         from rdgap.codecs.symbol_zstd import ZstdSymbols
         from rdgap.codecs.coders.torch_factorized import TorchFactorizedCodec
@@ -190,15 +191,21 @@ class HiddenStateAdapter:
             self.entropy_source = lambda: _factorized_source(codec.quantizer)
             self.rebuild_from = (codec.quantizer, {"level": codec.level})
         elif isinstance(codec, (ContextCodec, WindowControlledCodec, RateCappedCodec,
-                                ShiftGuardedCodec)):
+                                ShiftGuardedCodec)) and not isinstance(codec,
+                                                                       TorchShiftGuardedCodec):
             # one constriction stack per window, as above (a window-controlled or rate-capped
             # codec adds a 2-byte header, a shift-guarded one a 1-byte header, that its
-            # estimate_bits counts)
+            # estimate_bits counts); not the torch-coded guard, whose sub-coders flush 64
+            # bits per lane and section: like the other torch coders it declares no T2
+            # constants
             self.reconstruct = codec.reconstruct
             self.channels = codec.channels
             self.relative_overhead = ans.RELATIVE_OVERHEAD
             self.stream_overhead_bits = float(ans.STREAM_OVERHEAD_BITS)
             self.lower_overhead_bits = math.inf
+        elif isinstance(codec, TorchShiftGuardedCodec):
+            self.reconstruct = codec.reconstruct   # no T2 constants (see above)
+            self.channels = codec.channels
         elif callable(getattr(codec, "reconstruct", None)):
             self.reconstruct = codec.reconstruct
         if needs_ids and self.reconstruct is not None:

@@ -109,3 +109,16 @@ def test_the_gpu_check_of_the_guard_runs_its_cpu_self_check(fitted, source):
     assert report["identical_streams"] == report["windows"] == 8
     assert 0 < report["fallback_windows"] < 8
     assert max(report["error_over_tolerance"].values()) <= 1.0
+
+
+def test_the_property_suite(fitted):
+    """check_codec drives the torch-coded guard: round trip, determinism, robustness to
+    damaged bytes and crafted headers. T2 is left out: the torch coders' overhead is 64
+    flush bits per lane and section, not constriction's (test_torch_context.py checks it
+    with those constants); cross-process too: the codec is built from the CPU one."""
+    from rdgap.testing import check_codec
+
+    coder = torch_codec(fitted.codec, lanes=4)
+    chosen = ["round-trip", "determinism", "robustness", "crafted-headers"]
+    report = check_codec(coder, properties=chosen, max_examples=4, streams=8)
+    assert {"round-trip", "determinism", "robustness", "crafted-headers"} <= set(report.checked)
